@@ -1,0 +1,80 @@
+#pragma once
+// Decoding the first video stream of a file with FFmpeg's libraries, in-process.
+//
+// Frames come out one at a time in presentation order with their presentation time in seconds;
+// pixel conversion is a separate, optional step so that frames no clip uses are decoded (the
+// codec needs them) but never colour-converted or resized. Memory is bounded whatever the length
+// of the video: the decoder holds at most a small reorder window of frames.
+//
+// Thread safety: a VideoDecoder is not thread-safe; use one per thread. Different decoders may
+// run concurrently.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace vidfeat {
+
+struct DecodeOptions {
+  // Codec threads (frame/slice threading). 0 lets FFmpeg choose from the core count.
+  int threads = 0;
+};
+
+// What the container and stream say, read at open time. Header values are hints only: the true
+// frame count is what decoding yields (DecodeStats::framesDecoded).
+struct StreamInfo {
+  std::string codec;           // e.g. "h264"
+  int codedWidth = 0;          // as stored in the stream
+  int codedHeight = 0;
+  int rotation = 0;            // clockwise display rotation in degrees: 0, 90, 180 or 270
+  int displayWidth = 0;        // after rotation (video_90.mov: 320)
+  int displayHeight = 0;       // after rotation (video_90.mov: 568)
+  double avgFps = 0.0;         // stream average frame rate, 0 when unknown
+  double startTime = 0.0;      // stream start offset in seconds (kept in frame times, not removed)
+  double durationHint = -1.0;  // seconds, -1 when the container has none
+  int64_t frameCountHint = -1; // nb_frames from the header, -1 when absent
+};
+
+struct DecodedFrame {
+  int64_t index = 0;  // 0-based position among decoded frames, in presentation order
+  double pts = 0.0;   // presentation time in seconds (stream time base, start offset kept)
+};
+
+struct DecodeStats {
+  int64_t framesDecoded = 0;   // frames returned by next()
+  int64_t framesConverted = 0; // frames passed through convert()
+  int64_t decodeErrors = 0;    // broken packets/frames skipped
+};
+
+class VideoDecoder {
+ public:
+  // Opens `path` and its first video stream. Throws InputError (naming the file and FFmpeg's
+  // reason) when it cannot be opened, has no video stream, or has no decoder for its codec.
+  explicit VideoDecoder(const std::string& path, const DecodeOptions& options = {});
+  ~VideoDecoder();
+  VideoDecoder(const VideoDecoder&) = delete;
+  VideoDecoder& operator=(const VideoDecoder&) = delete;
+
+  const std::string& path() const;
+  const StreamInfo& info() const;
+  const DecodeStats& stats() const;
+
+  // Output size of convert(), in display orientation (after rotation). Defaults to
+  // displayWidth x displayHeight. Must be called before the first convert() that uses it.
+  void setOutputSize(int width, int height);
+  int outputWidth() const;
+  int outputHeight() const;
+
+  // Decodes the next frame in presentation order. Returns false at the end of the stream.
+  // Broken packets or frames are skipped and counted in stats().decodeErrors.
+  bool next(DecodedFrame& frame);
+
+  // Converts the frame last returned by next() to packed RGB24 (outputHeight rows of
+  // outputWidth*3 bytes, rotation applied), resized in one libswscale pass.
+  void convert(uint8_t* rgb);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vidfeat

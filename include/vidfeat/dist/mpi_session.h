@@ -1,0 +1,30 @@
+#pragma once
+// MPI stays at the edges: one MpiSession in main() initialises and finalises MPI; everything below
+// takes the communicator it uses as a parameter (never MPI_COMM_WORLD below main).
+#include <mpi.h>
+
+namespace vidfeat {
+
+class MpiSession {
+ public:
+  // Initialises MPI (MPI_THREAD_FUNNELED: only the main thread calls MPI) unless it already is.
+  MpiSession(int* argc, char*** argv);
+  ~MpiSession();  // finalises MPI if this object initialised it; never throws
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+
+  MPI_Comm world() const { return MPI_COMM_WORLD; }
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+ private:
+  bool owns_ = false;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+// Rank and size of `comm` (small conveniences; both are local calls).
+int commRank(MPI_Comm comm);
+int commSize(MPI_Comm comm);
+
+}  // namespace vidfeat

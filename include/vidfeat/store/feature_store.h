@@ -1,0 +1,122 @@
+#pragma once
+// The output: ONE HDF5 file written by all ranks together through MPI-IO (layout in
+// docs/FORMAT.md). Rows of /features and /segments correspond one to one; a video's segments are
+// one contiguous row range, recorded in its /videos row.
+//
+// Every member function marked "collective" must be called by all ranks of the communicator the
+// store was opened with, in the same order.
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vidfeat {
+
+enum class VideoStatus : int8_t { Pending = 0, Complete = 1, Failed = 2 };
+
+// One manifest line.
+struct VideoEntry {
+  std::string videoId;
+  std::string path;
+};
+
+// One temporal bucket of a video.
+struct SegmentRecord {
+  int32_t index = 0;         // 0-based segment index within the video
+  int64_t firstFrame = 0;    // first source frame used (decoded-frame index)
+  int64_t lastFrame = 0;     // last source frame used (inclusive)
+  double startTime = 0.0;    // seconds, presentation time of firstFrame
+  double endTime = 0.0;      // seconds, presentation time of lastFrame plus its duration
+  int32_t paddedFrames = 0;  // frames of the clip that are padding, not real frames
+};
+
+// What one rank produced for one video.
+struct VideoResult {
+  int64_t videoRow = -1;  // row in /videos, as returned by addVideos
+  VideoStatus status = VideoStatus::Complete;
+  double fps = 0.0;            // average frame rate of the decoded frames
+  int64_t decodedFrames = 0;   // frames the decoder produced
+  double duration = 0.0;       // seconds covered by the decoded frames
+  int64_t decodeErrors = 0;    // broken packets/frames skipped
+  std::string error;           // reason, when status == Failed
+  std::vector<SegmentRecord> segments;
+  std::vector<float> features;  // segments.size() x featureDim, row-major
+};
+
+// File-level provenance, stored as attributes of the root group.
+struct FileMetadata {
+  std::string modelName;         // e.g. "SLOW_8x8_R50" (config file stem) or MODEL.ARCH
+  std::string modelArch;         // MODEL.ARCH
+  std::string configYaml;        // the effective config, as YAML text
+  std::string checkpointPath;    // empty with random weights
+  std::string checkpointSha256;  // empty with random weights
+  std::string weights;           // "checkpoint" or "random (untrained), seed N"
+  std::string tailPolicy;        // repeat | sample | drop
+  std::string featureName;       // what a feature row is, in words
+  int64_t featureDim = 0;
+  int32_t numFrames = 0;         // DATA.NUM_FRAMES
+  int32_t samplingRate = 0;      // DATA.SAMPLING_RATE
+  int32_t stride = 0;            // frames between consecutive clip starts
+  double targetFps = 0.0;        // --fps, 0 = native frame rate
+};
+
+class FeatureStore {
+ public:
+  // Collective. Creates `path` (replacing any file there) with an empty layout.
+  static FeatureStore create(const std::string& path, MPI_Comm comm, const FileMetadata& meta);
+
+  FeatureStore(FeatureStore&&) noexcept;
+  FeatureStore& operator=(FeatureStore&&) noexcept;
+  ~FeatureStore();  // closes the file if still open; never throws
+
+  // Collective. Appends the videos as Pending rows of /videos; every rank passes the same list.
+  // Returns the row of the first one (rows are consecutive).
+  int64_t addVideos(const std::vector<VideoEntry>& videos);
+
+  // Collective. Each rank passes the videos it finished since the last wave (possibly none).
+  // Appends their features and segments at offsets agreed by a prefix sum over ranks, writes with
+  // collective transfers, updates their /videos rows, and flushes the file. Only after this
+  // returns are those videos marked complete on disk.
+  void writeWave(const std::vector<VideoResult>& local);
+
+  // Collective. Flushes and closes the file.
+  void close();
+
+  int64_t featureDim() const;
+
+ private:
+  struct Impl;
+  explicit FeatureStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Serial, read-only view of a finished file, for `vidfeat inspect` and tests.
+struct StoredVideo {
+  std::string videoId;
+  std::string path;
+  VideoStatus status = VideoStatus::Pending;
+  double fps = 0.0;
+  int64_t decodedFrames = 0;
+  double duration = 0.0;
+  int64_t decodeErrors = 0;
+  int64_t firstRow = 0;
+  int64_t segmentCount = 0;
+  std::string error;
+};
+
+struct StoreSummary {
+  std::string formatVersion;
+  std::string vidfeatVersion;
+  FileMetadata meta;
+  std::string createdUtc;
+  int64_t featureRows = 0;
+  std::vector<StoredVideo> videos;
+};
+
+// Reads the attributes and the /videos table. Throws InputError naming the file when it is not a
+// vidfeat output.
+StoreSummary readStoreSummary(const std::string& path);
+
+}  // namespace vidfeat
