@@ -1,0 +1,38 @@
+#pragma once
+// --fps F: resamples a stream of frames to a target frame rate by presentation time before
+// bucketing. Slot k has time t0 + k/F (t0 = first frame's time) and shows the frame on screen at
+// that time: the last frame whose presentation time is <= the slot time. Works for variable
+// frame rate input, since only presentation times are used.
+#include <cstdint>
+#include <vector>
+
+namespace vidfeat {
+
+class FpsResampler {
+ public:
+  explicit FpsResampler(double fps);  // throws Error unless fps > 0
+
+  struct Slot {
+    int64_t sourceIndex;  // which decoded frame the slot shows
+    double time;          // slot time in seconds
+  };
+
+  // Feeds the next decoded frame (increasing times). Returns the slots now known to show the
+  // PREVIOUS frame (a frame's slots are settled when the next frame's time is known).
+  std::vector<Slot> push(int64_t sourceIndex, double time);
+
+  // End of stream: the slots showing the last frame, which stays on screen for `lastDuration`.
+  std::vector<Slot> finish(double lastDuration);
+
+ private:
+  std::vector<Slot> settle(double until);  // slots with time < until go to the previous frame
+
+  double fps_;
+  bool started_ = false;
+  double t0_ = 0.0;
+  int64_t nextSlot_ = 0;
+  int64_t prevIndex_ = -1;
+  double prevTime_ = 0.0;
+};
+
+}  // namespace vidfeat

@@ -1,0 +1,40 @@
+#pragma once
+// PySlowFast's test-time preprocessing of a clip: uint8 RGB -> /255 -> (x - DATA.MEAN) / DATA.STD,
+// short side scaled (bilinear, align_corners=False: done by the decoder's single libswscale pass,
+// see VideoDecoder::convert), centre crop, layout C x T x H x W.
+//
+// Scaling is linear, so resizing the uint8 frames before normalising equals PySlowFast's
+// normalise-then-resize up to uint8 rounding (< 0.5/255).
+#include <array>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace vidfeat {
+
+class Config;
+
+struct PreprocessSpec {
+  int shortSide = 256;  // frames are scaled so their shorter side is this long
+  int cropSize = 256;   // DATA.TEST_CROP_SIZE
+  int spatialIndex = 1; // uniform_crop: 0 left/top, 1 centre, 2 right/bottom
+  std::array<float, 3> mean{0.45f, 0.45f, 0.45f};
+  std::array<float, 3> std{0.225f, 0.225f, 0.225f};
+
+  // From DATA.TRAIN_JITTER_SCALES[0] (the seed's scale), DATA.TEST_CROP_SIZE, DATA.MEAN, DATA.STD.
+  static PreprocessSpec fromConfig(const Config& cfg);
+};
+
+// Size after PySlowFast's short-side scaling (random_short_side_scale_jitter with a fixed size):
+// the short side becomes `size`, the long side floor(long / short * size).
+std::pair<int, int> shortSideScaledSize(int width, int height, int size);
+
+// Top-left corner of the crop (uniform_crop): {x, y}.
+std::pair<int, int> cropOffset(int width, int height, int size, int spatialIndex);
+
+// Packs T frames of packed RGB24 (width x height, already scaled) into `out`, a float buffer of
+// 3 x T x crop x crop (C, T, H, W), normalised. Throws Error when a frame is smaller than the crop.
+void packClip(const std::vector<const uint8_t*>& frames, int width, int height,
+              const PreprocessSpec& spec, float* out);
+
+}  // namespace vidfeat

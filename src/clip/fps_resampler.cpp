@@ -1,0 +1,51 @@
+#include "vidfeat/clip/fps_resampler.h"
+
+#include <cmath>
+#include <string>
+
+#include "vidfeat/common/error.h"
+
+namespace vidfeat {
+
+namespace {
+// Presentation times come from integer timestamps times a rational time base; a slot time that
+// equals a frame time up to rounding belongs to that frame.
+constexpr double kTimeEpsilon = 1e-6;
+}  // namespace
+
+FpsResampler::FpsResampler(double fps) : fps_(fps) {
+  if (!(fps > 0.0) || !std::isfinite(fps)) {
+    throw Error("--fps must be a positive number, got " + std::to_string(fps));
+  }
+}
+
+std::vector<FpsResampler::Slot> FpsResampler::settle(double until) {
+  std::vector<Slot> out;
+  while (true) {
+    double t = t0_ + double(nextSlot_) / fps_;
+    if (t >= until - kTimeEpsilon) break;
+    out.push_back({prevIndex_, t});
+    ++nextSlot_;
+  }
+  return out;
+}
+
+std::vector<FpsResampler::Slot> FpsResampler::push(int64_t sourceIndex, double time) {
+  std::vector<Slot> out;
+  if (!started_) {
+    started_ = true;
+    t0_ = time;
+  } else {
+    out = settle(time);
+  }
+  prevIndex_ = sourceIndex;
+  prevTime_ = time;
+  return out;
+}
+
+std::vector<FpsResampler::Slot> FpsResampler::finish(double lastDuration) {
+  if (!started_) return {};
+  return settle(prevTime_ + lastDuration);
+}
+
+}  // namespace vidfeat

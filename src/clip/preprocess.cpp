@@ -1,0 +1,87 @@
+#include "vidfeat/clip/preprocess.h"
+
+#include <cmath>
+#include <string>
+
+#include "vidfeat/common/error.h"
+#include "vidfeat/config/config.h"
+
+namespace vidfeat {
+
+PreprocessSpec PreprocessSpec::fromConfig(const Config& cfg) {
+  PreprocessSpec s;
+  auto scales = cfg.get<std::vector<int>>("DATA.TRAIN_JITTER_SCALES");
+  if (scales.empty()) throw Error("config key DATA.TRAIN_JITTER_SCALES is empty");
+  s.shortSide = scales[0];
+  s.cropSize = cfg.get<int>("DATA.TEST_CROP_SIZE");
+  auto mean = cfg.get<std::vector<double>>("DATA.MEAN");
+  auto std = cfg.get<std::vector<double>>("DATA.STD");
+  if (mean.size() != 3) throw Error("config key DATA.MEAN must have 3 values");
+  if (std.size() != 3) throw Error("config key DATA.STD must have 3 values");
+  for (int c = 0; c < 3; ++c) {
+    s.mean[c] = static_cast<float>(mean[c]);
+    s.std[c] = static_cast<float>(std[c]);
+    if (s.std[c] == 0.0f) throw Error("config key DATA.STD must not contain 0");
+  }
+  if (s.cropSize < 1) throw Error("config key DATA.TEST_CROP_SIZE must be >= 1");
+  if (s.shortSide < s.cropSize) {
+    throw Error("DATA.TRAIN_JITTER_SCALES[0] (" + std::to_string(s.shortSide) +
+                ") must be >= DATA.TEST_CROP_SIZE (" + std::to_string(s.cropSize) + ")");
+  }
+  return s;
+}
+
+std::pair<int, int> shortSideScaledSize(int width, int height, int size) {
+  if ((width <= height && width == size) || (height <= width && height == size)) {
+    return {width, height};
+  }
+  if (width < height) {
+    return {size, static_cast<int>(std::floor(double(height) / width * size))};
+  }
+  return {static_cast<int>(std::floor(double(width) / height * size)), size};
+}
+
+std::pair<int, int> cropOffset(int width, int height, int size, int spatialIndex) {
+  int y = static_cast<int>(std::ceil((height - size) / 2.0));
+  int x = static_cast<int>(std::ceil((width - size) / 2.0));
+  if (height > width) {
+    if (spatialIndex == 0) y = 0;
+    if (spatialIndex == 2) y = height - size;
+  } else {
+    if (spatialIndex == 0) x = 0;
+    if (spatialIndex == 2) x = width - size;
+  }
+  return {x, y};
+}
+
+void packClip(const std::vector<const uint8_t*>& frames, int width, int height,
+              const PreprocessSpec& spec, float* out) {
+  const int s = spec.cropSize;
+  if (width < s || height < s) {
+    throw Error("frame " + std::to_string(width) + "x" + std::to_string(height) +
+                " is smaller than the crop " + std::to_string(s));
+  }
+  auto [x0, y0] = cropOffset(width, height, s, spec.spatialIndex);
+  const size_t T = frames.size();
+  const size_t plane = size_t(s) * s;
+  // x/255 then (x - mean)/std, folded into one multiply-add per channel.
+  float scale[3], shift[3];
+  for (int c = 0; c < 3; ++c) {
+    scale[c] = 1.0f / (255.0f * spec.std[c]);
+    shift[c] = -spec.mean[c] / spec.std[c];
+  }
+  for (size_t t = 0; t < T; ++t) {
+    const uint8_t* src = frames[t];
+    float* dst[3] = {out + (0 * T + t) * plane, out + (1 * T + t) * plane, out + (2 * T + t) * plane};
+    for (int y = 0; y < s; ++y) {
+      const uint8_t* row = src + (size_t(y0 + y) * width + x0) * 3;
+      for (int x = 0; x < s; ++x) {
+        for (int c = 0; c < 3; ++c) {
+          dst[c][size_t(y) * s + x] = float(row[3 * x + c]) * scale[c] + shift[c];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace vidfeat
