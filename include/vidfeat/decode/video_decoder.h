@@ -43,6 +43,10 @@ struct DecodeStats {
   int64_t framesDecoded = 0;   // frames returned by next()
   int64_t framesConverted = 0; // frames passed through convert()
   int64_t decodeErrors = 0;    // broken packets/frames skipped
+  int64_t framesCorrupt = 0;   // frames returned although the decoder flagged them as corrupt
+                               // (error-concealed pictures; ffprobe counts them too)
+  int64_t framesLate = 0;      // frames too far out of order for the reorder window, returned
+                               // with a pts below their predecessor's
 };
 
 class VideoDecoder {
@@ -69,7 +73,8 @@ class VideoDecoder {
   bool next(DecodedFrame& frame);
 
   // Converts the frame last returned by next() to packed RGB24 (outputHeight rows of
-  // outputWidth*3 bytes, rotation applied), resized in one libswscale pass.
+  // outputWidth*3 bytes, rotation applied): libswscale colour conversion at the decoded size,
+  // then a bilinear resize matching torch's interpolate(mode="bilinear", align_corners=False).
   void convert(uint8_t* rgb);
 
  private:

@@ -1,0 +1,87 @@
+#pragma once
+// The one place that includes FFmpeg's headers. Every libav object has exactly one owner: the
+// std::unique_ptr aliases below free it with the matching FFmpeg function, so no other code calls
+// av_free / *_free by hand. Version differences between FFmpeg releases are absorbed here too.
+//
+// Written against FFmpeg 5.1 (Debian 12: libavformat 59, libavcodec 59, libavutil 57,
+// libswscale 6); the shims keep it building with later releases.
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/avutil.h>
+#include <libavutil/display.h>
+#include <libavutil/error.h>
+#include <libavutil/frame.h>
+#include <libavutil/pixdesc.h>
+#include <libswscale/swscale.h>
+}
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace vidfeat::ffmpeg {
+
+// FFmpeg frees objects with two shapes of function: `void f(T**)`, which also nulls the caller's
+// pointer, and `void f(T*)`. One small deleter template per shape.
+template <typename T, void (*FreeFn)(T**)>
+struct DeleterP {
+  void operator()(T* p) const {
+    if (p != nullptr) FreeFn(&p);
+  }
+};
+
+template <typename T, void (*FreeFn)(T*)>
+struct Deleter {
+  void operator()(T* p) const {
+    if (p != nullptr) FreeFn(p);
+  }
+};
+
+// avformat_close_input (not avformat_free_context): the context comes from avformat_open_input,
+// which also opened the I/O context that must be closed with it.
+using UniqueAVFormatContext =
+    std::unique_ptr<AVFormatContext, DeleterP<AVFormatContext, avformat_close_input>>;
+using UniqueAVCodecContext =
+    std::unique_ptr<AVCodecContext, DeleterP<AVCodecContext, avcodec_free_context>>;
+using UniqueAVFrame = std::unique_ptr<AVFrame, DeleterP<AVFrame, av_frame_free>>;
+using UniqueAVPacket = std::unique_ptr<AVPacket, DeleterP<AVPacket, av_packet_free>>;
+using UniqueSwsContext = std::unique_ptr<SwsContext, Deleter<SwsContext, sws_freeContext>>;
+
+// FFmpeg's text for a return code, e.g. "Invalid data found when processing input".
+inline std::string errorString(int code) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
+  if (av_strerror(code, buf, sizeof(buf)) < 0) {
+    return "unknown FFmpeg error " + std::to_string(code);
+  }
+  return buf;
+}
+
+// A frame's duration in stream time-base units, 0 when unknown. FFmpeg 5.1 only has
+// pkt_duration; libavutil 57.30 added AVFrame::duration and later releases drop pkt_duration.
+inline int64_t frameDuration(const AVFrame* frame) {
+#if LIBAVUTIL_VERSION_INT >= AV_VERSION_INT(57, 30, 100)
+  return frame->duration;
+#else
+  return frame->pkt_duration;
+#endif
+}
+
+// The stream's display matrix (9 int32 values), or nullptr when it has none. FFmpeg 6.1 moved
+// stream side data into codecpar and deprecated av_stream_get_side_data.
+inline const int32_t* displayMatrix(const AVStream* stream) {
+#if LIBAVFORMAT_VERSION_INT >= AV_VERSION_INT(60, 15, 100)
+  const AVPacketSideData* sd =
+      av_packet_side_data_get(stream->codecpar->coded_side_data,
+                              stream->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
+  if (sd == nullptr || sd->size < 9 * sizeof(int32_t)) return nullptr;
+  return reinterpret_cast<const int32_t*>(sd->data);
+#else
+  size_t size = 0;
+  const uint8_t* data = av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, &size);
+  if (data == nullptr || size < 9 * sizeof(int32_t)) return nullptr;
+  return reinterpret_cast<const int32_t*>(data);
+#endif
+}
+
+}  // namespace vidfeat::ffmpeg

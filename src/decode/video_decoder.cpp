@@ -1,0 +1,484 @@
+#include "vidfeat/decode/video_decoder.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "ffmpeg.h"
+#include "vidfeat/common/error.h"
+
+namespace vidfeat {
+
+namespace {
+
+using ffmpeg::errorString;
+
+// Frames held back to put decoder output into presentation order. FFmpeg's decoders already
+// reorder (h264's has_b_frames delay); this window only catches residual disorder, e.g. a decoder
+// that under-estimated its reorder depth at the start of a stream. unordered.mov (packets stored
+// out of presentation order) already comes out of libavcodec with increasing pts, so the window
+// never has to move a frame there. Kept small because each held frame pins a decoded picture
+// (12 MB for 4K yuv420p).
+constexpr size_t kReorderDepth = 4;
+
+// A stream that yields nothing but errors for this long is not worth decoding further.
+constexpr int kMaxConsecutiveErrors = 1000;
+
+// Local paths go to the file protocol explicitly, so that a name containing ':' (e.g.
+// "clip:1.mp4") is not taken for a protocol prefix. Names with a scheme are passed through.
+std::string ffmpegUrl(const std::string& path) {
+  if (path.find("://") != std::string::npos) return path;
+  return "file:" + path;
+}
+
+// Clockwise display rotation (0/90/180/270) from the stream's display matrix.
+// av_display_rotation_get returns the counter-clockwise angle the matrix rotates by, so the
+// clockwise angle a player applies is its negation (video_90.mov: -90 -> 90 clockwise).
+// Mirroring in the matrix is ignored.
+int streamRotation(const AVStream* stream) {
+  const int32_t* matrix = ffmpeg::displayMatrix(stream);
+  if (matrix == nullptr) return 0;
+  double ccw = av_display_rotation_get(matrix);
+  if (std::isnan(ccw)) return 0;
+  long quarterTurns = std::lround(-ccw / 90.0);
+  return static_cast<int>(((quarterTurns % 4) + 4) % 4) * 90;
+}
+
+double toDouble(AVRational r) { return (r.num > 0 && r.den > 0) ? av_q2d(r) : 0.0; }
+
+// Exact separable bilinear resize of packed RGB24 with torch.nn.functional.interpolate's
+// mode="bilinear", align_corners=False, antialias=False mapping: source coordinate
+// (dst + 0.5) * in / out - 0.5, clamped at 0, two taps, edge pixel repeated. Interpolation is
+// done in float and rounded once, so the result is within 0.5 levels of torch on the same RGB
+// input. libswscale cannot do this in one pass (see convert()).
+class BilinearResizer {
+ public:
+  void resize(const uint8_t* src, int srcW, int srcH, size_t srcStride, uint8_t* dst, int dstW,
+              int dstH) {
+    if (srcW != srcW_ || srcH != srcH_ || dstW != dstW_ || dstH != dstH_) {
+      computeTaps(srcW, dstW, xTaps_);
+      computeTaps(srcH, dstH, yTaps_);
+      srcW_ = srcW;
+      srcH_ = srcH;
+      dstW_ = dstW;
+      dstH_ = dstH;
+      rows_[0].assign(static_cast<size_t>(dstW) * 3, 0.f);
+      rows_[1].assign(static_cast<size_t>(dstW) * 3, 0.f);
+    }
+    rowIndex_[0] = rowIndex_[1] = -1;
+    const size_t dstStride = static_cast<size_t>(dstW) * 3;
+    for (int y = 0; y < dstH; ++y) {
+      const Tap& ty = yTaps_[y];
+      const float* r0 = horizontalRow(src + ty.i0 * srcStride, ty.i0);
+      const float* r1 = horizontalRow(src + ty.i1 * srcStride, ty.i1);
+      uint8_t* out = dst + y * dstStride;
+      for (size_t k = 0; k < dstStride; ++k) {
+        float v = r0[k] * ty.w0 + r1[k] * ty.w1;
+        out[k] = static_cast<uint8_t>(std::clamp(v + 0.5f, 0.f, 255.f));
+      }
+    }
+  }
+
+ private:
+  struct Tap {
+    int i0, i1;
+    float w0, w1;
+  };
+
+  static void computeTaps(int in, int out, std::vector<Tap>& taps) {
+    taps.resize(out);
+    const double scale = static_cast<double>(in) / out;
+    for (int d = 0; d < out; ++d) {
+      double s = std::max(0.0, (d + 0.5) * scale - 0.5);
+      int i0 = std::min(static_cast<int>(s), in - 1);
+      int i1 = std::min(i0 + 1, in - 1);
+      float w1 = static_cast<float>(s - i0);
+      taps[d] = Tap{i0, i1, 1.f - w1, w1};
+    }
+  }
+
+  // The horizontally resampled source row `srcRow`; consecutive output rows mostly share their
+  // two source rows, so the last two results are kept.
+  const float* horizontalRow(const uint8_t* row, int srcRow) {
+    for (int slot = 0; slot < 2; ++slot) {
+      if (rowIndex_[slot] == srcRow) return rows_[slot].data();
+    }
+    int slot = nextSlot_;
+    nextSlot_ ^= 1;
+    float* out = rows_[slot].data();
+    for (int x = 0; x < dstW_; ++x) {
+      const Tap& t = xTaps_[x];
+      const uint8_t* p0 = row + t.i0 * 3;
+      const uint8_t* p1 = row + t.i1 * 3;
+      for (int c = 0; c < 3; ++c) out[x * 3 + c] = p0[c] * t.w0 + p1[c] * t.w1;
+    }
+    rowIndex_[slot] = srcRow;
+    return out;
+  }
+
+  int srcW_ = 0, srcH_ = 0, dstW_ = 0, dstH_ = 0;
+  std::vector<Tap> xTaps_, yTaps_;
+  std::vector<float> rows_[2];
+  int rowIndex_[2] = {-1, -1};
+  int nextSlot_ = 0;
+};
+
+// Rotates packed RGB24 `src` (w x h, rows `srcStride` bytes apart) clockwise by `rotation`
+// degrees into the tightly packed `dst`.
+void rotateRgb(const uint8_t* src, int w, int h, size_t srcStride, int rotation, uint8_t* dst) {
+  auto copyPixel = [&](int dx, int dy, int dstW, int sx, int sy) {
+    const uint8_t* s = src + sy * srcStride + static_cast<size_t>(sx) * 3;
+    uint8_t* d = dst + (static_cast<size_t>(dy) * dstW + dx) * 3;
+    d[0] = s[0];
+    d[1] = s[1];
+    d[2] = s[2];
+  };
+  if (rotation == 90) {  // output h x w; its top-left is the source's bottom-left
+    for (int dy = 0; dy < w; ++dy)
+      for (int dx = 0; dx < h; ++dx) copyPixel(dx, dy, h, dy, h - 1 - dx);
+  } else if (rotation == 270) {  // output h x w; its top-left is the source's top-right
+    for (int dy = 0; dy < w; ++dy)
+      for (int dx = 0; dx < h; ++dx) copyPixel(dx, dy, h, w - 1 - dy, dx);
+  } else {  // 180
+    for (int dy = 0; dy < h; ++dy)
+      for (int dx = 0; dx < w; ++dx) copyPixel(dx, dy, w, w - 1 - dx, h - 1 - dy);
+  }
+}
+
+}  // namespace
+
+struct VideoDecoder::Impl {
+  // A decoded frame waiting in the reorder window.
+  struct Pending {
+    int64_t pts;  // stream time-base units
+    int64_t seq;  // decoder output order, breaks pts ties
+    ffmpeg::UniqueAVFrame frame;
+  };
+
+  std::string path;
+  DecodeOptions options;
+  StreamInfo info;
+  DecodeStats stats;
+
+  ffmpeg::UniqueAVFormatContext format;
+  ffmpeg::UniqueAVCodecContext codec;
+  ffmpeg::UniqueAVPacket packet;
+  ffmpeg::UniqueAVFrame received;  // scratch for avcodec_receive_frame
+  AVStream* stream = nullptr;
+  AVRational timeBase{0, 1};
+  int64_t fallbackDuration = 0;  // one frame at the average rate, time-base units
+
+  bool packetPending = false;  // `packet` was refused with EAGAIN and must be sent again
+  bool flushSent = false;      // end of input reached, the decoder is draining
+  bool drained = false;        // the decoder returned AVERROR_EOF
+  int consecutiveErrors = 0;
+
+  std::vector<Pending> window;  // sorted by (pts, seq)
+  int64_t seq = 0;
+  int64_t lastReceivedPts = AV_NOPTS_VALUE;
+  int64_t lastReceivedDuration = 0;
+  int64_t lastEmittedPts = AV_NOPTS_VALUE;
+  ffmpeg::UniqueAVFrame current;  // frame last returned by next(), for convert()
+
+  int outWidth = 0;
+  int outHeight = 0;
+  ffmpeg::UniqueSwsContext sws;
+  std::vector<uint8_t> nativeRgb;   // colour-converted frame at its decoded size, padded rows
+  std::vector<uint8_t> resizedRgb;  // resized, before rotation
+  BilinearResizer resizer;
+
+  [[noreturn]] void fail(const std::string& what, int rc) const {
+    throw InputError(path, what + ": " + errorString(rc));
+  }
+
+  void open() {
+    AVFormatContext* raw = nullptr;
+    int rc = avformat_open_input(&raw, ffmpegUrl(path).c_str(), nullptr, nullptr);
+    if (rc < 0) fail("cannot open", rc);  // avformat_open_input freed `raw` itself
+    format.reset(raw);
+
+    rc = avformat_find_stream_info(format.get(), nullptr);
+    if (rc < 0) fail("cannot read stream information", rc);
+
+    const AVCodec* decoder = nullptr;
+    rc = av_find_best_stream(format.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0);
+    if (rc == AVERROR_STREAM_NOT_FOUND) fail("no video stream", rc);
+    if (rc == AVERROR_DECODER_NOT_FOUND) fail("no decoder for its video stream", rc);
+    if (rc < 0) fail("cannot select the video stream", rc);
+    stream = format->streams[rc];
+    // Cover art in an audio file is a one-picture "video" stream, not a video.
+    if (stream->disposition & AV_DISPOSITION_ATTACHED_PIC) {
+      throw InputError(path, "no video stream (only an attached picture)");
+    }
+    timeBase = stream->time_base;
+
+    codec.reset(avcodec_alloc_context3(decoder));
+    if (!codec) throw std::bad_alloc();
+    rc = avcodec_parameters_to_context(codec.get(), stream->codecpar);
+    if (rc < 0) fail("cannot set up the video decoder", rc);
+    // Lets the decoder compute best_effort_timestamp and durations in the stream's units.
+    codec->pkt_timebase = timeBase;
+    codec->thread_count = std::max(0, options.threads);
+    codec->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+    rc = avcodec_open2(codec.get(), decoder, nullptr);
+    if (rc < 0) fail("cannot open the " + std::string(decoder->name) + " decoder", rc);
+
+    packet.reset(av_packet_alloc());
+    received.reset(av_frame_alloc());
+    if (!packet || !received) throw std::bad_alloc();
+
+    readInfo();
+    outWidth = info.displayWidth;
+    outHeight = info.displayHeight;
+  }
+
+  void readInfo() {
+    const AVCodecParameters* par = stream->codecpar;
+    info.codec = avcodec_get_name(par->codec_id);
+    info.codedWidth = par->width;
+    info.codedHeight = par->height;
+    info.rotation = streamRotation(stream);
+    const bool swap = info.rotation == 90 || info.rotation == 270;
+    info.displayWidth = swap ? par->height : par->width;
+    info.displayHeight = swap ? par->width : par->height;
+    info.avgFps = toDouble(stream->avg_frame_rate);
+    if (stream->start_time != AV_NOPTS_VALUE)
+      info.startTime = stream->start_time * av_q2d(timeBase);
+    if (stream->duration != AV_NOPTS_VALUE && stream->duration > 0) {
+      info.durationHint = stream->duration * av_q2d(timeBase);
+    } else if (format->duration != AV_NOPTS_VALUE && format->duration > 0) {
+      info.durationHint = static_cast<double>(format->duration) / AV_TIME_BASE;
+    }
+    info.frameCountHint = stream->nb_frames > 0 ? stream->nb_frames : -1;
+
+    AVRational rate = av_guess_frame_rate(format.get(), stream, nullptr);
+    if (rate.num > 0 && rate.den > 0) fallbackDuration = av_rescale_q(1, av_inv_q(rate), timeBase);
+    if (fallbackDuration <= 0) fallbackDuration = 1;
+  }
+
+  // A broken packet or frame: skipped, counted, and decoding goes on. Out of memory is not a
+  // property of the file and is rethrown.
+  void noteDecodeError(int rc, const char* where) {
+    if (rc == AVERROR(ENOMEM)) throw std::bad_alloc();
+    ++stats.decodeErrors;
+    spdlog::debug("{}: {} failed, skipped: {}", path, where, errorString(rc));
+    if (++consecutiveErrors > kMaxConsecutiveErrors) {
+      throw InputError(path, std::to_string(kMaxConsecutiveErrors) +
+                                 " decode errors in a row, last: " + errorString(rc));
+    }
+  }
+
+  // Sends the next packet of our stream to the decoder, or the flush signal at end of input.
+  void feedDecoder() {
+    for (;;) {
+      if (!packetPending) {
+        int rc = av_read_frame(format.get(), packet.get());
+        if (rc < 0) {
+          // Like ffmpeg and ffprobe, a read error ends the input; what was read is still drained.
+          if (rc != AVERROR_EOF) noteDecodeError(rc, "reading a packet");
+          rc = avcodec_send_packet(codec.get(), nullptr);
+          if (rc < 0 && rc != AVERROR_EOF) fail("cannot flush the decoder", rc);
+          flushSent = true;
+          return;
+        }
+        if (packet->stream_index != stream->index) {
+          av_packet_unref(packet.get());
+          continue;
+        }
+      }
+      int rc = avcodec_send_packet(codec.get(), packet.get());
+      if (rc == AVERROR(EAGAIN)) {
+        // The decoder has output to hand over first; keep the packet for the next call.
+        packetPending = true;
+        return;
+      }
+      packetPending = false;
+      av_packet_unref(packet.get());
+      if (rc < 0) {
+        noteDecodeError(rc, "sending a packet");
+        continue;
+      }
+      return;
+    }
+  }
+
+  // Decodes one more frame into the window. Returns false once the decoder is fully drained.
+  bool decodeOne() {
+    while (!drained) {
+      int rc = avcodec_receive_frame(codec.get(), received.get());
+      if (rc >= 0) {
+        consecutiveErrors = 0;
+        enqueue();
+        return true;
+      }
+      if (rc == AVERROR_EOF) {
+        drained = true;
+        break;
+      }
+      if (rc != AVERROR(EAGAIN)) noteDecodeError(rc, "decoding a frame");
+      if (flushSent) {
+        // While draining, an error is per frame and the next call goes on; EAGAIN cannot happen
+        // after a flush, so treat it as the end rather than loop.
+        if (rc == AVERROR(EAGAIN)) drained = true;
+        continue;
+      }
+      feedDecoder();
+    }
+    return false;
+  }
+
+  // Moves `received` into the reorder window under its presentation time.
+  void enqueue() {
+    AVFrame* f = received.get();
+    // Kept rather than dropped: frames the decoder flags as corrupt are error-concealed pictures
+    // that ffprobe -count_frames counts too, and dropping them would shift every later index.
+    // They are counted separately so a caller can judge the file.
+    if ((f->flags & AV_FRAME_FLAG_CORRUPT) || f->decode_error_flags != 0) ++stats.framesCorrupt;
+
+    int64_t pts = f->best_effort_timestamp;
+    if (pts == AV_NOPTS_VALUE) pts = f->pts;
+    if (pts == AV_NOPTS_VALUE) {
+      // No timestamp at all: extrapolate from the previous frame and its duration (or one frame
+      // at the stream's rate), so times keep increasing; the first frame starts at the stream
+      // start.
+      if (lastReceivedPts == AV_NOPTS_VALUE) {
+        pts = stream->start_time != AV_NOPTS_VALUE ? stream->start_time : 0;
+      } else {
+        pts =
+            lastReceivedPts + (lastReceivedDuration > 0 ? lastReceivedDuration : fallbackDuration);
+      }
+    }
+    lastReceivedPts = pts;
+    lastReceivedDuration = ffmpeg::frameDuration(f);
+
+    ffmpeg::UniqueAVFrame held(av_frame_alloc());
+    if (!held) throw std::bad_alloc();
+    av_frame_move_ref(held.get(), f);
+    Pending pending{pts, seq++, std::move(held)};
+    auto pos = std::upper_bound(window.begin(), window.end(), pending,
+                                [](const Pending& a, const Pending& b) {
+                                  return a.pts != b.pts ? a.pts < b.pts : a.seq < b.seq;
+                                });
+    window.insert(pos, std::move(pending));
+  }
+
+  bool next(DecodedFrame& out) {
+    while (window.size() < kReorderDepth && decodeOne()) {
+    }
+    if (window.empty()) {
+      current.reset();
+      return false;
+    }
+    Pending first = std::move(window.front());
+    window.erase(window.begin());
+    if (lastEmittedPts != AV_NOPTS_VALUE && first.pts < lastEmittedPts) ++stats.framesLate;
+    lastEmittedPts = first.pts;
+    current = std::move(first.frame);
+    out.index = stats.framesDecoded++;
+    out.pts = first.pts * av_q2d(timeBase);
+    return true;
+  }
+
+  // Colour conversion, resize and rotation of `current` into `rgb`.
+  //
+  // Route: one libswscale pass converts the frame to RGB24 at its decoded size, then our own
+  // separable bilinear resize (BilinearResizer) brings it to the output size, then the rotation.
+  // The features must match PySlowFast, which takes PyAV's native-size RGB and resizes it with
+  // torch bilinear (align_corners=False, no antialias). Resizing inside swscale in the same pass
+  // cannot meet 1/255 of that, whatever the flags (measured, max abs error in levels, chaplin.mp4
+  // 640x360 -> 455x256 / v_GGSY1Qvo990.mp4 320x240 -> 341x256): SWS_BILINEAR 38.5 / 12.1 (it
+  // widens the filter when downscaling, and interpolates chroma differently from the native-size
+  // path), SWS_FAST_BILINEAR 108 / 18.9 (corner-aligned mapping, 7-bit weights), with
+  // SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP 39.3 / 12.1 (bilinear) and
+  // 107 / 24.8 (fast bilinear). The two-step route is within 0.5 levels by construction.
+  //
+  // Colour conversion flags are PyAV's defaults (SWS_BILINEAR, which is irrelevant at 1:1 size,
+  // and swscale's default BT.601 matrix whatever the frame's colorspace says) so that the RGB is
+  // the one PySlowFast sees.
+  void convert(uint8_t* rgb) {
+    if (!current) throw std::logic_error("VideoDecoder::convert() called without a current frame");
+    const AVFrame* f = current.get();
+    const bool swap = info.rotation == 90 || info.rotation == 270;
+    if (outWidth <= 0 || outHeight <= 0) {
+      // The header had no frame size and no size was set: use the decoded one.
+      outWidth = swap ? f->height : f->width;
+      outHeight = swap ? f->width : f->height;
+    }
+    const int targetW = swap ? outHeight : outWidth;  // size before rotation
+    const int targetH = swap ? outWidth : outHeight;
+    const bool resize = targetW != f->width || targetH != f->height;
+    const bool rotate = info.rotation != 0;
+
+    // swscale's SIMD RGB writers store whole 8/16-pixel blocks and run past the end of a row
+    // (valgrind: writes after a tightly sized buffer for 568-wide video_90.mov), so they never
+    // write into the caller's buffer: rows go into our own buffer, padded to 32 pixels plus a
+    // tail, and are copied or resampled from there.
+    const size_t stride = static_cast<size_t>(FFALIGN(f->width, 32)) * 3;
+    nativeRgb.resize(stride * f->height + 64);
+    uint8_t* native = nativeRgb.data();
+    sws.reset(sws_getCachedContext(sws.release(), f->width, f->height,
+                                   static_cast<AVPixelFormat>(f->format), f->width, f->height,
+                                   AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr));
+    if (!sws) {
+      const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(f->format));
+      throw InputError(path, std::string("cannot convert pixel format ") +
+                                 (name ? name : "unknown") + " to RGB");
+    }
+    uint8_t* dstData[4] = {native, nullptr, nullptr, nullptr};
+    int dstLinesize[4] = {static_cast<int>(stride), 0, 0, 0};
+    int rc = sws_scale(sws.get(), f->data, f->linesize, 0, f->height, dstData, dstLinesize);
+    if (rc != f->height) fail("colour conversion failed", rc < 0 ? rc : AVERROR_BUG);
+
+    if (!resize && !rotate) {
+      const size_t row = static_cast<size_t>(f->width) * 3;
+      for (int y = 0; y < f->height; ++y) std::memcpy(rgb + y * row, native + y * stride, row);
+    } else if (!rotate) {
+      resizer.resize(native, f->width, f->height, stride, rgb, targetW, targetH);
+    } else if (!resize) {
+      rotateRgb(native, f->width, f->height, stride, info.rotation, rgb);
+    } else {
+      resizedRgb.resize(static_cast<size_t>(targetW) * targetH * 3);
+      resizer.resize(native, f->width, f->height, stride, resizedRgb.data(), targetW, targetH);
+      rotateRgb(resizedRgb.data(), targetW, targetH, static_cast<size_t>(targetW) * 3,
+                info.rotation, rgb);
+    }
+    ++stats.framesConverted;
+  }
+};
+
+VideoDecoder::VideoDecoder(const std::string& path, const DecodeOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->path = path;
+  impl_->options = options;
+  impl_->open();
+}
+
+VideoDecoder::~VideoDecoder() = default;
+
+const std::string& VideoDecoder::path() const { return impl_->path; }
+const StreamInfo& VideoDecoder::info() const { return impl_->info; }
+const DecodeStats& VideoDecoder::stats() const { return impl_->stats; }
+
+void VideoDecoder::setOutputSize(int width, int height) {
+  if (width <= 0 || height <= 0) {
+    throw std::invalid_argument("VideoDecoder::setOutputSize: size must be positive, got " +
+                                std::to_string(width) + "x" + std::to_string(height));
+  }
+  impl_->outWidth = width;
+  impl_->outHeight = height;
+}
+
+int VideoDecoder::outputWidth() const { return impl_->outWidth; }
+int VideoDecoder::outputHeight() const { return impl_->outHeight; }
+
+bool VideoDecoder::next(DecodedFrame& frame) { return impl_->next(frame); }
+
+void VideoDecoder::convert(uint8_t* rgb) { impl_->convert(rgb); }
+
+}  // namespace vidfeat
