@@ -1,0 +1,47 @@
+#pragma once
+// The model stage as the rest of the pipeline sees it, free of LibTorch headers: clips (float
+// C x T x H x W, as packClip writes them) in, feature rows out.
+//
+// Thread safety: one FeatureModel per thread (inference itself uses LibTorch's intra-op threads).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vidfeat {
+
+class Config;
+
+struct ClipShape {
+  int64_t channels = 3;
+  int64_t frames = 0;
+  int64_t height = 0;
+  int64_t width = 0;
+  int64_t numel() const { return channels * frames * height * width; }
+};
+
+class FeatureModel {
+ public:
+  // Builds the network the config describes on `device` ("cpu", "cuda", "cuda:1"). Its weights
+  // are not set yet: call randomizeWeights() or (later) a checkpoint loader. Throws Error naming
+  // the config key for unsupported values.
+  static std::unique_ptr<FeatureModel> build(const Config& cfg, const std::string& device = "cpu");
+  virtual ~FeatureModel() = default;
+
+  virtual std::string arch() const = 0;
+  virtual int64_t featureDim() const = 0;
+  virtual int64_t numClasses() const = 0;
+  virtual ClipShape inputShape() const = 0;
+  virtual std::string device() const = 0;
+
+  // Seeded random weights for every parameter and BatchNorm statistic (untrained!).
+  virtual void randomizeWeights(uint64_t seed) = 0;
+  // State-dict keys with their shapes, as PySlowFast names them.
+  virtual std::vector<std::pair<std::string, std::vector<int64_t>>> stateShapes() const = 0;
+
+  // Runs `batch` clips (batch * inputShape().numel() floats) and writes batch * featureDim()
+  // features, and batch * numClasses() head outputs when `logits` is not null.
+  virtual void extract(const float* clips, int64_t batch, float* features, float* logits = nullptr) = 0;
+};
+
+}  // namespace vidfeat

@@ -1,0 +1,44 @@
+#pragma once
+// The common face of the re-implemented networks: pathways in, the seed's feature (and the
+// classifier output) out.
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vidfeat {
+class Config;
+}
+
+namespace vidfeat::model {
+
+struct NetOutput {
+  torch::Tensor features;  // [B, D]: the activation entering the head projection, mean over H, W,
+                           // flattened over T*C
+  torch::Tensor logits;    // [B, classes] after the head's activation (as PySlowFast at test
+                           // time), or undefined when not asked for
+};
+
+class VideoNet : public torch::nn::Module {
+ public:
+  // `pathways`: one [B, C, T, H, W] tensor per pathway (see packPathways).
+  virtual NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) = 0;
+  virtual int64_t featureDim() const = 0;
+  virtual int64_t numClasses() const = 0;
+};
+
+// Builds the network MODEL.ARCH / MODEL.MODEL_NAME describe. Unsupported values throw Error
+// naming the config key.
+std::shared_ptr<VideoNet> buildVideoNet(const Config& cfg);
+
+// PySlowFast's pack_pathway_output at test time: single-pathway archs take the clip as is;
+// SlowFast's slow pathway is index_select(linspace(0, T-1, T/ALPHA)) of the fast one.
+std::vector<torch::Tensor> packPathways(const Config& cfg, const torch::Tensor& clip);
+
+// Sets every floating-point parameter and BatchNorm statistic from a seeded generator: conv and
+// linear weights He-normal, norm weights 1 + N(0, 0.1), biases and running means N(0, 0.1),
+// running variances U(0.5, 1.5). Same seed, same weights, on every machine.
+void randomizeParameters(torch::nn::Module& module, uint64_t seed);
+
+}  // namespace vidfeat::model

@@ -1,0 +1,85 @@
+#include "vidfeat/model/feature_model.h"
+
+#include <cstring>
+
+#include "vidfeat/common/error.h"
+#include "vidfeat/config/config.h"
+#include "vidfeat/model/video_net.h"
+
+namespace vidfeat {
+
+namespace {
+
+class TorchFeatureModel : public FeatureModel {
+ public:
+  TorchFeatureModel(const Config& cfg, const std::string& device)
+      : cfg_(cfg), device_(device), net_(model::buildVideoNet(cfg)) {
+    shape_.frames = cfg.get<int>("DATA.NUM_FRAMES");
+    shape_.height = shape_.width = cfg.get<int>("DATA.TEST_CROP_SIZE");
+    net_->to(device_);
+    net_->eval();
+  }
+
+  std::string arch() const override { return cfg_.get<std::string>("MODEL.ARCH"); }
+  int64_t featureDim() const override { return net_->featureDim(); }
+  int64_t numClasses() const override { return net_->numClasses(); }
+  ClipShape inputShape() const override { return shape_; }
+  std::string device() const override { return device_.str(); }
+
+  void randomizeWeights(uint64_t seed) override {
+    net_->to(torch::kCPU);  // the generator is a CPU one; same numbers on any device
+    model::randomizeParameters(*net_, seed);
+    net_->to(device_);
+  }
+
+  std::vector<std::pair<std::string, std::vector<int64_t>>> stateShapes() const override {
+    std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+    for (const auto& p : net_->named_parameters()) out.push_back({p.key(), p.value().sizes().vec()});
+    for (const auto& b : net_->named_buffers()) out.push_back({b.key(), b.value().sizes().vec()});
+    return out;
+  }
+
+  void extract(const float* clips, int64_t batch, float* features, float* logits) override {
+    c10::InferenceMode guard;
+    auto input = torch::from_blob(const_cast<float*>(clips),
+                                  {batch, shape_.channels, shape_.frames, shape_.height, shape_.width},
+                                  torch::kFloat32)
+                     .to(device_);
+    auto out = net_->forwardFeatures(model::packPathways(cfg_, input), logits != nullptr);
+    copyOut(out.features, batch * featureDim(), features);
+    if (logits) copyOut(out.logits, batch * numClasses(), logits);
+  }
+
+ private:
+  static void copyOut(const torch::Tensor& t, int64_t expected, float* dst) {
+    auto host = t.to(torch::kCPU, torch::kFloat32).contiguous();
+    if (host.numel() != expected) {
+      throw Error("internal: model produced " + std::to_string(host.numel()) + " values, expected " +
+                  std::to_string(expected));
+    }
+    std::memcpy(dst, host.data_ptr<float>(), sizeof(float) * size_t(expected));
+  }
+
+  Config cfg_;
+  torch::Device device_;
+  std::shared_ptr<model::VideoNet> net_;
+  ClipShape shape_;
+};
+
+}  // namespace
+
+std::unique_ptr<FeatureModel> FeatureModel::build(const Config& cfg, const std::string& device) {
+  torch::Device dev(torch::kCPU);
+  try {
+    dev = torch::Device(device);
+  } catch (const c10::Error& e) {
+    throw Error("--device '" + device + "' is not a device LibTorch knows");
+  }
+  if (dev.is_cuda() && !torch::cuda::is_available()) {
+    throw Error("--device " + device + ": no CUDA device is available (LibTorch built " +
+                std::string(torch::cuda::is_available() ? "with" : "without or with no visible") + " CUDA)");
+  }
+  return std::make_unique<TorchFeatureModel>(cfg, dev.str());
+}
+
+}  // namespace vidfeat

@@ -1,0 +1,139 @@
+#include "vidfeat/model/resnet_helper.h"
+
+#include "vidfeat/common/error.h"
+
+namespace vidfeat::model {
+
+namespace nn = torch::nn;
+
+namespace {
+nn::Conv3dOptions conv(int64_t in, int64_t out, std::vector<int64_t> k, std::vector<int64_t> s,
+                       std::vector<int64_t> p) {
+  return nn::Conv3dOptions(in, out, torch::IntArrayRef(k)).stride(s).padding(p).bias(false);
+}
+nn::BatchNorm3dOptions bn(int64_t c, double eps) { return nn::BatchNorm3dOptions(c).eps(eps).momentum(0.1); }
+}  // namespace
+
+ResNetBasicStemImpl::ResNetBasicStemImpl(int64_t dimIn, int64_t dimOut, std::vector<int64_t> kernel,
+                                         std::vector<int64_t> stride, std::vector<int64_t> padding,
+                                         double eps) {
+  conv = register_module("conv", nn::Conv3d(vidfeat::model::conv(dimIn, dimOut, kernel, stride, padding)));
+  this->bn = register_module("bn", nn::BatchNorm3d(vidfeat::model::bn(dimOut, eps)));
+  pool_layer = register_module(
+      "pool_layer", nn::MaxPool3d(nn::MaxPool3dOptions({1, 3, 3}).stride({1, 2, 2}).padding({0, 1, 1})));
+}
+
+torch::Tensor ResNetBasicStemImpl::forward(torch::Tensor x) {
+  return pool_layer(bn(conv(x)).relu_());
+}
+
+VideoModelStemImpl::VideoModelStemImpl(const std::vector<int64_t>& dimIn,
+                                       const std::vector<int64_t>& dimOut,
+                                       const std::vector<std::vector<int64_t>>& kernel,
+                                       const std::vector<std::vector<int64_t>>& stride,
+                                       const std::vector<std::vector<int64_t>>& padding, double eps) {
+  for (size_t p = 0; p < dimIn.size(); ++p) {
+    stems.push_back(register_module("pathway" + std::to_string(p) + "_stem",
+                                    ResNetBasicStem(dimIn[p], dimOut[p], kernel[p], stride[p], padding[p], eps)));
+  }
+}
+
+std::vector<torch::Tensor> VideoModelStemImpl::forward(std::vector<torch::Tensor> x) {
+  if (x.size() != stems.size()) throw Error("stem: expected " + std::to_string(stems.size()) + " pathways");
+  for (size_t p = 0; p < x.size(); ++p) x[p] = stems[p]->forward(x[p]);
+  return x;
+}
+
+BottleneckTransformImpl::BottleneckTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel,
+                                                 int64_t stride, int64_t dimInner, int64_t numGroups,
+                                                 int64_t dilation, const BlockOptions& opt) {
+  const int64_t s1 = opt.stride1x1 ? stride : 1, s3 = opt.stride1x1 ? 1 : stride;
+  a = register_module("a", nn::Conv3d(conv(dimIn, dimInner, {tempKernel, 1, 1}, {1, s1, s1}, {tempKernel / 2, 0, 0})));
+  a_bn = register_module("a_bn", nn::BatchNorm3d(bn(dimInner, opt.eps)));
+  b = register_module("b", nn::Conv3d(conv(dimInner, dimInner, {1, 3, 3}, {1, s3, s3}, {0, dilation, dilation})
+                                          .groups(numGroups)
+                                          .dilation({1, dilation, dilation})));
+  b_bn = register_module("b_bn", nn::BatchNorm3d(bn(dimInner, opt.eps)));
+  c = register_module("c", nn::Conv3d(conv(dimInner, dimOut, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
+  c_bn = register_module("c_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
+}
+
+torch::Tensor BottleneckTransformImpl::forward(torch::Tensor x) {
+  x = a_bn(a(x)).relu_();
+  x = b_bn(b(x)).relu_();
+  return c_bn(c(x));
+}
+
+BasicTransformImpl::BasicTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel,
+                                       int64_t stride, int64_t dilation, const BlockOptions& opt) {
+  a = register_module("a", nn::Conv3d(conv(dimIn, dimOut, {tempKernel, 3, 3}, {1, stride, stride}, {tempKernel / 2, 1, 1})));
+  a_bn = register_module("a_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
+  b = register_module("b", nn::Conv3d(conv(dimOut, dimOut, {1, 3, 3}, {1, 1, 1}, {0, dilation, dilation})
+                                          .dilation({1, dilation, dilation})));
+  b_bn = register_module("b_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
+}
+
+torch::Tensor BasicTransformImpl::forward(torch::Tensor x) {
+  x = a_bn(a(x)).relu_();
+  return b_bn(b(x));
+}
+
+ResBlockImpl::ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, int64_t stride,
+                           int64_t dimInner, int64_t numGroups, int64_t dilation,
+                           const BlockOptions& opt) {
+  if (dimIn != dimOut || stride != 1) {
+    branch1 = register_module("branch1", nn::Conv3d(conv(dimIn, dimOut, {1, 1, 1}, {1, stride, stride}, {0, 0, 0})));
+    branch1_bn = register_module("branch1_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
+  }
+  if (opt.transFunc == "bottleneck_transform") {
+    branch2 = nn::AnyModule(BottleneckTransform(dimIn, dimOut, tempKernel, stride, dimInner, numGroups, dilation, opt));
+  } else if (opt.transFunc == "basic_transform") {
+    branch2 = nn::AnyModule(BasicTransform(dimIn, dimOut, tempKernel, stride, dilation, opt));
+  } else {
+    throw Error("RESNET.TRANS_FUNC '" + opt.transFunc +
+                "' is not supported here (bottleneck_transform, basic_transform)");
+  }
+  register_module("branch2", branch2.ptr());
+}
+
+torch::Tensor ResBlockImpl::forward(torch::Tensor x) {
+  torch::Tensor f = branch2.forward(x);
+  torch::Tensor out = branch1 ? branch1_bn(branch1(x)).add_(f) : f.add_(x);
+  return out.relu_();
+}
+
+std::vector<int64_t> blockTemporalKernels(const std::vector<int64_t>& basis, int64_t numBlocks,
+                                          int64_t numBlockTempKernel) {
+  if (numBlockTempKernel > numBlocks) {
+    throw Error("RESNET.NUM_BLOCK_TEMP_KERNEL (" + std::to_string(numBlockTempKernel) +
+                ") exceeds the stage's block count (" + std::to_string(numBlocks) + ")");
+  }
+  std::vector<int64_t> k;
+  for (int64_t i = 0; i < numBlocks; ++i) {
+    k.push_back(i < numBlockTempKernel ? basis[size_t(i) % basis.size()] : 1);
+  }
+  return k;
+}
+
+ResStageImpl::ResStageImpl(const std::vector<PathwaySpec>& pathways, const BlockOptions& opt) {
+  for (size_t p = 0; p < pathways.size(); ++p) {
+    const auto& s = pathways[p];
+    auto kernels = blockTemporalKernels(s.tempKernelBasis, s.numBlocks, s.numBlockTempKernel);
+    blocks.emplace_back();
+    for (int64_t i = 0; i < s.numBlocks; ++i) {
+      blocks[p].push_back(register_module(
+          "pathway" + std::to_string(p) + "_res" + std::to_string(i),
+          ResBlock(i == 0 ? s.dimIn : s.dimOut, s.dimOut, kernels[size_t(i)], i == 0 ? s.stride : 1,
+                   s.dimInner, s.numGroups, s.dilation, opt)));
+    }
+  }
+}
+
+std::vector<torch::Tensor> ResStageImpl::forward(std::vector<torch::Tensor> x) {
+  for (size_t p = 0; p < blocks.size(); ++p) {
+    for (auto& b : blocks[p]) x[p] = b->forward(x[p]);
+  }
+  return x;
+}
+
+}  // namespace vidfeat::model
