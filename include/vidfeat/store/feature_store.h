@@ -69,22 +69,33 @@ class FeatureStore {
 
   FeatureStore(FeatureStore&&) noexcept;
   FeatureStore& operator=(FeatureStore&&) noexcept;
-  ~FeatureStore();  // closes the file if still open; never throws
+  // Closes the file if still open; never throws. Closing is collective: call close() on all ranks
+  // (before MPI_Finalize) rather than relying on this, which is for unwinding.
+  ~FeatureStore();
 
   // Collective. Appends the videos as Pending rows of /videos; every rank passes the same list.
-  // Returns the row of the first one (rows are consecutive).
+  // Returns the row of the first one (rows are consecutive). Throws Error, on every rank and before
+  // writing anything, when an id is longer than 256 bytes or a path longer than 1024 (fixed-length
+  // strings in the file, docs/FORMAT.md).
   int64_t addVideos(const std::vector<VideoEntry>& videos);
 
   // Collective. Each rank passes the videos it finished since the last wave (possibly none).
   // Appends their features and segments at offsets agreed by a prefix sum over ranks, writes with
   // collective transfers, updates their /videos rows, and flushes the file. Only after this
-  // returns are those videos marked complete on disk.
+  // returns are those videos marked complete on disk. Results are checked first (row exists, not
+  // Pending, features = segments x featureDim, no segments when Failed); if any rank's are wrong,
+  // every rank throws Error and nothing is written.
   void writeWave(const std::vector<VideoResult>& local);
 
   // Collective. Flushes and closes the file.
   void close();
 
   int64_t featureDim() const;
+
+  // Whether every raw-data transfer of the last addVideos/writeWave on this rank was done with
+  // collective MPI-IO (a fallback to independent I/O is also logged as a warning). For tests and
+  // diagnostics.
+  bool lastWriteCollective() const;
 
  private:
   struct Impl;

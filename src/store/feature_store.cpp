@@ -1,0 +1,621 @@
+#include "vidfeat/store/feature_store.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <numeric>
+
+#include "hdf5.h"
+#include "vidfeat/common/error.h"
+#include "vidfeat/version.h"
+
+namespace vidfeat {
+
+namespace {
+
+// Layout constants; docs/FORMAT.md describes them for readers.
+constexpr const char* kFormatVersion = "1";
+// Parallel HDF5 1.10 cannot write variable-length data collectively, so the per-video strings
+// are fixed-length. An id or path that does not fit is an error (silently cutting an id would
+// make two videos indistinguishable); an error message is only truncated.
+constexpr size_t kVideoIdBytes = 256;
+constexpr size_t kPathBytes = 1024;
+constexpr size_t kErrorBytes = 512;
+// Chunks of about 1 MiB: big enough for efficient parallel I/O, small enough that a reader
+// fetching one video's rows does not pull in much else.
+constexpr hsize_t kChunkBytes = 1 << 20;
+// addVideos writes the manifest in collective rounds of at most this many rows per rank, so a
+// manifest of millions of videos never needs one huge buffer.
+constexpr size_t kVideoBatchRows = 4096;
+
+// One /segments row. The memory layout IS the file layout: if they differed HDF5 would have to
+// convert, and parallel HDF5 silently falls back to independent I/O for converted transfers. The
+// field order avoids padding.
+struct SegmentRow {
+  int64_t videoRow;
+  int32_t segment;
+  int32_t paddedFrames;
+  int64_t firstFrame;
+  int64_t lastFrame;
+  double startTime;
+  double endTime;
+};
+static_assert(sizeof(SegmentRow) == 48, "SegmentRow must have no padding");
+
+// One /videos row, same rule as SegmentRow (memory layout == file layout). Seven padding bytes
+// follow `status`; rows are zeroed before filling so the file content is deterministic.
+struct VideoRow {
+  char videoId[kVideoIdBytes];
+  char path[kPathBytes];
+  int8_t status;
+  double fps;
+  int64_t decodedFrames;
+  double duration;
+  int64_t decodeErrors;
+  int64_t firstRow;
+  int64_t segmentCount;
+  char error[kErrorBytes];
+};
+
+void checkMpi(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(rc, text, &length);
+  throw Error(std::string(call) + " failed: " + std::string(text, static_cast<size_t>(length)));
+}
+
+void insertMember(const h5::Datatype& compound, const char* name, size_t offset, hid_t type) {
+  h5::check(H5Tinsert(compound.id(), name, offset, type), "H5Tinsert", name);
+}
+
+h5::Datatype statusType() {
+  auto type = h5::Datatype::take(H5Tenum_create(H5T_NATIVE_INT8), "H5Tenum_create");
+  const std::pair<const char*, VideoStatus> members[] = {{"pending", VideoStatus::Pending},
+                                                         {"complete", VideoStatus::Complete},
+                                                         {"failed", VideoStatus::Failed}};
+  for (const auto& [name, status] : members) {
+    int8_t value = static_cast<int8_t>(status);
+    h5::check(H5Tenum_insert(type.id(), name, &value), "H5Tenum_insert", name);
+  }
+  return type;
+}
+
+h5::Datatype segmentType() {
+  auto type = h5::Datatype::take(H5Tcreate(H5T_COMPOUND, sizeof(SegmentRow)), "H5Tcreate");
+  insertMember(type, "video_row", offsetof(SegmentRow, videoRow), H5T_NATIVE_INT64);
+  insertMember(type, "segment", offsetof(SegmentRow, segment), H5T_NATIVE_INT32);
+  insertMember(type, "padded_frames", offsetof(SegmentRow, paddedFrames), H5T_NATIVE_INT32);
+  insertMember(type, "first_frame", offsetof(SegmentRow, firstFrame), H5T_NATIVE_INT64);
+  insertMember(type, "last_frame", offsetof(SegmentRow, lastFrame), H5T_NATIVE_INT64);
+  insertMember(type, "start_time", offsetof(SegmentRow, startTime), H5T_NATIVE_DOUBLE);
+  insertMember(type, "end_time", offsetof(SegmentRow, endTime), H5T_NATIVE_DOUBLE);
+  return type;
+}
+
+h5::Datatype videoType() {
+  auto type = h5::Datatype::take(H5Tcreate(H5T_COMPOUND, sizeof(VideoRow)), "H5Tcreate");
+  h5::Datatype idType = h5::fixedString(kVideoIdBytes);
+  h5::Datatype pathType = h5::fixedString(kPathBytes);
+  h5::Datatype errorType = h5::fixedString(kErrorBytes);
+  h5::Datatype status = statusType();
+  insertMember(type, "video_id", offsetof(VideoRow, videoId), idType.id());
+  insertMember(type, "path", offsetof(VideoRow, path), pathType.id());
+  insertMember(type, "status", offsetof(VideoRow, status), status.id());
+  insertMember(type, "fps", offsetof(VideoRow, fps), H5T_NATIVE_DOUBLE);
+  insertMember(type, "decoded_frames", offsetof(VideoRow, decodedFrames), H5T_NATIVE_INT64);
+  insertMember(type, "duration", offsetof(VideoRow, duration), H5T_NATIVE_DOUBLE);
+  insertMember(type, "decode_errors", offsetof(VideoRow, decodeErrors), H5T_NATIVE_INT64);
+  insertMember(type, "first_row", offsetof(VideoRow, firstRow), H5T_NATIVE_INT64);
+  insertMember(type, "segment_count", offsetof(VideoRow, segmentCount), H5T_NATIVE_INT64);
+  insertMember(type, "error", offsetof(VideoRow, error), errorType.id());
+  return type;  // H5Tinsert copies member types, so the temporaries may close
+}
+
+template <size_t N>
+void copyFixed(char (&dst)[N], const std::string& src) {
+  std::memset(dst, 0, N);
+  std::memcpy(dst, src.data(), std::min(N, src.size()));
+}
+
+template <size_t N>
+std::string readFixed(const char (&src)[N]) {
+  return std::string(src, strnlen(src, N));
+}
+
+// Cuts `text` to at most `bytes` bytes without splitting a UTF-8 sequence.
+std::string truncateUtf8(const std::string& text, size_t bytes) {
+  if (text.size() <= bytes) return text;
+  size_t cut = bytes;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return text.substr(0, cut);
+}
+
+std::string utcNow() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+// Dataset creation with an unlimited first dimension.
+h5::Dataset createTable(const h5::File& file, const char* name, hid_t type,
+                        std::vector<hsize_t> dims, std::vector<hsize_t> chunk,
+                        const std::string& description) {
+  std::vector<hsize_t> maxDims = dims;
+  maxDims[0] = H5S_UNLIMITED;
+  h5::Dataspace space = h5::simpleSpace(dims, maxDims);
+  h5::DatasetCreateProps dcpl;
+  dcpl.add(h5::Chunked{std::move(chunk)}).add(h5::FillTime{}).add(h5::AllocTime{});
+  auto dataset = h5::Dataset::take(
+      H5Dcreate2(file.id(), name, type, space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT),
+      "H5Dcreate2", name);
+  h5::writeAttribute(dataset.id(), "description", description);
+  return dataset;
+}
+
+}  // namespace
+
+struct FeatureStore::Impl {
+  MPI_Comm comm = MPI_COMM_NULL;
+  int rank = 0;
+  int size = 1;
+  std::string path;
+  int64_t dim = 0;
+  int64_t featureRows = 0;  // current extent of /features and /segments, equal on all ranks
+  int64_t videoRows = 0;    // current extent of /videos, equal on all ranks
+  bool lastWriteCollective = true;
+
+  h5::Datatype segmentType = vidfeat::segmentType();
+  h5::Datatype videoType = vidfeat::videoType();
+  h5::TransferProps collective;
+
+  // The datasets are closed before the file (close(), ~Impl): with the MPI-IO driver H5Fclose
+  // refuses to close a file whose objects are still open.
+  h5::File file;
+  h5::Dataset features;
+  h5::Dataset segments;
+  h5::Dataset videos;
+
+  Impl() { collective.add(h5::CollectiveTransfer{}); }
+
+  ~Impl() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) {
+      // Parallel HDF5 shuts itself down inside MPI_Finalize (closing the file); our ids are gone.
+      for (auto* handle : {&videos, &segments, &features}) handle->release();
+      file.release();
+      segmentType.release();
+      videoType.release();
+      collective.release();
+      return;
+    }
+    // Everything closed here, inside the quiet scope, not by the member destructors after it.
+    h5::QuietErrors quiet;
+    videos.reset();
+    segments.reset();
+    features.reset();
+    file.reset();
+    segmentType.reset();
+    videoType.reset();
+    collective.reset();
+  }
+
+  void requireOpen(const char* what) const {
+    if (!file.valid()) throw Error(std::string("FeatureStore::") + what + ": the store is closed");
+  }
+
+  // Collective. Writes rows [offset, offset + count) of a 1-D table or of the 2-D /features
+  // (width > 0) from `buffer`. A rank with count == 0 takes part with an empty selection, which
+  // collective I/O requires.
+  void writeBlock(const h5::Dataset& dataset, hid_t memType, hsize_t offset, hsize_t count,
+                  hsize_t width, const void* buffer, const char* what) {
+    h5::Dataspace fileSpace = h5::spaceOf(dataset, what);
+    std::vector<hsize_t> start{offset}, counts{count}, memDims{std::max<hsize_t>(count, 1)};
+    if (width > 0) {
+      start.push_back(0);
+      counts.push_back(width);
+      memDims.push_back(width);
+    }
+    h5::Dataspace memSpace = h5::simpleSpace(memDims);
+    if (count > 0) {
+      h5::check(H5Sselect_hyperslab(fileSpace.id(), H5S_SELECT_SET, start.data(), nullptr,
+                                    counts.data(), nullptr),
+                "H5Sselect_hyperslab", what);
+    } else {
+      h5::check(H5Sselect_none(fileSpace.id()), "H5Sselect_none", what);
+      h5::check(H5Sselect_none(memSpace.id()), "H5Sselect_none", what);
+    }
+    static const char kDummy = 0;  // H5Dwrite wants a buffer even when nothing is selected
+    h5::check(H5Dwrite(dataset.id(), memType, memSpace.id(), fileSpace.id(), collective.id(),
+                       buffer ? buffer : &kDummy),
+              "H5Dwrite", what);
+    lastWriteCollective &= h5::warnIfNotCollective(collective, std::string("writing ") + what);
+    spdlog::debug("wrote {} rows of {} at row {}: {}", count, what, offset,
+                  h5::ioMode(collective).describe());
+  }
+
+  // Selects the given /videos rows (points, in the order given) or nothing.
+  std::pair<h5::Dataspace, h5::Dataspace> videoSelection(const std::vector<hsize_t>& rows) {
+    h5::Dataspace fileSpace = h5::spaceOf(videos, "/videos");
+    h5::Dataspace memSpace = h5::simpleSpace({std::max<hsize_t>(rows.size(), 1)});
+    if (rows.empty()) {
+      h5::check(H5Sselect_none(fileSpace.id()), "H5Sselect_none", "/videos");
+      h5::check(H5Sselect_none(memSpace.id()), "H5Sselect_none", "/videos");
+    } else {
+      h5::check(H5Sselect_elements(fileSpace.id(), H5S_SELECT_SET, rows.size(), rows.data()),
+                "H5Sselect_elements", "/videos");
+    }
+    return {std::move(fileSpace), std::move(memSpace)};
+  }
+};
+
+FeatureStore::FeatureStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FeatureStore::FeatureStore(FeatureStore&&) noexcept = default;
+FeatureStore& FeatureStore::operator=(FeatureStore&&) noexcept = default;
+FeatureStore::~FeatureStore() = default;
+
+FeatureStore FeatureStore::create(const std::string& path, MPI_Comm comm,
+                                  const FileMetadata& meta) {
+  // Every check before the first collective call depends only on arguments all ranks share, so
+  // all ranks throw together and none is left waiting.
+  if (meta.featureDim <= 0) {
+    throw Error("cannot create " + path + ": feature dimension must be positive, got " +
+                std::to_string(meta.featureDim));
+  }
+  h5::QuietErrors quiet;
+  auto impl = std::make_unique<Impl>();
+  impl->comm = comm;
+  checkMpi(MPI_Comm_rank(comm, &impl->rank), "MPI_Comm_rank");
+  checkMpi(MPI_Comm_size(comm, &impl->size), "MPI_Comm_size");
+  impl->path = path;
+  impl->dim = meta.featureDim;
+
+  // Attributes are metadata: every rank must write the same value, so the clock is read once.
+  std::array<char, 32> created{};
+  if (impl->rank == 0) {
+    std::string now = utcNow();
+    std::copy(now.begin(), now.end(), created.begin());
+  }
+  checkMpi(MPI_Bcast(created.data(), static_cast<int>(created.size()), MPI_CHAR, 0, comm),
+           "MPI_Bcast");
+
+  h5::FileAccessProps fapl;
+  fapl.add(h5::MpioAccess{comm}).add(h5::CollectiveMetadata{});
+  impl->file = h5::File::take(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()),
+                              "H5Fcreate", path);
+
+  const hid_t root = impl->file.id();
+  h5::writeAttribute(root, "format_version", std::string(kFormatVersion));
+  h5::writeAttribute(root, "vidfeat_version", std::string(VIDFEAT_VERSION));
+  h5::writeAttribute(root, "model_name", meta.modelName);
+  h5::writeAttribute(root, "model_arch", meta.modelArch);
+  h5::writeAttribute(root, "config_yaml", meta.configYaml);
+  h5::writeAttribute(root, "checkpoint_path", meta.checkpointPath);
+  h5::writeAttribute(root, "checkpoint_sha256", meta.checkpointSha256);
+  h5::writeAttribute(root, "weights", meta.weights);
+  h5::writeAttribute(root, "tail_policy", meta.tailPolicy);
+  h5::writeAttribute(root, "feature_name", meta.featureName);
+  h5::writeAttribute(root, "feature_dim", meta.featureDim);
+  h5::writeAttribute(root, "num_frames", meta.numFrames);
+  h5::writeAttribute(root, "sampling_rate", meta.samplingRate);
+  h5::writeAttribute(root, "stride", meta.stride);
+  h5::writeAttribute(root, "target_fps", meta.targetFps);
+  h5::writeAttribute(root, "created_utc", std::string(created.data()));
+
+  const hsize_t dim = static_cast<hsize_t>(meta.featureDim);
+  const hsize_t featureChunkRows = std::max<hsize_t>(1, kChunkBytes / sizeof(float) / dim);
+  impl->features =
+      createTable(impl->file, "features", H5T_IEEE_F32LE, {0, dim}, {featureChunkRows, dim},
+                  "one feature vector per segment; row i belongs to /segments[i]");
+  impl->segments = createTable(impl->file, "segments", impl->segmentType.id(), {0},
+                               {std::max<hsize_t>(1, kChunkBytes / sizeof(SegmentRow))},
+                               "where each /features row comes from in its video");
+  impl->videos = createTable(impl->file, "videos", impl->videoType.id(), {0},
+                             {std::max<hsize_t>(1, kChunkBytes / sizeof(VideoRow))},
+                             "one row per manifest video; its features are rows "
+                             "[first_row, first_row + segment_count) of /features");
+  h5::check(H5Fflush(root, H5F_SCOPE_GLOBAL), "H5Fflush", path);
+  return FeatureStore(std::move(impl));
+}
+
+namespace {
+// A moved-from store has no state; using it is a programming error, reported rather than crashing.
+template <class ImplPtr>
+auto& stateOf(const ImplPtr& impl, const char* what) {
+  if (!impl) throw Error(std::string("FeatureStore::") + what + ": store was moved from");
+  return *impl;
+}
+}  // namespace
+
+int64_t FeatureStore::addVideos(const std::vector<VideoEntry>& videos) {
+  Impl& s = stateOf(impl_, "addVideos");
+  s.requireOpen("addVideos");
+  // Same list on every rank, so every rank finds the same problem and throws before any
+  // collective call.
+  for (const auto& video : videos) {
+    if (video.videoId.size() > kVideoIdBytes) {
+      throw Error("video '" + video.videoId + "': its id is " +
+                  std::to_string(video.videoId.size()) +
+                  " bytes long; the output file stores ids of at most " +
+                  std::to_string(kVideoIdBytes) + " bytes (see docs/FORMAT.md)");
+    }
+    if (video.path.size() > kPathBytes) {
+      throw Error("video '" + video.videoId + "': its path is " +
+                  std::to_string(video.path.size()) +
+                  " bytes long; the output file stores paths of at most " +
+                  std::to_string(kPathBytes) + " bytes (see docs/FORMAT.md)");
+    }
+  }
+  h5::QuietErrors quiet;
+  const int64_t first = s.videoRows;
+  if (videos.empty()) return first;
+  const size_t n = videos.size();
+  const hsize_t newRows = static_cast<hsize_t>(first) + n;
+  h5::check(H5Dset_extent(s.videos.id(), &newRows), "H5Dset_extent", "/videos");
+
+  // Each rank writes one contiguous share of the list; shares are written in rounds of bounded
+  // size, the same number of rounds on every rank.
+  const size_t share = (n + s.size - 1) / s.size;
+  const size_t begin = std::min(n, share * s.rank);
+  const size_t end = std::min(n, begin + share);
+  const size_t rounds = (share + kVideoBatchRows - 1) / kVideoBatchRows;
+  s.lastWriteCollective = true;
+  std::vector<VideoRow> rows;
+  for (size_t round = 0; round < rounds; ++round) {
+    const size_t from = std::min(end, begin + round * kVideoBatchRows);
+    const size_t to = std::min(end, from + kVideoBatchRows);
+    rows.resize(to - from);
+    if (!rows.empty())
+      std::memset(static_cast<void*>(rows.data()), 0, rows.size() * sizeof(VideoRow));
+    for (size_t i = from; i < to; ++i) {
+      VideoRow& row = rows[i - from];
+      copyFixed(row.videoId, videos[i].videoId);
+      copyFixed(row.path, videos[i].path);
+      row.status = static_cast<int8_t>(VideoStatus::Pending);
+      row.firstRow = -1;
+    }
+    s.writeBlock(s.videos, s.videoType.id(), static_cast<hsize_t>(first) + from, to - from, 0,
+                 rows.empty() ? nullptr : rows.data(), "/videos");
+  }
+  h5::check(H5Fflush(s.file.id(), H5F_SCOPE_GLOBAL), "H5Fflush", s.path);
+  s.videoRows = static_cast<int64_t>(newRows);
+  return first;
+}
+
+void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
+  Impl& s = stateOf(impl_, "writeWave");
+  s.requireOpen("writeWave");
+
+  // Check this rank's results, then agree: if any rank's are bad, every rank throws here instead
+  // of the others hanging in the next collective call.
+  std::string problem;
+  for (const auto& result : local) {
+    const std::string which = "writeWave: video row " + std::to_string(result.videoRow);
+    if (result.videoRow < 0 || result.videoRow >= s.videoRows) {
+      problem = which + " is not a row of /videos (it has " + std::to_string(s.videoRows) + ")";
+    } else if (result.status == VideoStatus::Pending) {
+      problem = which + " is still pending";
+    } else if (result.status == VideoStatus::Failed && !result.segments.empty()) {
+      problem =
+          which + " failed but carries " + std::to_string(result.segments.size()) + " segments";
+    } else if (result.features.size() != result.segments.size() * static_cast<size_t>(s.dim)) {
+      problem = which + " has " + std::to_string(result.features.size()) + " feature values for " +
+                std::to_string(result.segments.size()) + " segments of dimension " +
+                std::to_string(s.dim);
+    }
+    if (!problem.empty()) break;
+  }
+  if (problem.empty()) {
+    // Two results for one row would write the video twice and leave one range unreferenced.
+    std::vector<int64_t> rows;
+    for (const auto& result : local) rows.push_back(result.videoRow);
+    std::sort(rows.begin(), rows.end());
+    auto dup = std::adjacent_find(rows.begin(), rows.end());
+    if (dup != rows.end())
+      problem = "writeWave: video row " + std::to_string(*dup) + " passed twice";
+  }
+  int localBad = problem.empty() ? 0 : 1, anyBad = 0;
+  checkMpi(MPI_Allreduce(&localBad, &anyBad, 1, MPI_INT, MPI_MAX, s.comm), "MPI_Allreduce");
+  if (anyBad) {
+    throw Error(problem.empty()
+                    ? "writeWave: another rank passed invalid results; nothing was written"
+                    : problem + "; nothing was written");
+  }
+
+  // Offsets: every rank learns every rank's counts, so extents and offsets agree without a
+  // separate broadcast.
+  int64_t mine[2] = {0, static_cast<int64_t>(local.size())};
+  for (const auto& result : local) mine[0] += static_cast<int64_t>(result.segments.size());
+  std::vector<int64_t> all(2 * static_cast<size_t>(s.size));
+  checkMpi(MPI_Allgather(mine, 2, MPI_INT64_T, all.data(), 2, MPI_INT64_T, s.comm),
+           "MPI_Allgather");
+  int64_t before = 0, totalSegments = 0, totalVideos = 0;
+  for (int r = 0; r < s.size; ++r) {
+    if (r < s.rank) before += all[2 * r];
+    totalSegments += all[2 * r];
+    totalVideos += all[2 * r + 1];
+  }
+  const int64_t myFirstRow = s.featureRows + before;
+
+  h5::QuietErrors quiet;
+  s.lastWriteCollective = true;
+  if (totalSegments > 0) {
+    const hsize_t newRows = static_cast<hsize_t>(s.featureRows + totalSegments);
+    const hsize_t featureDims[2] = {newRows, static_cast<hsize_t>(s.dim)};
+    h5::check(H5Dset_extent(s.features.id(), featureDims), "H5Dset_extent", "/features");
+    h5::check(H5Dset_extent(s.segments.id(), &newRows), "H5Dset_extent", "/segments");
+
+    std::vector<float> features;
+    std::vector<SegmentRow> segments;
+    features.reserve(static_cast<size_t>(mine[0] * s.dim));
+    segments.reserve(static_cast<size_t>(mine[0]));
+    for (const auto& result : local) {
+      features.insert(features.end(), result.features.begin(), result.features.end());
+      for (const auto& seg : result.segments) {
+        segments.push_back(SegmentRow{result.videoRow, seg.index, seg.paddedFrames, seg.firstFrame,
+                                      seg.lastFrame, seg.startTime, seg.endTime});
+      }
+    }
+    s.writeBlock(s.features, H5T_NATIVE_FLOAT, static_cast<hsize_t>(myFirstRow),
+                 static_cast<hsize_t>(mine[0]), static_cast<hsize_t>(s.dim),
+                 features.empty() ? nullptr : features.data(), "/features");
+    s.writeBlock(s.segments, s.segmentType.id(), static_cast<hsize_t>(myFirstRow),
+                 static_cast<hsize_t>(mine[0]), 0, segments.empty() ? nullptr : segments.data(),
+                 "/segments");
+    s.featureRows = static_cast<int64_t>(newRows);
+  }
+
+  if (totalVideos > 0) {
+    // Read-modify-write of whole rows: writing only some members would need a datatype
+    // conversion, which parallel HDF5 can only do independently.
+    std::vector<hsize_t> rowIndex;
+    rowIndex.reserve(local.size());
+    for (const auto& result : local) rowIndex.push_back(static_cast<hsize_t>(result.videoRow));
+    std::vector<VideoRow> rows(std::max<size_t>(local.size(), 1));
+    auto [fileSpace, memSpace] = s.videoSelection(rowIndex);
+    h5::check(H5Dread(s.videos.id(), s.videoType.id(), memSpace.id(), fileSpace.id(),
+                      s.collective.id(), rows.data()),
+              "H5Dread", "/videos");
+    int64_t next = myFirstRow;
+    for (size_t i = 0; i < local.size(); ++i) {
+      const VideoResult& result = local[i];
+      VideoRow& row = rows[i];
+      row.status = static_cast<int8_t>(result.status);
+      row.fps = result.fps;
+      row.decodedFrames = result.decodedFrames;
+      row.duration = result.duration;
+      row.decodeErrors = result.decodeErrors;
+      row.firstRow = next;
+      row.segmentCount = static_cast<int64_t>(result.segments.size());
+      copyFixed(row.error, truncateUtf8(result.error, kErrorBytes));
+      next += row.segmentCount;
+    }
+    h5::check(H5Dwrite(s.videos.id(), s.videoType.id(), memSpace.id(), fileSpace.id(),
+                       s.collective.id(), rows.data()),
+              "H5Dwrite", "/videos");
+    s.lastWriteCollective &= h5::warnIfNotCollective(s.collective, "updating /videos");
+    spdlog::debug("updated {} rows of /videos: {}", local.size(),
+                  h5::ioMode(s.collective).describe());
+  }
+
+  h5::check(H5Fflush(s.file.id(), H5F_SCOPE_GLOBAL), "H5Fflush", s.path);
+}
+
+void FeatureStore::close() {
+  if (!impl_ || !impl_->file.valid()) return;
+  Impl& s = *impl_;
+  h5::QuietErrors quiet;
+  s.videos.close();
+  s.segments.close();
+  s.features.close();
+  s.file.close();
+}
+
+int64_t FeatureStore::featureDim() const { return stateOf(impl_, "featureDim").dim; }
+
+bool FeatureStore::lastWriteCollective() const {
+  return stateOf(impl_, "lastWriteCollective").lastWriteCollective;
+}
+
+StoreSummary readStoreSummary(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw InputError(path, "no such file");
+  auto notOurs = [&](const std::string& why) {
+    return InputError(path, "not a vidfeat output file: " + why);
+  };
+
+  h5::QuietErrors quiet;
+  htri_t isHdf5 = H5Fis_hdf5(path.c_str());
+  if (isHdf5 <= 0) {
+    (void)H5Eclear2(H5E_DEFAULT);  // a negative answer leaves an error stack we do not report
+    throw notOurs("not an HDF5 file");
+  }
+
+  try {
+    // Default (serial) file access: works in a parallel build and needs no MPI.
+    auto file = h5::File::take(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "H5Fopen", path);
+    const hid_t root = file.id();
+    if (!h5::hasAttribute(root, "format_version")) throw notOurs("no format_version attribute");
+    for (const char* name : {"/features", "/segments", "/videos"}) {
+      if (!h5::linkExists(root, name)) throw notOurs(std::string("no ") + name + " dataset");
+    }
+
+    StoreSummary summary;
+    summary.formatVersion = h5::readStringAttribute(root, "format_version");
+    if (summary.formatVersion != kFormatVersion) {
+      throw InputError(path, "format_version " + summary.formatVersion +
+                                 " is not supported by this vidfeat (it reads version " +
+                                 kFormatVersion + ")");
+    }
+    summary.vidfeatVersion = h5::readStringAttribute(root, "vidfeat_version");
+    FileMetadata& meta = summary.meta;
+    meta.modelName = h5::readStringAttribute(root, "model_name");
+    meta.modelArch = h5::readStringAttribute(root, "model_arch");
+    meta.configYaml = h5::readStringAttribute(root, "config_yaml");
+    meta.checkpointPath = h5::readStringAttribute(root, "checkpoint_path");
+    meta.checkpointSha256 = h5::readStringAttribute(root, "checkpoint_sha256");
+    meta.weights = h5::readStringAttribute(root, "weights");
+    meta.tailPolicy = h5::readStringAttribute(root, "tail_policy");
+    meta.featureName = h5::readStringAttribute(root, "feature_name");
+    meta.featureDim = h5::readIntAttribute(root, "feature_dim");
+    meta.numFrames = static_cast<int32_t>(h5::readIntAttribute(root, "num_frames"));
+    meta.samplingRate = static_cast<int32_t>(h5::readIntAttribute(root, "sampling_rate"));
+    meta.stride = static_cast<int32_t>(h5::readIntAttribute(root, "stride"));
+    meta.targetFps = h5::readDoubleAttribute(root, "target_fps");
+    summary.createdUtc = h5::readStringAttribute(root, "created_utc");
+
+    auto features =
+        h5::Dataset::take(H5Dopen2(root, "features", H5P_DEFAULT), "H5Dopen2", "/features");
+    std::vector<hsize_t> featureDims = h5::dimsOf(features, "/features");
+    if (featureDims.size() != 2) throw notOurs("/features is not two-dimensional");
+    summary.featureRows = static_cast<int64_t>(featureDims[0]);
+
+    auto videos = h5::Dataset::take(H5Dopen2(root, "videos", H5P_DEFAULT), "H5Dopen2", "/videos");
+    std::vector<hsize_t> videoDims = h5::dimsOf(videos, "/videos");
+    if (videoDims.size() != 1) throw notOurs("/videos is not a table");
+    std::vector<VideoRow> rows(static_cast<size_t>(videoDims[0]));
+    if (!rows.empty()) {
+      // Our memory type: HDF5 matches members by name, so this also reads files whose member
+      // order or padding differs.
+      h5::Datatype type = videoType();
+      h5::check(H5Dread(videos.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()),
+                "H5Dread", "/videos");
+    }
+    summary.videos.reserve(rows.size());
+    for (const VideoRow& row : rows) {
+      StoredVideo video;
+      video.videoId = readFixed(row.videoId);
+      video.path = readFixed(row.path);
+      if (row.status < 0 || row.status > static_cast<int8_t>(VideoStatus::Failed)) {
+        throw notOurs("video '" + video.videoId + "' has unknown status " +
+                      std::to_string(row.status));
+      }
+      video.status = static_cast<VideoStatus>(row.status);
+      video.fps = row.fps;
+      video.decodedFrames = row.decodedFrames;
+      video.duration = row.duration;
+      video.decodeErrors = row.decodeErrors;
+      video.firstRow = row.firstRow;
+      video.segmentCount = row.segmentCount;
+      video.error = readFixed(row.error);
+      summary.videos.push_back(std::move(video));
+    }
+    return summary;
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    throw InputError(path, std::string("cannot read as a vidfeat output file: ") + e.what());
+  }
+}
+
+}  // namespace vidfeat

@@ -1,0 +1,285 @@
+#include "hdf5.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+#include "vidfeat/common/error.h"
+
+namespace vidfeat::h5 {
+
+namespace {
+
+herr_t collectError(unsigned /*n*/, const H5E_error2_t* err, void* data) {
+  auto* parts = static_cast<std::vector<std::string>*>(data);
+  std::string text = err->desc ? err->desc : "";
+  if (text.empty() && err->func_name) text = std::string("error in ") + err->func_name;
+  // HDF5 often repeats the same description at several levels; once is enough.
+  if (!text.empty() && (parts->empty() || parts->back() != text)) parts->push_back(std::move(text));
+  return 0;
+}
+
+}  // namespace
+
+void fail(const std::string& call) {
+  std::vector<std::string> parts;
+  // Error-stack functions do not reset the stack, so the failing call's entries are still there.
+  // Their own results are ignored: we are already reporting a failure.
+  (void)H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collectError, &parts);
+  (void)H5Eclear2(H5E_DEFAULT);
+
+  // Outermost first: the API-level description, then the causes down to the one that started it
+  // (for files usually the OS error). Long stacks keep both ends.
+  constexpr size_t kKeep = 8;
+  if (parts.size() > kKeep) {
+    std::vector<std::string> kept(parts.begin(), parts.begin() + 3);
+    kept.emplace_back("...");
+    kept.insert(kept.end(), parts.end() - (kKeep - 4), parts.end());
+    parts = std::move(kept);
+  }
+  std::string message = call + " failed";
+  if (parts.empty()) {
+    message += " (HDF5 reported no details)";
+  } else {
+    for (const auto& part : parts) message += ": " + part;
+  }
+  throw Error(message);
+}
+
+QuietErrors::QuietErrors() {
+  // Configuration of error printing cannot meaningfully fail; results deliberately ignored.
+  (void)H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+  (void)H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
+
+QuietErrors::~QuietErrors() { (void)H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+
+// ---- property lists ----
+
+PropertyList::PropertyList(hid_t cls, const char* what)
+    : Handle<PropertyListTraits>(check(H5Pcreate(cls), what)) {}
+
+FileAccessProps& FileAccessProps::add(const MpioAccess& piece) {
+  check(H5Pset_fapl_mpio(id(), piece.comm, piece.info), "H5Pset_fapl_mpio");
+  return *this;
+}
+
+FileAccessProps& FileAccessProps::add(const CollectiveMetadata& piece) {
+  check(H5Pset_all_coll_metadata_ops(id(), piece.ops), "H5Pset_all_coll_metadata_ops");
+  check(H5Pset_coll_metadata_write(id(), piece.write), "H5Pset_coll_metadata_write");
+  return *this;
+}
+
+TransferProps& TransferProps::add(const CollectiveTransfer& /*piece*/) {
+  check(H5Pset_dxpl_mpio(id(), H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio");
+  return *this;
+}
+
+DatasetCreateProps& DatasetCreateProps::add(const Chunked& piece) {
+  check(H5Pset_chunk(id(), static_cast<int>(piece.dims.size()), piece.dims.data()), "H5Pset_chunk");
+  return *this;
+}
+
+DatasetCreateProps& DatasetCreateProps::add(const FillTime& piece) {
+  check(H5Pset_fill_time(id(), piece.when), "H5Pset_fill_time");
+  return *this;
+}
+
+DatasetCreateProps& DatasetCreateProps::add(const AllocTime& piece) {
+  check(H5Pset_alloc_time(id(), piece.when), "H5Pset_alloc_time");
+  return *this;
+}
+
+// ---- collective check ----
+
+std::string IoModeReport::describe() const {
+  std::string text;
+  switch (mode) {
+    case H5D_MPIO_NO_COLLECTIVE:
+      text = "independent";
+      break;
+    case H5D_MPIO_CHUNK_INDEPENDENT:
+      text = "chunked, collective operation with independent chunk access";
+      break;
+    case H5D_MPIO_CHUNK_COLLECTIVE:
+      text = "chunked, collective";
+      break;
+    case H5D_MPIO_CHUNK_MIXED:
+      text = "chunked, collective with some chunks independent";
+      break;
+    case H5D_MPIO_CONTIGUOUS_COLLECTIVE:
+      text = "contiguous, collective";
+      break;
+  }
+  struct Cause {
+    uint32_t bit;
+    const char* name;
+  };
+  static const Cause kCauses[] = {
+      {H5D_MPIO_SET_INDEPENDENT, "independent transfer requested"},
+      {H5D_MPIO_DATATYPE_CONVERSION,
+       "datatype conversion needed (memory type differs from file type)"},
+      {H5D_MPIO_DATA_TRANSFORMS, "data transform set"},
+      {H5D_MPIO_MPI_OPT_TYPES_ENV_VAR_DISABLED, "MPI derived types disabled by environment"},
+      {H5D_MPIO_NOT_SIMPLE_OR_SCALAR_DATASPACES, "dataspace neither simple nor scalar"},
+      {H5D_MPIO_NOT_CONTIGUOUS_OR_CHUNKED_DATASET, "dataset neither contiguous nor chunked"},
+      {H5D_MPIO_PARALLEL_FILTERED_WRITES_DISABLED, "parallel filtered writes disabled"},
+      {H5D_MPIO_ERROR_WHILE_CHECKING_COLLECTIVE_POSSIBLE,
+       "error while checking whether collective is possible"},
+  };
+  uint32_t causes = localCause | globalCause;
+  std::string why;
+  for (const auto& cause : kCauses) {
+    if (causes & cause.bit) why += (why.empty() ? "" : ", ") + std::string(cause.name);
+  }
+  if (!why.empty()) text += " (" + why + ")";
+  return text;
+}
+
+IoModeReport ioMode(const TransferProps& dxpl) {
+  IoModeReport report;
+  check(H5Pget_mpio_actual_io_mode(dxpl.id(), &report.mode), "H5Pget_mpio_actual_io_mode");
+  check(H5Pget_mpio_no_collective_cause(dxpl.id(), &report.localCause, &report.globalCause),
+        "H5Pget_mpio_no_collective_cause");
+  return report;
+}
+
+bool warnIfNotCollective(const TransferProps& dxpl, const std::string& what) {
+  IoModeReport report = ioMode(dxpl);
+  if (!report.collective()) {
+    spdlog::warn(
+        "{}: HDF5 did not use collective MPI-IO ({}); the data is correct but writing may "
+        "be much slower on a parallel file system",
+        what, report.describe());
+  }
+  return report.collective();
+}
+
+// ---- conveniences ----
+
+Dataspace simpleSpace(const std::vector<hsize_t>& dims, const std::vector<hsize_t>& maxDims) {
+  return Dataspace::take(H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
+                                          maxDims.empty() ? nullptr : maxDims.data()),
+                         "H5Screate_simple");
+}
+
+Dataspace spaceOf(const Dataset& dataset, const char* what) {
+  return Dataspace::take(H5Dget_space(dataset.id()), "H5Dget_space", what);
+}
+
+std::vector<hsize_t> dimsOf(const Dataset& dataset, const char* what) {
+  Dataspace space = spaceOf(dataset, what);
+  int rank = check(H5Sget_simple_extent_ndims(space.id()), "H5Sget_simple_extent_ndims", what);
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  check(H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr), "H5Sget_simple_extent_dims",
+        what);
+  return dims;
+}
+
+Datatype fixedString(size_t bytes) {
+  auto type = Datatype::take(H5Tcopy(H5T_C_S1), "H5Tcopy(H5T_C_S1)");
+  check(H5Tset_size(type.id(), bytes), "H5Tset_size");
+  // NUL-padded rather than NUL-terminated: a value may use every byte, and readers (h5py, our own)
+  // strip the padding.
+  check(H5Tset_strpad(type.id(), H5T_STR_NULLPAD), "H5Tset_strpad");
+  check(H5Tset_cset(type.id(), H5T_CSET_UTF8), "H5Tset_cset");
+  return type;
+}
+
+Datatype variableString() {
+  auto type = Datatype::take(H5Tcopy(H5T_C_S1), "H5Tcopy(H5T_C_S1)");
+  check(H5Tset_size(type.id(), H5T_VARIABLE), "H5Tset_size(H5T_VARIABLE)");
+  check(H5Tset_cset(type.id(), H5T_CSET_UTF8), "H5Tset_cset");
+  return type;
+}
+
+namespace {
+
+void writeScalarAttribute(hid_t obj, const char* name, hid_t fileType, hid_t memType,
+                          const void* value) {
+  auto space = Dataspace::take(H5Screate(H5S_SCALAR), "H5Screate(H5S_SCALAR)");
+  auto attr = Attribute::take(H5Acreate2(obj, name, fileType, space.id(), H5P_DEFAULT, H5P_DEFAULT),
+                              "H5Acreate2", name);
+  check(H5Awrite(attr.id(), memType, value), "H5Awrite", name);
+  attr.close();
+}
+
+}  // namespace
+
+void writeAttribute(hid_t obj, const char* name, const std::string& value) {
+  // Variable-length: no length limit (the config YAML can be long) and h5py returns str. Fine in
+  // parallel because attributes are metadata, written once with the value every rank passed.
+  Datatype type = variableString();
+  const char* text = value.c_str();
+  writeScalarAttribute(obj, name, type.id(), type.id(), &text);
+}
+
+void writeAttribute(hid_t obj, const char* name, int64_t value) {
+  writeScalarAttribute(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+void writeAttribute(hid_t obj, const char* name, int32_t value) {
+  writeScalarAttribute(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT32, &value);
+}
+
+void writeAttribute(hid_t obj, const char* name, double value) {
+  writeScalarAttribute(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
+bool hasAttribute(hid_t obj, const char* name) {
+  return check(H5Aexists(obj, name), "H5Aexists", name) > 0;
+}
+
+std::string readStringAttribute(hid_t obj, const char* name) {
+  auto attr = Attribute::take(H5Aopen(obj, name, H5P_DEFAULT), "H5Aopen", name);
+  auto fileType = Datatype::take(H5Aget_type(attr.id()), "H5Aget_type", name);
+  if (check(H5Tget_class(fileType.id()), "H5Tget_class", name) != H5T_STRING) {
+    throw Error(std::string("attribute '") + name + "' is not a string");
+  }
+  if (check(H5Tis_variable_str(fileType.id()), "H5Tis_variable_str", name) > 0) {
+    Datatype memType = variableString();
+    char* text = nullptr;
+    check(H5Aread(attr.id(), memType.id(), &text), "H5Aread", name);
+    std::string value = text ? text : "";
+    (void)H5free_memory(text);  // frees what HDF5 allocated; nothing useful to do on failure
+    return value;
+  }
+  // Fixed-length: read with the file's own type (no conversion), then drop NUL padding.
+  size_t size = H5Tget_size(fileType.id());
+  if (size == 0) fail(std::string("H5Tget_size(") + name + ")");
+  std::string buffer(size, '\0');
+  check(H5Aread(attr.id(), fileType.id(), buffer.data()), "H5Aread", name);
+  buffer.resize(buffer.find('\0') == std::string::npos ? size : buffer.find('\0'));
+  return buffer;
+}
+
+int64_t readIntAttribute(hid_t obj, const char* name) {
+  auto attr = Attribute::take(H5Aopen(obj, name, H5P_DEFAULT), "H5Aopen", name);
+  int64_t value = 0;
+  check(H5Aread(attr.id(), H5T_NATIVE_INT64, &value), "H5Aread", name);
+  return value;
+}
+
+double readDoubleAttribute(hid_t obj, const char* name) {
+  auto attr = Attribute::take(H5Aopen(obj, name, H5P_DEFAULT), "H5Aopen", name);
+  double value = 0;
+  check(H5Aread(attr.id(), H5T_NATIVE_DOUBLE, &value), "H5Aread", name);
+  return value;
+}
+
+bool linkExists(hid_t file, const char* path) {
+  // H5Lexists fails (rather than returning false) when an intermediate component is missing, so
+  // walk the path one component at a time.
+  std::string full = path;
+  size_t pos = full[0] == '/' ? 1 : 0;
+  while (pos <= full.size()) {
+    size_t next = full.find('/', pos);
+    if (next == std::string::npos) next = full.size();
+    std::string prefix = full.substr(0, next);
+    if (check(H5Lexists(file, prefix.c_str(), H5P_DEFAULT), "H5Lexists", prefix) <= 0) return false;
+    pos = next + 1;
+  }
+  return true;
+}
+
+}  // namespace vidfeat::h5
