@@ -371,10 +371,7 @@ struct VideoDecoder::Impl {
   bool next(DecodedFrame& out) {
     while (window.size() < kReorderDepth && decodeOne()) {
     }
-    if (window.empty()) {
-      current.reset();
-      return false;
-    }
+    if (window.empty()) return false;  // `current` stays: the last frame may still be converted
     Pending first = std::move(window.front());
     window.erase(window.begin());
     if (lastEmittedPts != AV_NOPTS_VALUE && first.pts < lastEmittedPts) ++stats.framesLate;

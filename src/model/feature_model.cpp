@@ -83,3 +83,18 @@ std::unique_ptr<FeatureModel> FeatureModel::build(const Config& cfg, const std::
 }
 
 }  // namespace vidfeat
+
+namespace vidfeat {
+
+void setComputeThreads(int threads) {
+  if (threads > 0) torch::set_num_threads(threads);
+}
+
+bool cudaAvailable() { return torch::cuda::is_available(); }
+
+std::string resolveDevice(const std::string& requested) {
+  if (requested == "auto") return cudaAvailable() ? "cuda" : "cpu";
+  return requested;
+}
+
+}  // namespace vidfeat

@@ -607,7 +607,7 @@ TEST(Store, H5dumpReadsTheFile) {
 TEST(Store, FormatDocSnippetRunsWithH5py) {
   // The 3-line h5py recipe in docs/FORMAT.md, run verbatim on a real file (only the file name and
   // id are substituted). Needs python3 with h5py; skipped where that is missing.
-  if (testing::run("python3 -c 'import h5py' > /dev/null 2>&1") != 0) GTEST_SKIP() << "no h5py";
+  if (testing::run("/usr/bin/python3 -c 'import h5py' > /dev/null 2>&1") != 0) GTEST_SKIP() << "no h5py";
   ScratchDir dir;
   const fs::path path = dir / "doc.h5";
   {
@@ -632,7 +632,7 @@ TEST(Store, FormatDocSnippetRunsWithH5py) {
       "assert list(times['start_time']) == [(s * 16 + 1) / 30.0 for s in range(3)], times\n";
   const fs::path script = dir / "snippet.py";
   std::ofstream(script) << code;
-  EXPECT_EQ(testing::run("python3 '" + script.string() + "'"), 0) << code;
+  EXPECT_EQ(testing::run("/usr/bin/python3 '" + script.string() + "'"), 0) << code;
 }
 
 TEST(Store, MovedStoreKeepsWorking) {

@@ -72,7 +72,8 @@ class VideoDecoder {
   // Broken packets or frames are skipped and counted in stats().decodeErrors.
   bool next(DecodedFrame& frame);
 
-  // Converts the frame last returned by next() to packed RGB24 (outputHeight rows of
+  // Converts the frame last returned by next() (still available after next() returned false at
+  // the end, so padding can use the last frame without converting every frame) to packed RGB24 (outputHeight rows of
   // outputWidth*3 bytes, rotation applied): libswscale colour conversion at the decoded size,
   // then a bilinear resize matching torch's interpolate(mode="bilinear", align_corners=False).
   void convert(uint8_t* rgb);

@@ -45,3 +45,14 @@ class FeatureModel {
 };
 
 }  // namespace vidfeat
+
+namespace vidfeat {
+
+// LibTorch intra-op threads for this process (0 leaves LibTorch's default).
+void setComputeThreads(int threads);
+// Whether a CUDA device is usable by LibTorch in this process.
+bool cudaAvailable();
+// "cuda" when a CUDA device is available, else "cpu" (for --device auto).
+std::string resolveDevice(const std::string& requested);
+
+}  // namespace vidfeat

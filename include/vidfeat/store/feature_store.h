@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "vidfeat/clip/segment.h"
+
 namespace vidfeat {
 
 enum class VideoStatus : int8_t { Pending = 0, Complete = 1, Failed = 2 };
@@ -20,16 +22,6 @@ enum class VideoStatus : int8_t { Pending = 0, Complete = 1, Failed = 2 };
 struct VideoEntry {
   std::string videoId;
   std::string path;
-};
-
-// One temporal bucket of a video.
-struct SegmentRecord {
-  int32_t index = 0;         // 0-based segment index within the video
-  int64_t firstFrame = 0;    // first source frame used (decoded-frame index)
-  int64_t lastFrame = 0;     // last source frame used (inclusive)
-  double startTime = 0.0;    // seconds, presentation time of firstFrame
-  double endTime = 0.0;      // seconds, presentation time of lastFrame plus its duration
-  int32_t paddedFrames = 0;  // frames of the clip that are padding, not real frames
 };
 
 // What one rank produced for one video.

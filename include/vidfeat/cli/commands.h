@@ -1,0 +1,14 @@
+#pragma once
+// The `vidfeat` subcommands. Each parses its own options (Boost.Program_options) and returns the
+// process exit code; MPI is initialised by main() and the communicator passed in.
+#include <mpi.h>
+
+#include <string>
+#include <vector>
+
+namespace vidfeat::cli {
+
+int extractCommand(const std::vector<std::string>& args, MPI_Comm comm);
+int inspectCommand(const std::vector<std::string>& args);
+
+}  // namespace vidfeat::cli

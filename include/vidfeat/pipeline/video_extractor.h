@@ -1,0 +1,41 @@
+#pragma once
+// One video through the data path: decode -> clips -> preprocessing -> model, into a VideoResult
+// ready for the store. A video that cannot be opened or decoded becomes a Failed result with the
+// reason; it never throws for a bad video.
+#include <cstdint>
+#include <string>
+
+#include "vidfeat/clip/bucket_plan.h"
+#include "vidfeat/clip/preprocess.h"
+#include "vidfeat/store/feature_store.h"
+
+namespace vidfeat {
+
+class FeatureModel;
+
+struct ExtractOptions {
+  BucketSpec buckets;
+  PreprocessSpec preprocess;
+  double targetFps = 0.0;  // --fps: resample by presentation time first; 0 = native rate
+  uint64_t tailSeed = 0;   // seeds the sample tail policy (mixed with the video id)
+  int batch = 1;           // clips per forward
+  int decodeThreads = 0;   // codec threads, 0 = FFmpeg's choice
+};
+
+class VideoExtractor {
+ public:
+  VideoExtractor(FeatureModel& model, const ExtractOptions& options);
+
+  // Extracts every segment of `video`. `videoRow` is its row in the store.
+  VideoResult run(const VideoEntry& video, int64_t videoRow);
+
+  // Clips run through the model since construction (for throughput figures).
+  int64_t clipsProcessed() const { return clips_; }
+
+ private:
+  FeatureModel& model_;
+  ExtractOptions opt_;
+  int64_t clips_ = 0;
+};
+
+}  // namespace vidfeat

@@ -1,0 +1,76 @@
+#include <boost/program_options.hpp>
+
+#include <fmt/core.h>
+
+#include <iostream>
+
+#include "vidfeat/cli/commands.h"
+#include "vidfeat/store/feature_store.h"
+
+namespace vidfeat::cli {
+
+namespace po = boost::program_options;
+
+namespace {
+const char* statusName(VideoStatus s) {
+  switch (s) {
+    case VideoStatus::Pending: return "pending";
+    case VideoStatus::Complete: return "complete";
+    case VideoStatus::Failed: return "failed";
+  }
+  return "?";
+}
+}  // namespace
+
+int inspectCommand(const std::vector<std::string>& argv) {
+  std::string file;
+  bool videos = false;
+  po::options_description opts("vidfeat inspect FILE: what an output file holds\n\noptions");
+  opts.add_options()("help,h", "show this help")("file", po::value(&file)->required(), "output file")(
+      "videos", po::bool_switch(&videos), "list every video");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(argv).options(opts).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  po::notify(vm);
+
+  StoreSummary s = readStoreSummary(file);
+  int64_t complete = 0, failedCount = 0, pending = 0, segments = 0;
+  for (const auto& v : s.videos) {
+    complete += v.status == VideoStatus::Complete;
+    failedCount += v.status == VideoStatus::Failed;
+    pending += v.status == VideoStatus::Pending;
+    segments += v.segmentCount;
+  }
+  fmt::print("file:           {}\n", file);
+  fmt::print("format:         vidfeat {} (format {}), created {}\n", s.vidfeatVersion, s.formatVersion, s.createdUtc);
+  fmt::print("model:          {} (arch {})\n", s.meta.modelName, s.meta.modelArch);
+  fmt::print("weights:        {}\n", s.meta.weights);
+  if (!s.meta.checkpointPath.empty()) {
+    fmt::print("checkpoint:     {} (sha256 {})\n", s.meta.checkpointPath, s.meta.checkpointSha256);
+  }
+  fmt::print("feature:        {} floats: {}\n", s.meta.featureDim, s.meta.featureName);
+  fmt::print("clips:          {} frames every {} frames, stride {}, tail {}{}\n", s.meta.numFrames,
+             s.meta.samplingRate, s.meta.stride, s.meta.tailPolicy,
+             s.meta.targetFps > 0 ? fmt::format(", resampled to {} fps", s.meta.targetFps) : "");
+  fmt::print("videos:         {} ({} complete, {} failed, {} pending)\n", s.videos.size(), complete,
+             failedCount, pending);
+  fmt::print("segments:       {} ({} feature rows)\n", segments, s.featureRows);
+  if (videos || s.videos.size() <= 50) {
+    fmt::print("\n{:<40} {:>9} {:>7} {:>8} {:>9} {:>8}  {}\n", "video_id", "status", "frames", "fps",
+               "duration", "segments", "note");
+    for (const auto& v : s.videos) {
+      std::string note = v.error;
+      if (note.empty() && v.decodeErrors > 0) note = fmt::format("{} decode errors skipped", v.decodeErrors);
+      fmt::print("{:<40} {:>9} {:>7} {:>8.3f} {:>9.3f} {:>8}  {}\n", v.videoId, statusName(v.status),
+                 v.decodedFrames, v.fps, v.duration, v.segmentCount, note);
+    }
+  }
+  return 0;
+}
+
+}  // namespace vidfeat::cli

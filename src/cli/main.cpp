@@ -1,0 +1,50 @@
+// vidfeat: action-recognition features for whole video datasets, one job, one HDF5 file.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "vidfeat/cli/commands.h"
+#include "vidfeat/common/error.h"
+#include "vidfeat/common/log.h"
+#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/version.h"
+
+namespace {
+
+const char* kUsage =
+    "vidfeat " VIDFEAT_VERSION " - action-recognition features for video datasets\n"
+    "\n"
+    "usage: vidfeat <command> [options]    (vidfeat <command> --help for its options)\n"
+    "\n"
+    "commands:\n"
+    "  extract   decode, cut into clips, run the model, write one HDF5 file (MPI-parallel)\n"
+    "  inspect   describe an output file: model, provenance, videos, segments\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vidfeat::MpiSession mpi(&argc, &argv);
+  vidfeat::initLogging(mpi.rank(), mpi.size());
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    if (mpi.rank() == 0) std::fputs(kUsage, stdout);
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    if (mpi.rank() == 0) std::puts(VIDFEAT_VERSION);
+    return 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "extract") return vidfeat::cli::extractCommand(args, mpi.world());
+    if (command == "inspect") return mpi.rank() == 0 ? vidfeat::cli::inspectCommand(args) : 0;
+    std::fprintf(stderr, "vidfeat: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+    return 2;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    // Other ranks may be inside a collective call: take the whole job down rather than hang.
+    if (mpi.size() > 1) MPI_Abort(mpi.world(), 1);
+    return 1;
+  }
+}

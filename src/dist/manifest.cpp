@@ -1,0 +1,161 @@
+#include "vidfeat/dist/manifest.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "vidfeat/common/error.h"
+
+namespace vidfeat {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Splits one CSV record (RFC 4180). Returns false for an unterminated quote.
+bool splitCsv(const std::string& line, std::vector<std::string>& fields) {
+  fields.clear();
+  std::string cur;
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < line.size() && line[i + 1] == '"') {
+          cur += '"';
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        cur += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  fields.push_back(cur);
+  return !quoted;
+}
+
+std::string trimEol(std::string s) {
+  while (!s.empty() && (s.back() == '\r' || s.back() == '\n')) s.pop_back();
+  return s;
+}
+
+std::string trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t");
+  if (a == std::string::npos) return "";
+  size_t b = s.find_last_not_of(" \t");
+  return s.substr(a, b - a + 1);
+}
+
+}  // namespace
+
+std::string defaultVideoId(const std::string& manifestDir, const std::string& pathAsWritten) {
+  fs::path p(pathAsWritten);
+  fs::path rel = p.is_absolute() ? p.lexically_relative(manifestDir) : p.lexically_normal();
+  if (rel.empty() || *rel.begin() == "..") rel = p.lexically_normal();  // outside the folder
+  rel.replace_extension();
+  std::string id = rel.generic_string();
+  while (!id.empty() && id.front() == '/') id.erase(id.begin());
+  return id;
+}
+
+std::vector<VideoEntry> readManifest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, "cannot open manifest");
+  const std::string dir = fs::absolute(fs::path(path)).parent_path().lexically_normal().string();
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(trimEol(line));
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].find('\0') != std::string::npos) {
+      throw InputError(path, "line " + std::to_string(i + 1) + " contains a NUL byte");
+    }
+  }
+
+  // A CSV has a header line naming a `path` column.
+  size_t first = 0;
+  while (first < lines.size() && trim(lines[first]).empty()) ++first;
+  std::vector<std::string> header;
+  int pathCol = -1, idCol = -1;
+  if (first < lines.size() && splitCsv(lines[first], header)) {
+    for (size_t c = 0; c < header.size(); ++c) {
+      std::string h = trim(header[c]);
+      if (h == "path") pathCol = int(c);
+      if (h == "video_id") idCol = int(c);
+    }
+  }
+  const bool csv = pathCol >= 0;
+
+  std::vector<VideoEntry> entries;
+  std::set<std::string> ids;
+  std::vector<std::string> fields;
+  for (size_t i = csv ? first + 1 : 0; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
+    if (trim(line).empty() || (!csv && line[0] == '#')) continue;
+    const std::string where = "line " + std::to_string(i + 1);
+    std::string written, id;
+    if (csv) {
+      if (!splitCsv(line, fields)) throw InputError(path, where + ": unterminated quote");
+      if (int(fields.size()) <= pathCol) throw InputError(path, where + ": no path column");
+      written = fields[size_t(pathCol)];
+      if (idCol >= 0 && int(fields.size()) > idCol) id = fields[size_t(idCol)];
+    } else {
+      written = line;  // a plain list keeps spaces: file names may have them
+    }
+    if (written.empty()) throw InputError(path, where + ": empty path");
+    fs::path p(written);
+    std::string resolved = (p.is_absolute() ? p : fs::path(dir) / p).lexically_normal().string();
+    if (id.empty()) id = defaultVideoId(dir, written);
+    if (id.empty()) throw InputError(path, where + ": cannot derive a video id from '" + written + "'");
+    if (!ids.insert(id).second) {
+      throw InputError(path, where + ": duplicate video id '" + id + "'");
+    }
+    entries.push_back({id, resolved});
+  }
+  if (entries.empty()) throw InputError(path, "the manifest lists no videos");
+  return entries;
+}
+
+std::vector<VideoEntry> broadcastEntries(const std::vector<VideoEntry>& entries, int root, MPI_Comm comm) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  // Serialised as NUL-separated id, path pairs (a manifest cannot contain NUL bytes).
+  std::string blob;
+  if (rank == root) {
+    for (const auto& e : entries) {
+      blob += e.videoId;
+      blob += '\0';
+      blob += e.path;
+      blob += '\0';
+    }
+  }
+  unsigned long long size = blob.size();
+  MPI_Bcast(&size, 1, MPI_UNSIGNED_LONG_LONG, root, comm);
+  blob.resize(size);
+  // MPI counts are int: send in chunks so huge manifests work too.
+  const size_t chunk = size_t(1) << 30;
+  for (size_t off = 0; off < size; off += chunk) {
+    int n = int(std::min(chunk, size_t(size) - off));
+    MPI_Bcast(blob.data() + off, n, MPI_CHAR, root, comm);
+  }
+  if (rank == root) return entries;
+  std::vector<VideoEntry> out;
+  size_t pos = 0;
+  while (pos < blob.size()) {
+    size_t a = blob.find('\0', pos);
+    size_t b = blob.find('\0', a + 1);
+    out.push_back({blob.substr(pos, a - pos), blob.substr(a + 1, b - a - 1)});
+    pos = b + 1;
+  }
+  return out;
+}
+
+}  // namespace vidfeat

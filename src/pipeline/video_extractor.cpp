@@ -1,0 +1,157 @@
+#include "vidfeat/pipeline/video_extractor.h"
+
+#include <optional>
+
+#include "vidfeat/clip/clip_assembler.h"
+#include "vidfeat/clip/fps_resampler.h"
+#include "vidfeat/common/error.h"
+#include "vidfeat/common/log.h"
+#include "vidfeat/decode/video_decoder.h"
+#include "vidfeat/model/feature_model.h"
+
+namespace vidfeat {
+
+namespace {
+
+// Packs clips into a batch buffer and runs the model when it is full.
+class Batcher {
+ public:
+  Batcher(FeatureModel& model, const PreprocessSpec& prep, int frameWidth, int frameHeight, int batch,
+          VideoResult& result)
+      : model_(model), prep_(prep), w_(frameWidth), h_(frameHeight), batch_(std::max(1, batch)),
+        result_(result), clipSize_(model.inputShape().numel()) {
+    const ClipShape shape = model.inputShape();
+    if (shape.height != prep.cropSize || shape.width != prep.cropSize) {
+      throw Error("internal: model input " + std::to_string(shape.height) + " but crop " +
+                  std::to_string(prep.cropSize));
+    }
+    input_.resize(size_t(batch_) * clipSize_);
+  }
+
+  void add(const AssembledClip& clip) {
+    std::vector<const uint8_t*> frames;
+    for (const auto& f : clip.frames) frames.push_back(f->data());
+    packClip(frames, w_, h_, prep_, input_.data() + size_t(pending_) * clipSize_);
+    result_.segments.push_back(clip.segment);
+    if (++pending_ == batch_) flush();
+  }
+
+  void flush() {
+    if (pending_ == 0) return;
+    const int64_t dim = model_.featureDim();
+    size_t at = result_.features.size();
+    result_.features.resize(at + size_t(pending_ * dim));
+    model_.extract(input_.data(), pending_, result_.features.data() + at);
+    clips_ += pending_;
+    pending_ = 0;
+  }
+
+  int64_t clips() const { return clips_; }
+
+ private:
+  FeatureModel& model_;
+  const PreprocessSpec& prep_;
+  int w_, h_, batch_;
+  VideoResult& result_;
+  size_t clipSize_;
+  std::vector<float> input_;
+  int pending_ = 0;
+  int64_t clips_ = 0;
+};
+
+}  // namespace
+
+VideoExtractor::VideoExtractor(FeatureModel& model, const ExtractOptions& options)
+    : model_(model), opt_(options) {
+  opt_.buckets.validate();
+  if (opt_.targetFps < 0) throw Error("--fps must be positive");
+}
+
+VideoResult VideoExtractor::run(const VideoEntry& video, int64_t videoRow) {
+  VideoResult result;
+  result.videoRow = videoRow;
+  try {
+    DecodeOptions dopt;
+    dopt.threads = opt_.decodeThreads;
+    VideoDecoder dec(video.path, dopt);
+    const StreamInfo& info = dec.info();
+    auto [w, h] = shortSideScaledSize(info.displayWidth, info.displayHeight, opt_.preprocess.shortSide);
+    dec.setOutputSize(w, h);
+    const size_t frameBytes = size_t(w) * size_t(h) * 3;
+    auto convertCurrent = [&]() -> FramePixels {
+      auto px = std::make_shared<std::vector<uint8_t>>(frameBytes);
+      dec.convert(px->data());
+      return px;
+    };
+
+    ClipAssembler assembler(opt_.buckets, tailSeedFor(opt_.tailSeed, video.videoId));
+    Batcher batcher(model_, opt_.preprocess, w, h, opt_.batch, result);
+    auto drain = [&](std::vector<AssembledClip> clips) {
+      for (const auto& c : clips) batcher.add(c);
+    };
+
+    std::optional<FpsResampler> resampler;
+    if (opt_.targetFps > 0) resampler.emplace(opt_.targetFps);
+    FramePixels previous;  // --fps: a frame's slots are known only when the next frame arrives
+
+    DecodedFrame f;
+    int64_t n = 0;
+    double firstPts = 0, lastPts = 0;
+    while (dec.next(f)) {
+      if (n == 0) firstPts = f.pts;
+      lastPts = f.pts;
+      ++n;
+      if (resampler) {
+        for (const auto& slot : resampler->push(f.index, f.pts)) {
+          assembler.push({slot.sourceIndex, slot.time},
+                         assembler.needsPixels(assembler.nextPosition()) ? previous : nullptr);
+        }
+        // Which slots this frame gets is known only later, so it is converted now.
+        previous = convertCurrent();
+      } else {
+        const bool need = assembler.needsPixels(assembler.nextPosition());
+        assembler.push({f.index, f.pts}, need ? convertCurrent() : nullptr);
+      }
+      drain(assembler.takeReady());
+    }
+    if (n == 0) throw InputError(video.path, "no frame could be decoded");
+
+    // Duration of the last frame: the mean frame interval, or the stream's rate for one frame.
+    double frameDuration = n > 1 ? (lastPts - firstPts) / double(n - 1)
+                                 : (info.avgFps > 0 ? 1.0 / info.avgFps : 0.0);
+    double sequenceStep = frameDuration;
+    if (resampler) {
+      for (const auto& slot : resampler->finish(frameDuration)) {
+        assembler.push({slot.sourceIndex, slot.time},
+                       assembler.needsPixels(assembler.nextPosition()) ? previous : nullptr);
+      }
+      drain(assembler.takeReady());
+      sequenceStep = 1.0 / opt_.targetFps;
+    }
+    drain(assembler.finish(sequenceStep, [&]() -> FramePixels {
+      return resampler ? previous : convertCurrent();
+    }));
+    batcher.flush();
+    clips_ += batcher.clips();
+
+    result.status = VideoStatus::Complete;
+    result.decodedFrames = n;
+    result.duration = lastPts - firstPts + frameDuration;
+    result.fps = frameDuration > 0 ? 1.0 / frameDuration : info.avgFps;
+    result.decodeErrors = dec.stats().decodeErrors;
+    if (result.decodeErrors > 0) {
+      spdlog::warn("{}: {} broken packets/frames skipped", video.path, result.decodeErrors);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("video {} failed: {}", video.videoId, e.what());
+    VideoResult failed;
+    failed.videoRow = videoRow;
+    failed.status = VideoStatus::Failed;
+    failed.error = e.what();
+    failed.decodeErrors = result.decodeErrors;
+    return failed;
+  }
+  return result;
+}
+
+}  // namespace vidfeat

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs vidfeat's build and test dependencies (Debian 12 packages only) and builds it.
+# Idempotent: packages already present are not reinstalled and `apt-get update` runs only when
+# something is missing. Usage: tools/setup.sh [BUILD_DIR]   (default: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${1:-build}
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libtorch-dev libopenblas0-openmp          # LibTorch + an optimised BLAS (else the reference BLAS, ~20x slower)
+  libopenmpi-dev openmpi-bin
+  libhdf5-openmpi-dev hdf5-tools            # parallel HDF5 (MPI-IO) and h5dump
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
+  libboost-program-options-dev libfmt-dev libyaml-cpp-dev libspdlog-dev
+  libgtest-dev
+  ffmpeg                                    # tests and the demo generate videos with it
+  python3-h5py python3-numpy                # tests read the output with h5py
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build "$BUILD_DIR" -j "$(nproc)"
