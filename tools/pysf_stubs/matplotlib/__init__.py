@@ -1,0 +1,1 @@
+"""Stand-in: PySlowFast imports matplotlib for plots only."""
