@@ -49,6 +49,13 @@ using UniqueAVPacket = std::unique_ptr<AVPacket, DeleterP<AVPacket, av_packet_fr
 using UniqueSwsContext = std::unique_ptr<SwsContext, Deleter<SwsContext, sws_freeContext>>;
 
 // FFmpeg's text for a return code, e.g. "Invalid data found when processing input".
+// Local paths go to the file protocol explicitly, so that a name containing ':' (e.g.
+// "clip:1.mp4") is not taken for a protocol prefix. Names with a scheme are passed through.
+inline std::string url(const std::string& path) {
+  if (path.find("://") != std::string::npos) return path;
+  return "file:" + path;
+}
+
 inline std::string errorString(int code) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
   if (av_strerror(code, buf, sizeof(buf)) < 0) {

@@ -30,13 +30,6 @@ constexpr size_t kReorderDepth = 4;
 // A stream that yields nothing but errors for this long is not worth decoding further.
 constexpr int kMaxConsecutiveErrors = 1000;
 
-// Local paths go to the file protocol explicitly, so that a name containing ':' (e.g.
-// "clip:1.mp4") is not taken for a protocol prefix. Names with a scheme are passed through.
-std::string ffmpegUrl(const std::string& path) {
-  if (path.find("://") != std::string::npos) return path;
-  return "file:" + path;
-}
-
 // Clockwise display rotation (0/90/180/270) from the stream's display matrix.
 // av_display_rotation_get returns the counter-clockwise angle the matrix rotates by, so the
 // clockwise angle a player applies is its negation (video_90.mov: -90 -> 90 clockwise).
@@ -199,7 +192,7 @@ struct VideoDecoder::Impl {
 
   void open() {
     AVFormatContext* raw = nullptr;
-    int rc = avformat_open_input(&raw, ffmpegUrl(path).c_str(), nullptr, nullptr);
+    int rc = avformat_open_input(&raw, ffmpeg::url(path).c_str(), nullptr, nullptr);
     if (rc < 0) fail("cannot open", rc);  // avformat_open_input freed `raw` itself
     format.reset(raw);
 

@@ -9,6 +9,9 @@
 #include <ctime>
 #include <filesystem>
 #include <numeric>
+#include <sstream>
+
+#include <fmt/format.h>
 
 #include "hdf5.h"
 #include "vidfeat/common/error.h"
@@ -26,6 +29,7 @@ constexpr const char* kFormatVersion = "1";
 constexpr size_t kVideoIdBytes = 256;
 constexpr size_t kPathBytes = 1024;
 constexpr size_t kErrorBytes = 512;
+constexpr size_t kStageBytes = 24;
 // Chunks of about 1 MiB: big enough for efficient parallel I/O, small enough that a reader
 // fetching one video's rows does not pull in much else.
 constexpr hsize_t kChunkBytes = 1 << 20;
@@ -61,6 +65,15 @@ struct VideoRow {
   int64_t segmentCount;
   char error[kErrorBytes];
 };
+
+// One /failures row (memory layout == file layout, no padding).
+struct FailureRow {
+  int64_t videoRow;
+  int32_t rank;
+  char stage[kStageBytes - 4];
+  char message[kErrorBytes];
+};
+static_assert(sizeof(FailureRow) == 8 + kStageBytes + kErrorBytes, "FailureRow must have no padding");
 
 void checkMpi(int rc, const char* call) {
   if (rc == MPI_SUCCESS) return;
@@ -117,6 +130,17 @@ h5::Datatype videoType() {
   return type;  // H5Tinsert copies member types, so the temporaries may close
 }
 
+h5::Datatype failureType() {
+  auto type = h5::Datatype::take(H5Tcreate(H5T_COMPOUND, sizeof(FailureRow)), "H5Tcreate");
+  h5::Datatype stageType = h5::fixedString(sizeof(FailureRow::stage));
+  h5::Datatype messageType = h5::fixedString(kErrorBytes);
+  insertMember(type, "video_row", offsetof(FailureRow, videoRow), H5T_NATIVE_INT64);
+  insertMember(type, "rank", offsetof(FailureRow, rank), H5T_NATIVE_INT32);
+  insertMember(type, "stage", offsetof(FailureRow, stage), stageType.id());
+  insertMember(type, "message", offsetof(FailureRow, message), messageType.id());
+  return type;
+}
+
 template <size_t N>
 void copyFixed(char (&dst)[N], const std::string& src) {
   std::memset(dst, 0, N);
@@ -161,7 +185,78 @@ h5::Dataset createTable(const h5::File& file, const char* name, hid_t type,
   return dataset;
 }
 
+FileMetadata readMetadata(hid_t root) {
+  FileMetadata meta;
+  meta.modelName = h5::readStringAttribute(root, "model_name");
+  meta.modelArch = h5::readStringAttribute(root, "model_arch");
+  meta.configYaml = h5::readStringAttribute(root, "config_yaml");
+  meta.checkpointPath = h5::readStringAttribute(root, "checkpoint_path");
+  meta.checkpointSha256 = h5::readStringAttribute(root, "checkpoint_sha256");
+  meta.weights = h5::readStringAttribute(root, "weights");
+  meta.tailPolicy = h5::readStringAttribute(root, "tail_policy");
+  meta.featureName = h5::readStringAttribute(root, "feature_name");
+  meta.featureDim = h5::readIntAttribute(root, "feature_dim");
+  meta.numFrames = static_cast<int32_t>(h5::readIntAttribute(root, "num_frames"));
+  meta.samplingRate = static_cast<int32_t>(h5::readIntAttribute(root, "sampling_rate"));
+  meta.stride = static_cast<int32_t>(h5::readIntAttribute(root, "stride"));
+  meta.targetFps = h5::readDoubleAttribute(root, "target_fps");
+  return meta;
+}
+
+StoredVideo storedVideo(const VideoRow& row) {
+  StoredVideo video;
+  video.videoId = readFixed(row.videoId);
+  video.path = readFixed(row.path);
+  video.status = static_cast<VideoStatus>(row.status);
+  video.fps = row.fps;
+  video.decodedFrames = row.decodedFrames;
+  video.duration = row.duration;
+  video.decodeErrors = row.decodeErrors;
+  video.firstRow = row.firstRow;
+  video.segmentCount = row.segmentCount;
+  video.error = readFixed(row.error);
+  return video;
+}
+
 }  // namespace
+
+std::vector<std::string> metadataDifferences(const FileMetadata& stored, const FileMetadata& wanted) {
+  std::vector<std::string> out;
+  auto cmp = [&](const char* what, const std::string& a, const std::string& b) {
+    if (a != b) out.push_back(std::string(what) + ": file has '" + a + "', this run has '" + b + "'");
+  };
+  cmp("model arch", stored.modelArch, wanted.modelArch);
+  cmp("checkpoint sha256", stored.checkpointSha256, wanted.checkpointSha256);
+  cmp("weights", stored.weights, wanted.weights);
+  cmp("tail policy", stored.tailPolicy, wanted.tailPolicy);
+  cmp("feature", stored.featureName, wanted.featureName);
+  auto num = [&](const char* what, double a, double b) {
+    if (a != b) out.push_back(std::string(what) + ": file has " + fmt::format("{}", a) + ", this run has " + fmt::format("{}", b));
+  };
+  num("feature dim", double(stored.featureDim), double(wanted.featureDim));
+  num("NUM_FRAMES", stored.numFrames, wanted.numFrames);
+  num("SAMPLING_RATE", stored.samplingRate, wanted.samplingRate);
+  num("stride", stored.stride, wanted.stride);
+  num("--fps", stored.targetFps, wanted.targetFps);
+  if (stored.configYaml != wanted.configYaml) {
+    // Name the first differing lines of the effective config, the part a user can act on.
+    std::istringstream a(stored.configYaml), b(wanted.configYaml);
+    std::string la, lb;
+    int shown = 0;
+    while (shown < 3) {
+      bool ha = bool(std::getline(a, la)), hb = bool(std::getline(b, lb));
+      if (!ha && !hb) break;
+      if (!ha) la = "<end>";
+      if (!hb) lb = "<end>";
+      if (la != lb) {
+        out.push_back("config: file has '" + la + "', this run has '" + lb + "'");
+        ++shown;
+      }
+    }
+    if (shown == 0) out.push_back("config: the effective configurations differ");
+  }
+  return out;
+}
 
 struct FeatureStore::Impl {
   MPI_Comm comm = MPI_COMM_NULL;
@@ -175,6 +270,8 @@ struct FeatureStore::Impl {
 
   h5::Datatype segmentType = vidfeat::segmentType();
   h5::Datatype videoType = vidfeat::videoType();
+  h5::Datatype failureType = vidfeat::failureType();
+  int64_t failureRows = 0;  // current extent of /failures
   h5::TransferProps collective;
 
   // The datasets are closed before the file (close(), ~Impl): with the MPI-IO driver H5Fclose
@@ -183,6 +280,7 @@ struct FeatureStore::Impl {
   h5::Dataset features;
   h5::Dataset segments;
   h5::Dataset videos;
+  h5::Dataset failures;
 
   Impl() { collective.add(h5::CollectiveTransfer{}); }
 
@@ -191,21 +289,24 @@ struct FeatureStore::Impl {
     MPI_Finalized(&finalized);
     if (finalized) {
       // Parallel HDF5 shuts itself down inside MPI_Finalize (closing the file); our ids are gone.
-      for (auto* handle : {&videos, &segments, &features}) handle->release();
+      for (auto* handle : {&failures, &videos, &segments, &features}) handle->release();
       file.release();
       segmentType.release();
       videoType.release();
+      failureType.release();
       collective.release();
       return;
     }
     // Everything closed here, inside the quiet scope, not by the member destructors after it.
     h5::QuietErrors quiet;
+    failures.reset();
     videos.reset();
     segments.reset();
     features.reset();
     file.reset();
     segmentType.reset();
     videoType.reset();
+    failureType.reset();
     collective.reset();
   }
 
@@ -323,7 +424,91 @@ FeatureStore FeatureStore::create(const std::string& path, MPI_Comm comm,
                              {std::max<hsize_t>(1, kChunkBytes / sizeof(VideoRow))},
                              "one row per manifest video; its features are rows "
                              "[first_row, first_row + segment_count) of /features");
+  impl->failures = createTable(impl->file, "failures", impl->failureType.id(), {0},
+                               {std::max<hsize_t>(1, kChunkBytes / sizeof(FailureRow))},
+                               "one row per failed attempt at a video: where and why it failed");
   h5::check(H5Fflush(root, H5F_SCOPE_GLOBAL), "H5Fflush", path);
+  return FeatureStore(std::move(impl));
+}
+
+FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm,
+                                  const FileMetadata& meta, std::vector<StoredVideo>& videos) {
+  h5::QuietErrors quiet;
+  auto impl = std::make_unique<Impl>();
+  impl->comm = comm;
+  checkMpi(MPI_Comm_rank(comm, &impl->rank), "MPI_Comm_rank");
+  checkMpi(MPI_Comm_size(comm, &impl->size), "MPI_Comm_size");
+  impl->path = path;
+
+  // Rank 0 checks that the file is ours and made the same way; every rank learns the verdict
+  // before the collective open, so a refusal never leaves a rank waiting.
+  std::string refusal;
+  if (impl->rank == 0) {
+    try {
+      StoreSummary existing = readStoreSummary(path);
+      auto diffs = metadataDifferences(existing.meta, meta);
+      if (!diffs.empty()) {
+        refusal = path + " was written with different settings, so its features could not be "
+                         "mixed with this run's (pass --overwrite to start afresh):";
+        for (const auto& d : diffs) refusal += "\n  " + d;
+      }
+    } catch (const std::exception& e) {
+      refusal = std::string("cannot resume: ") + e.what();
+    }
+  }
+  int length = static_cast<int>(refusal.size());
+  checkMpi(MPI_Bcast(&length, 1, MPI_INT, 0, comm), "MPI_Bcast");
+  refusal.resize(static_cast<size_t>(length));
+  checkMpi(MPI_Bcast(refusal.data(), length, MPI_CHAR, 0, comm), "MPI_Bcast");
+  if (!refusal.empty()) throw Error(refusal);
+
+  h5::FileAccessProps fapl;
+  fapl.add(h5::MpioAccess{comm}).add(h5::CollectiveMetadata{});
+  impl->file = h5::File::take(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.id()), "H5Fopen", path);
+  const hid_t root = impl->file.id();
+  impl->dim = h5::readIntAttribute(root, "feature_dim");
+  impl->features = h5::Dataset::take(H5Dopen2(root, "features", H5P_DEFAULT), "H5Dopen2", "/features");
+  impl->segments = h5::Dataset::take(H5Dopen2(root, "segments", H5P_DEFAULT), "H5Dopen2", "/segments");
+  impl->videos = h5::Dataset::take(H5Dopen2(root, "videos", H5P_DEFAULT), "H5Dopen2", "/videos");
+  impl->failures = h5::Dataset::take(H5Dopen2(root, "failures", H5P_DEFAULT), "H5Dopen2", "/failures");
+  impl->videoRows = static_cast<int64_t>(h5::dimsOf(impl->videos, "/videos")[0]);
+  impl->failureRows = static_cast<int64_t>(h5::dimsOf(impl->failures, "/failures")[0]);
+  const int64_t featureExtent = static_cast<int64_t>(h5::dimsOf(impl->features, "/features")[0]);
+
+  // Every rank reads the whole table (collectively): all need it to plan the remaining work.
+  std::vector<VideoRow> rows(static_cast<size_t>(std::max<int64_t>(impl->videoRows, 1)));
+  {
+    h5::Dataspace fileSpace = h5::spaceOf(impl->videos, "/videos");
+    h5::Dataspace memSpace = h5::simpleSpace({static_cast<hsize_t>(rows.size())});
+    if (impl->videoRows == 0) {
+      h5::check(H5Sselect_none(fileSpace.id()), "H5Sselect_none", "/videos");
+      h5::check(H5Sselect_none(memSpace.id()), "H5Sselect_none", "/videos");
+    }
+    h5::check(H5Dread(impl->videos.id(), impl->videoType.id(), memSpace.id(), fileSpace.id(),
+                      impl->collective.id(), rows.data()),
+              "H5Dread", "/videos");
+  }
+  videos.clear();
+  int64_t referencedEnd = 0;
+  for (int64_t i = 0; i < impl->videoRows; ++i) {
+    const VideoRow& row = rows[static_cast<size_t>(i)];
+    videos.push_back(storedVideo(row));
+    if (row.status != static_cast<int8_t>(VideoStatus::Pending) && row.segmentCount > 0) {
+      referencedEnd = std::max(referencedEnd, row.firstRow + row.segmentCount);
+    }
+  }
+  // Rows past the last referenced one belong to a wave a crash cut short: cut them off.
+  if (featureExtent != referencedEnd) {
+    const hsize_t featureDims[2] = {static_cast<hsize_t>(referencedEnd), static_cast<hsize_t>(impl->dim)};
+    const hsize_t segmentDims = static_cast<hsize_t>(referencedEnd);
+    h5::check(H5Dset_extent(impl->features.id(), featureDims), "H5Dset_extent", "/features");
+    h5::check(H5Dset_extent(impl->segments.id(), &segmentDims), "H5Dset_extent", "/segments");
+    if (impl->rank == 0) {
+      spdlog::warn("{}: {} feature rows of an interrupted wave discarded; those videos are redone",
+                   path, featureExtent - referencedEnd);
+    }
+  }
+  impl->featureRows = referencedEnd;
   return FeatureStore(std::move(impl));
 }
 
@@ -433,16 +618,23 @@ void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
 
   // Offsets: every rank learns every rank's counts, so extents and offsets agree without a
   // separate broadcast.
-  int64_t mine[2] = {0, static_cast<int64_t>(local.size())};
-  for (const auto& result : local) mine[0] += static_cast<int64_t>(result.segments.size());
-  std::vector<int64_t> all(2 * static_cast<size_t>(s.size));
-  checkMpi(MPI_Allgather(mine, 2, MPI_INT64_T, all.data(), 2, MPI_INT64_T, s.comm),
+  int64_t mine[3] = {0, static_cast<int64_t>(local.size()), 0};
+  for (const auto& result : local) {
+    mine[0] += static_cast<int64_t>(result.segments.size());
+    mine[2] += result.status == VideoStatus::Failed ? 1 : 0;
+  }
+  std::vector<int64_t> all(3 * static_cast<size_t>(s.size));
+  checkMpi(MPI_Allgather(mine, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, s.comm),
            "MPI_Allgather");
-  int64_t before = 0, totalSegments = 0, totalVideos = 0;
+  int64_t before = 0, totalSegments = 0, totalVideos = 0, failuresBefore = 0, totalFailures = 0;
   for (int r = 0; r < s.size; ++r) {
-    if (r < s.rank) before += all[2 * r];
-    totalSegments += all[2 * r];
-    totalVideos += all[2 * r + 1];
+    if (r < s.rank) {
+      before += all[3 * r];
+      failuresBefore += all[3 * r + 2];
+    }
+    totalSegments += all[3 * r];
+    totalVideos += all[3 * r + 1];
+    totalFailures += all[3 * r + 2];
   }
   const int64_t myFirstRow = s.featureRows + before;
 
@@ -507,6 +699,26 @@ void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
                   h5::ioMode(s.collective).describe());
   }
 
+  if (totalFailures > 0) {
+    const hsize_t newRows = static_cast<hsize_t>(s.failureRows + totalFailures);
+    h5::check(H5Dset_extent(s.failures.id(), &newRows), "H5Dset_extent", "/failures");
+    std::vector<FailureRow> rows;
+    for (const auto& result : local) {
+      if (result.status != VideoStatus::Failed) continue;
+      FailureRow row;
+      std::memset(static_cast<void*>(&row), 0, sizeof row);
+      row.videoRow = result.videoRow;
+      row.rank = s.rank;
+      copyFixed(row.stage, truncateUtf8(result.failureStage.empty() ? "unknown" : result.failureStage,
+                                        sizeof(row.stage)));
+      copyFixed(row.message, truncateUtf8(result.error, kErrorBytes));
+      rows.push_back(row);
+    }
+    s.writeBlock(s.failures, s.failureType.id(), static_cast<hsize_t>(s.failureRows + failuresBefore),
+                 rows.size(), 0, rows.empty() ? nullptr : rows.data(), "/failures");
+    s.failureRows = static_cast<int64_t>(newRows);
+  }
+
   h5::check(H5Fflush(s.file.id(), H5F_SCOPE_GLOBAL), "H5Fflush", s.path);
 }
 
@@ -514,6 +726,7 @@ void FeatureStore::close() {
   if (!impl_ || !impl_->file.valid()) return;
   Impl& s = *impl_;
   h5::QuietErrors quiet;
+  s.failures.close();
   s.videos.close();
   s.segments.close();
   s.features.close();
@@ -558,20 +771,7 @@ StoreSummary readStoreSummary(const std::string& path) {
                                  kFormatVersion + ")");
     }
     summary.vidfeatVersion = h5::readStringAttribute(root, "vidfeat_version");
-    FileMetadata& meta = summary.meta;
-    meta.modelName = h5::readStringAttribute(root, "model_name");
-    meta.modelArch = h5::readStringAttribute(root, "model_arch");
-    meta.configYaml = h5::readStringAttribute(root, "config_yaml");
-    meta.checkpointPath = h5::readStringAttribute(root, "checkpoint_path");
-    meta.checkpointSha256 = h5::readStringAttribute(root, "checkpoint_sha256");
-    meta.weights = h5::readStringAttribute(root, "weights");
-    meta.tailPolicy = h5::readStringAttribute(root, "tail_policy");
-    meta.featureName = h5::readStringAttribute(root, "feature_name");
-    meta.featureDim = h5::readIntAttribute(root, "feature_dim");
-    meta.numFrames = static_cast<int32_t>(h5::readIntAttribute(root, "num_frames"));
-    meta.samplingRate = static_cast<int32_t>(h5::readIntAttribute(root, "sampling_rate"));
-    meta.stride = static_cast<int32_t>(h5::readIntAttribute(root, "stride"));
-    meta.targetFps = h5::readDoubleAttribute(root, "target_fps");
+    summary.meta = readMetadata(root);
     summary.createdUtc = h5::readStringAttribute(root, "created_utc");
 
     auto features =
@@ -593,22 +793,24 @@ StoreSummary readStoreSummary(const std::string& path) {
     }
     summary.videos.reserve(rows.size());
     for (const VideoRow& row : rows) {
-      StoredVideo video;
-      video.videoId = readFixed(row.videoId);
-      video.path = readFixed(row.path);
       if (row.status < 0 || row.status > static_cast<int8_t>(VideoStatus::Failed)) {
-        throw notOurs("video '" + video.videoId + "' has unknown status " +
+        throw notOurs("video '" + readFixed(row.videoId) + "' has unknown status " +
                       std::to_string(row.status));
       }
-      video.status = static_cast<VideoStatus>(row.status);
-      video.fps = row.fps;
-      video.decodedFrames = row.decodedFrames;
-      video.duration = row.duration;
-      video.decodeErrors = row.decodeErrors;
-      video.firstRow = row.firstRow;
-      video.segmentCount = row.segmentCount;
-      video.error = readFixed(row.error);
-      summary.videos.push_back(std::move(video));
+      summary.videos.push_back(storedVideo(row));
+    }
+    if (h5::linkExists(root, "/failures")) {
+      auto failures =
+          h5::Dataset::take(H5Dopen2(root, "failures", H5P_DEFAULT), "H5Dopen2", "/failures");
+      std::vector<FailureRow> frows(static_cast<size_t>(h5::dimsOf(failures, "/failures")[0]));
+      if (!frows.empty()) {
+        h5::Datatype type = failureType();
+        h5::check(H5Dread(failures.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, frows.data()),
+                  "H5Dread", "/failures");
+      }
+      for (const auto& f : frows) {
+        summary.failures.push_back({f.videoRow, readFixed(f.stage), readFixed(f.message), f.rank});
+      }
     }
     return summary;
   } catch (const InputError&) {

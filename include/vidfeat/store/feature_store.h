@@ -18,6 +18,8 @@ namespace vidfeat {
 
 enum class VideoStatus : int8_t { Pending = 0, Complete = 1, Failed = 2 };
 
+struct StoredVideo;
+
 // One manifest line.
 struct VideoEntry {
   std::string videoId;
@@ -33,6 +35,7 @@ struct VideoResult {
   double duration = 0.0;       // seconds covered by the decoded frames
   int64_t decodeErrors = 0;    // broken packets/frames skipped
   std::string error;           // reason, when status == Failed
+  std::string failureStage;    // where it failed: manifest, open, decode, model, timeout
   std::vector<SegmentRecord> segments;
   std::vector<float> features;  // segments.size() x featureDim, row-major
 };
@@ -58,6 +61,13 @@ class FeatureStore {
  public:
   // Collective. Creates `path` (replacing any file there) with an empty layout.
   static FeatureStore create(const std::string& path, MPI_Comm comm, const FileMetadata& meta);
+
+  // Collective. Opens the existing output `path` to continue it (resume). Throws Error saying
+  // what differs when the file was made with another model, config, checkpoint or clip setting
+  // than `meta` describes. Rows of a wave a crash cut short (features no /videos row points at)
+  // are cut off, so they are written again. `videos` receives the /videos table (row = index).
+  static FeatureStore resume(const std::string& path, MPI_Comm comm, const FileMetadata& meta,
+                             std::vector<StoredVideo>& videos);
 
   FeatureStore(FeatureStore&&) noexcept;
   FeatureStore& operator=(FeatureStore&&) noexcept;
@@ -95,7 +105,7 @@ class FeatureStore {
   std::unique_ptr<Impl> impl_;
 };
 
-// Serial, read-only view of a finished file, for `vidfeat inspect` and tests.
+// One row of /videos as read back.
 struct StoredVideo {
   std::string videoId;
   std::string path;
@@ -109,6 +119,15 @@ struct StoredVideo {
   std::string error;
 };
 
+// One row of /failures: every failed attempt, with where and on which rank it failed.
+struct StoredFailure {
+  int64_t videoRow = -1;
+  std::string stage;
+  std::string message;
+  int32_t rank = 0;
+};
+
+// Serial, read-only view of a file, for `vidfeat inspect`, merge and tests.
 struct StoreSummary {
   std::string formatVersion;
   std::string vidfeatVersion;
@@ -116,7 +135,12 @@ struct StoreSummary {
   std::string createdUtc;
   int64_t featureRows = 0;
   std::vector<StoredVideo> videos;
+  std::vector<StoredFailure> failures;
 };
+
+// Differences between two files' provenance that make their features incomparable (model,
+// config, checkpoint, weights, clip settings), one line each; empty when they match.
+std::vector<std::string> metadataDifferences(const FileMetadata& stored, const FileMetadata& wanted);
 
 // Reads the attributes and the /videos table. Throws InputError naming the file when it is not a
 // vidfeat output.

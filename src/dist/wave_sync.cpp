@@ -1,0 +1,38 @@
+#include "vidfeat/dist/wave_sync.h"
+
+namespace vidfeat {
+
+WaveSync::WaveSync(MPI_Comm comm) {
+  MPI_Comm_dup(comm, &comm_);
+  MPI_Comm_size(comm_, &size_);
+}
+
+WaveSync::~WaveSync() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (finalized) return;
+  if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+  MPI_Comm_free(&comm_);
+}
+
+WaveSync::Action WaveSync::poll(bool wantWave, bool outOfWork, bool block) {
+  if (request_ == MPI_REQUEST_NULL) {
+    send_[0] = wantWave ? 1 : 0;
+    send_[1] = outOfWork ? 1 : 0;
+    MPI_Iallreduce(send_, recv_, 2, MPI_INT, MPI_SUM, comm_, &request_);
+  }
+  int done = 0;
+  if (block) {
+    MPI_Wait(&request_, MPI_STATUS_IGNORE);
+    done = 1;
+  } else {
+    MPI_Test(&request_, &done, MPI_STATUS_IGNORE);
+  }
+  if (!done) return Action::None;
+  request_ = MPI_REQUEST_NULL;
+  if (recv_[1] == size_) return Action::Finish;
+  if (recv_[0] > 0) return Action::Wave;
+  return Action::None;
+}
+
+}  // namespace vidfeat
