@@ -32,6 +32,43 @@ std::vector<int64_t> stageDepths(int depth) {
   throw Error("RESNET.DEPTH " + std::to_string(depth) + " is not supported (18, 50, 101)");
 }
 
+std::string nopoolArch(const std::string& arch) {
+  if (arch == "c2d" || arch == "c2d_nopool") return "c2d_nopool";
+  if (arch == "i3d" || arch == "i3d_nopool") return "i3d_nopool";
+  throw Error("MODEL.MODEL_NAME ResNet_nopool needs MODEL.ARCH c2d or i3d (got '" + arch + "')");
+}
+
+void checkBackboneConfig(const Config& cfg) {
+  if (cfg.get<bool>("DETECTION.ENABLE")) throw Error("DETECTION.ENABLE: detection heads are not supported");
+  const auto norm = cfg.get<std::string>("BN.NORM_TYPE");
+  // At inference every one of these is a plain BatchNorm3d with the same state-dict keys.
+  if (norm != "batchnorm" && norm != "sync_batchnorm" && norm != "sync_batchnorm_apex") {
+    throw Error("BN.NORM_TYPE '" + norm + "' is not supported (batchnorm, sync_batchnorm)");
+  }
+  if (cfg.get<int>("CONTRASTIVE.NUM_MLP_LAYERS") != 1) {
+    throw Error("CONTRASTIVE.NUM_MLP_LAYERS: only the linear projection head (1) is supported");
+  }
+}
+
+void setNonlocal(ResStageImpl::PathwaySpec& spec, const Config& cfg, size_t stage, size_t pathway) {
+  const auto loc = cfg.get<std::vector<std::vector<std::vector<int>>>>("NONLOCAL.LOCATION");
+  if (stage >= loc.size() || pathway >= loc[stage].size()) {
+    throw Error("NONLOCAL.LOCATION must give a list of blocks per stage (4) and pathway");
+  }
+  spec.nonlocalInds.assign(loc[stage][pathway].begin(), loc[stage][pathway].end());
+  if (spec.nonlocalInds.empty()) return;
+  const auto group = cfg.get<std::vector<std::vector<int>>>("NONLOCAL.GROUP");
+  if (stage >= group.size() || pathway >= group[stage].size()) {
+    throw Error("NONLOCAL.GROUP must give a value per stage and pathway with non-local blocks");
+  }
+  spec.nonlocalGroup = group[stage][pathway];
+  const auto pool = cfg.get<std::vector<std::vector<std::vector<int>>>>("NONLOCAL.POOL");
+  if (stage >= pool.size() || pathway >= pool[stage].size() || pool[stage][pathway].size() != 3) {
+    throw Error("NONLOCAL.POOL must give a [T, H, W] size per stage and pathway with non-local blocks");
+  }
+  spec.nonlocalPool.assign(pool[stage][pathway].begin(), pool[stage][pathway].end());
+}
+
 ResNetBasicHeadImpl::ResNetBasicHeadImpl(const std::vector<int64_t>& dimIn, int64_t numClasses,
                                          const std::vector<std::vector<int64_t>>& poolSize,
                                          const std::string& act_)
@@ -71,24 +108,14 @@ NetOutput ResNetBasicHeadImpl::forward(const std::vector<torch::Tensor>& x, bool
   return out;
 }
 
-ResNetImpl::ResNetImpl(const Config& cfg) {
-  const auto arch = cfg.get<std::string>("MODEL.ARCH");
+ResNetImpl::ResNetImpl(const Config& cfg, bool nopool) {
+  const auto cfgArch = cfg.get<std::string>("MODEL.ARCH");
+  const auto arch = nopool ? nopoolArch(cfgArch) : cfgArch;
   const auto tables = archTables(arch);
   if (tables.pool1.size() != 1) {
     throw Error("MODEL.ARCH '" + arch + "' has two pathways; MODEL.MODEL_NAME must be SlowFast");
   }
-  if (cfg.get<bool>("DETECTION.ENABLE")) throw Error("DETECTION.ENABLE: detection heads are not supported");
-  const auto norm = cfg.get<std::string>("BN.NORM_TYPE");
-  if (norm != "batchnorm" && norm != "sync_batchnorm" && norm != "sync_batchnorm_apex") {
-    throw Error("BN.NORM_TYPE '" + norm + "' is not supported (batchnorm, sync_batchnorm)");
-  }
-  if (cfg.get<int>("CONTRASTIVE.NUM_MLP_LAYERS") != 1) {
-    throw Error("CONTRASTIVE.NUM_MLP_LAYERS: only the linear projection head (1) is supported");
-  }
-  const auto nlLocation = cfg.get<std::vector<std::vector<std::vector<int>>>>("NONLOCAL.LOCATION");
-  for (const auto& stage : nlLocation)
-    for (const auto& pathway : stage)
-      if (!pathway.empty()) throw Error("NONLOCAL.LOCATION: non-local blocks are not supported yet");
+  checkBackboneConfig(cfg);
 
   const auto channels = cfg.get<std::vector<int>>("DATA.INPUT_CHANNEL_NUM");
   if (channels.size() != 1) {
@@ -110,6 +137,7 @@ ResNetImpl::ResNetImpl(const Config& cfg) {
   BlockOptions opt;
   opt.transFunc = cfg.get<std::string>("RESNET.TRANS_FUNC");
   opt.stride1x1 = cfg.get<bool>("RESNET.STRIDE_1X1");
+  opt.nonlocalInstantiation = cfg.get<std::string>("NONLOCAL.INSTANTIATION");
 
   const auto& tk = tables.temporalKernels;
   const int64_t kt = tk[0][0][0];
@@ -121,6 +149,7 @@ ResNetImpl::ResNetImpl(const Config& cfg) {
   auto stage = [&](int i, int64_t dimIn, int64_t dimOut, int64_t dimInner) {
     ResStageImpl::PathwaySpec s{dimIn, dimOut, dimInner, groups, depths[size_t(i)], strides[size_t(i)][0],
                                 dilations[size_t(i)][0], tk[size_t(i) + 1][0], tempBlocks[size_t(i)][0]};
+    setNonlocal(s, cfg, size_t(i), 0);
     return ResStage(std::vector<ResStageImpl::PathwaySpec>{s}, opt);
   };
   const int64_t m = 4;

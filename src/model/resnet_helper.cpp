@@ -1,6 +1,9 @@
 #include "vidfeat/model/resnet_helper.h"
 
+#include <algorithm>
+
 #include "vidfeat/common/error.h"
+#include "vidfeat/model/x3d.h"
 
 namespace vidfeat::model {
 
@@ -80,7 +83,7 @@ torch::Tensor BasicTransformImpl::forward(torch::Tensor x) {
 
 ResBlockImpl::ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, int64_t stride,
                            int64_t dimInner, int64_t numGroups, int64_t dilation,
-                           const BlockOptions& opt) {
+                           const BlockOptions& opt, int64_t blockIdx) {
   if (dimIn != dimOut || stride != 1) {
     branch1 = register_module("branch1", nn::Conv3d(conv(dimIn, dimOut, {1, 1, 1}, {1, stride, stride}, {0, 0, 0})));
     branch1_bn = register_module("branch1_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
@@ -89,9 +92,12 @@ ResBlockImpl::ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, in
     branch2 = nn::AnyModule(BottleneckTransform(dimIn, dimOut, tempKernel, stride, dimInner, numGroups, dilation, opt));
   } else if (opt.transFunc == "basic_transform") {
     branch2 = nn::AnyModule(BasicTransform(dimIn, dimOut, tempKernel, stride, dilation, opt));
+  } else if (opt.transFunc == "x3d_transform") {
+    branch2 = nn::AnyModule(X3DTransform(dimIn, dimOut, tempKernel, stride, dimInner, numGroups,
+                                         dilation, opt, blockIdx));
   } else {
     throw Error("RESNET.TRANS_FUNC '" + opt.transFunc +
-                "' is not supported here (bottleneck_transform, basic_transform)");
+                "' is not supported here (bottleneck_transform, basic_transform, x3d_transform)");
   }
   register_module("branch2", branch2.ptr());
 }
@@ -119,19 +125,53 @@ ResStageImpl::ResStageImpl(const std::vector<PathwaySpec>& pathways, const Block
   for (size_t p = 0; p < pathways.size(); ++p) {
     const auto& s = pathways[p];
     auto kernels = blockTemporalKernels(s.tempKernelBasis, s.numBlocks, s.numBlockTempKernel);
+    for (int64_t i : s.nonlocalInds) {
+      // PySlowFast silently skips an index past the last block; a typo there would go unnoticed.
+      if (i < 0 || i >= s.numBlocks) {
+        throw Error("NONLOCAL.LOCATION: block " + std::to_string(i) + " does not exist in a stage of " +
+                    std::to_string(s.numBlocks) + " blocks");
+      }
+    }
+    if (!s.nonlocalInds.empty() && s.nonlocalGroup < 1) {
+      throw Error("NONLOCAL.GROUP must be >= 1 (got " + std::to_string(s.nonlocalGroup) + ")");
+    }
     blocks.emplace_back();
+    nonlocals.emplace_back(size_t(s.numBlocks), Nonlocal{nullptr});
+    nonlocalGroups.push_back(s.nonlocalGroup);
+    const std::string prefix = "pathway" + std::to_string(p);
     for (int64_t i = 0; i < s.numBlocks; ++i) {
       blocks[p].push_back(register_module(
-          "pathway" + std::to_string(p) + "_res" + std::to_string(i),
+          prefix + "_res" + std::to_string(i),
           ResBlock(i == 0 ? s.dimIn : s.dimOut, s.dimOut, kernels[size_t(i)], i == 0 ? s.stride : 1,
-                   s.dimInner, s.numGroups, s.dilation, opt)));
+                   s.dimInner, s.numGroups, s.dilation, opt, i)));
+      if (std::find(s.nonlocalInds.begin(), s.nonlocalInds.end(), i) != s.nonlocalInds.end()) {
+        nonlocals[p][size_t(i)] = register_module(
+            prefix + "_nonlocal" + std::to_string(i),
+            Nonlocal(s.dimOut, s.dimOut / 2, s.nonlocalPool, opt.nonlocalInstantiation, opt.eps));
+      }
     }
   }
 }
 
 std::vector<torch::Tensor> ResStageImpl::forward(std::vector<torch::Tensor> x) {
   for (size_t p = 0; p < blocks.size(); ++p) {
-    for (auto& b : blocks[p]) x[p] = b->forward(x[p]);
+    const int64_t groups = nonlocalGroups[p];
+    for (size_t i = 0; i < blocks[p].size(); ++i) {
+      x[p] = blocks[p][i]->forward(x[p]);
+      if (!nonlocals[p][i]) continue;
+      const int64_t b = x[p].size(0), c = x[p].size(1), t = x[p].size(2), h = x[p].size(3),
+                    w = x[p].size(4);
+      if (groups > 1) {
+        // Attend within each of `groups` temporal chunks: fold them into the batch.
+        if (t % groups != 0) {
+          throw Error("NONLOCAL.GROUP " + std::to_string(groups) + " does not divide the " +
+                      std::to_string(t) + " frames reaching the non-local block");
+        }
+        x[p] = x[p].permute({0, 2, 1, 3, 4}).reshape({b * groups, t / groups, c, h, w}).permute({0, 2, 1, 3, 4});
+      }
+      x[p] = nonlocals[p][i]->forward(x[p]);
+      if (groups > 1) x[p] = x[p].permute({0, 2, 1, 3, 4}).reshape({b, t, c, h, w}).permute({0, 2, 1, 3, 4});
+    }
   }
   return x;
 }

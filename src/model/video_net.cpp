@@ -7,13 +7,19 @@
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/resnet.h"
+#include "vidfeat/model/slowfast.h"
+#include "vidfeat/model/x3d.h"
 
 namespace vidfeat::model {
 
 std::shared_ptr<VideoNet> buildVideoNet(const Config& cfg) {
   const auto name = cfg.get<std::string>("MODEL.MODEL_NAME");
   if (name == "ResNet") return std::make_shared<ResNetImpl>(cfg);
-  throw Error("MODEL.MODEL_NAME '" + name + "' is not supported yet (supported: ResNet)");
+  if (name == "ResNet_nopool") return std::make_shared<ResNetImpl>(cfg, /*nopool=*/true);
+  if (name == "SlowFast") return std::make_shared<SlowFastImpl>(cfg);
+  if (name == "X3D") return std::make_shared<X3DImpl>(cfg);
+  throw Error("MODEL.MODEL_NAME '" + name +
+              "' is not supported yet (supported: ResNet, ResNet_nopool, SlowFast, X3D)");
 }
 
 std::vector<torch::Tensor> packPathways(const Config& cfg, const torch::Tensor& clip) {

@@ -23,7 +23,9 @@ TORCH_MODULE(ResNetBasicHead);
 
 class ResNetImpl : public VideoNet {
  public:
-  explicit ResNetImpl(const Config& cfg);
+  // nopool: MODEL.MODEL_NAME ResNet_nopool, the C2D/I3D variant without the temporal max pool
+  // after res2 (see nopoolArch).
+  explicit ResNetImpl(const Config& cfg, bool nopool = false);
   NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) override;
   int64_t featureDim() const override { return featureDim_; }
   int64_t numClasses() const override { return numClasses_; }
@@ -48,5 +50,20 @@ ArchTables archTables(const std::string& arch);
 
 // Blocks per stage for RESNET.DEPTH (18, 50, 101).
 std::vector<int64_t> stageDepths(int depth);
+
+// The arch MODEL.MODEL_NAME ResNet_nopool builds for MODEL.ARCH. PySlowFast's published
+// configs/Kinetics/c2/C2D_NOPOOL_8x8_R50.yaml says ARCH c2d, MODEL_NAME ResNet_nopool, but no
+// ResNet_nopool was ever registered: the config dates from PySlowFast's first release, where it
+// read ARCH c2d_nopool (built by the ResNet class from the c2d_nopool / i3d_nopool table rows: c2d /
+// i3d temporal kernels, pool1 [1, 1, 1]); those rows were renamed slow_c2d / slow_i3d in commit
+// 99a655b. So c2d -> c2d_nopool, i3d -> i3d_nopool; anything else is an error naming the keys.
+std::string nopoolArch(const std::string& arch);
+
+// Config checks every ResNet-family builder (ResNet, SlowFast, X3D) shares; throws Error naming
+// the key (DETECTION.ENABLE, BN.NORM_TYPE, CONTRASTIVE.NUM_MLP_LAYERS).
+void checkBackboneConfig(const Config& cfg);
+
+// Fills the non-local fields of `spec` from NONLOCAL.LOCATION / GROUP / POOL [stage][pathway].
+void setNonlocal(ResStageImpl::PathwaySpec& spec, const Config& cfg, size_t stage, size_t pathway);
 
 }  // namespace vidfeat::model

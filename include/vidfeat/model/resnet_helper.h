@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "vidfeat/model/nonlocal.h"
+
 namespace vidfeat::model {
 
 // Conv -> BN -> ReLU -> max pool [1,3,3]/[1,2,2] (ResNetBasicStem).
@@ -37,9 +39,10 @@ TORCH_MODULE(VideoModelStem);
 
 // Options shared by the blocks of a stage.
 struct BlockOptions {
-  std::string transFunc = "bottleneck_transform";  // or "basic_transform"
+  std::string transFunc = "bottleneck_transform";  // or "basic_transform", "x3d_transform"
   bool stride1x1 = false;
   double eps = 1e-5;
+  std::string nonlocalInstantiation = "softmax";  // NONLOCAL.INSTANTIATION
 };
 
 // a (Tx1x1) -> b (1x3x3, grouped, dilated) -> c (1x1x1), each followed by BN (ReLU after a, b).
@@ -67,8 +70,9 @@ TORCH_MODULE(BasicTransform);
 
 // relu(branch2(x) + shortcut(x)); the shortcut is branch1 (1x1x1 conv + BN) when the shape changes.
 struct ResBlockImpl : torch::nn::Module {
+  // blockIdx: the block's index in its stage (X3D puts squeeze-excitation on even blocks only).
   ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, int64_t stride, int64_t dimInner,
-               int64_t numGroups, int64_t dilation, const BlockOptions& opt);
+               int64_t numGroups, int64_t dilation, const BlockOptions& opt, int64_t blockIdx = 0);
   torch::Tensor forward(torch::Tensor x);
 
   torch::nn::Conv3d branch1{nullptr};
@@ -77,17 +81,23 @@ struct ResBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(ResBlock);
 
-// Blocks pathway{p}_res{i} of one stage, for each pathway.
+// Blocks pathway{p}_res{i} of one stage, for each pathway, with a non-local block
+// pathway{p}_nonlocal{i} after the blocks NONLOCAL.LOCATION lists.
 struct ResStageImpl : torch::nn::Module {
   struct PathwaySpec {
     int64_t dimIn, dimOut, dimInner, numGroups, numBlocks, stride, dilation;
     std::vector<int64_t> tempKernelBasis;  // repeated over the blocks...
     int64_t numBlockTempKernel;            // ...for this many blocks, then 1
+    std::vector<int64_t> nonlocalInds = {};   // blocks followed by a non-local block
+    int64_t nonlocalGroup = 1;                // T is folded into the batch in this many groups
+    std::vector<int64_t> nonlocalPool = {};   // {T, H, W} pool in front of phi and g
   };
   ResStageImpl(const std::vector<PathwaySpec>& pathways, const BlockOptions& opt);
   std::vector<torch::Tensor> forward(std::vector<torch::Tensor> x);
 
-  std::vector<std::vector<ResBlock>> blocks;  // [pathway][block]
+  std::vector<std::vector<ResBlock>> blocks;     // [pathway][block]
+  std::vector<std::vector<Nonlocal>> nonlocals;  // [pathway][block], empty holder where none
+  std::vector<int64_t> nonlocalGroups;           // [pathway]
 };
 TORCH_MODULE(ResStage);
 
