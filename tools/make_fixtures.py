@@ -259,11 +259,52 @@ def make(name, config, which, overrides, pysf_only, formats, roots, reference, o
     return entry
 
 
+def write_extras(out):
+    """Small files for the container variants PySlowFast fixtures do not cover."""
+    import torch
+    from collections import OrderedDict
+    gen = torch.Generator().manual_seed(7)
+    sd = OrderedDict([("conv.weight", torch.randn(4, 3, 1, 1, 1, generator=gen)),
+                      ("bn.running_mean", torch.randn(4, generator=gen)),
+                      ("bn.num_batches_tracked", torch.tensor(3))])
+    # TSM style: {"state_dict": {"module.<key>": tensor}, "epoch": n}, and a bare state dict.
+    torch.save({"state_dict": OrderedDict(("module." + k, v) for k, v in sd.items()), "epoch": 3},
+               os.path.join(out, "tsm_style.pth"))
+    torch.save(sd, os.path.join(out, "bare_state.legacy.pth"), _use_new_zipfile_serialization=False)
+
+
+def write_fuzz_seeds(out_dir):
+    """Seed corpus of the unpickler fuzz target: one small pickle per construct the formats use."""
+    import io
+    import numpy as np
+    import torch
+    from collections import OrderedDict
+    os.makedirs(out_dir, exist_ok=True)
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with open(os.path.join(out_dir, "py3_numpy.pkl"), "wb") as f:
+        pickle.dump({"blobs": {"pred_w": arr}}, f, protocol=2)
+    with open(os.path.join(out_dir, "py2_numpy.pkl"), "wb") as f:
+        Py2Pickler(f, protocol=2).dump({"blobs": {"pred_w": arr, "lr": np.array([0.1]),
+                                                  "fortran": np.asfortranarray(np.ones((2, 2), np.float64))}})
+    sd = OrderedDict([("w", torch.arange(6.0).reshape(2, 3)), ("n", torch.tensor(3))])
+    buf = io.BytesIO()
+    torch.save({"model_state": sd}, buf)
+    import zipfile
+    z = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    with open(os.path.join(out_dir, "torch_zip_data.pkl"), "wb") as f:
+        f.write(z.read([n for n in z.namelist() if n.endswith("data.pkl")][0]))
+    buf = io.BytesIO()
+    torch.save({"model_state": sd}, buf, _use_new_zipfile_serialization=False)
+    with open(os.path.join(out_dir, "torch_legacy.bin"), "wb") as f:
+        f.write(buf.getvalue())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures"))
     ap.add_argument("--reference", default=os.path.join(ROOT, "..", "shared", "reference"))
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--fuzz-seeds", default=os.path.join(ROOT, "tests", "fuzz", "corpus"))
     a = ap.parse_args()
     roots = {"new": os.environ.get("PYSF", "/tmp/SlowFast"), "old": os.environ.get("PYSF_OLD", "/tmp/SlowFast_old")}
     os.makedirs(a.out, exist_ok=True)
@@ -276,6 +317,8 @@ def main():
         if a.only and name not in a.only:
             continue
         entries[name] = make(name, config, which, overrides, pysf_only, formats, roots, a.reference, a.out)
+    write_extras(a.out)
+    write_fuzz_seeds(a.fuzz_seeds)
     order = [f[0] for f in FIXTURES]
     manifest = {
         "generator": "tools/make_fixtures.py",

@@ -95,10 +95,6 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   if (a.checkpoint.empty() == (a.randomWeights < 0)) {
     throw Error("give exactly one of --checkpoint FILE or --random-weights SEED (weights are never chosen silently)");
   }
-  if (!a.checkpoint.empty()) {
-    throw Error(a.checkpoint + ": checkpoint loading is not in this build yet (model zoo I adds the "
-                ".pyth/.pth/.pkl loaders); use --random-weights SEED for an untrained model");
-  }
   if (a.batch < 1) throw Error("--batch must be >= 1");
   if (a.wave < 1) throw Error("--wave must be >= 1");
   if (fs::exists(a.output) && !a.overwrite) {
@@ -125,12 +121,25 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   setComputeThreads(a.threads);
   const std::string device = resolveDevice(a.device);
   auto model = FeatureModel::build(cfg, device);
-  std::string weights;
-  model->randomizeWeights(uint64_t(a.randomWeights));
-  weights = "random (UNTRAINED), seed " + std::to_string(a.randomWeights);
-  if (rank == 0) {
-    spdlog::warn("UNTRAINED MODEL: seeded random weights (seed {}); these features are for tests and "
-                 "demos, not research", a.randomWeights);
+  std::string weights, checkpointSha256;
+  if (!a.checkpoint.empty()) {
+    // Every rank reads the file itself: no broadcast of hundreds of MB, and a rank that cannot
+    // read it fails the job (main() aborts the communicator) rather than extracting garbage.
+    const CheckpointReport report = model->loadCheckpoint(a.checkpoint, cfg.get<std::string>("TEST.CHECKPOINT_TYPE"));
+    weights = "checkpoint";
+    checkpointSha256 = report.sha256;
+    if (rank == 0) {
+      spdlog::info("checkpoint {}: {}, {} tensors, sha256 {}", a.checkpoint, checkpointFormatName(report.format),
+                   report.tensorsLoaded, report.sha256);
+      for (const auto& note : report.notes) spdlog::info("checkpoint: {}", note);
+    }
+  } else {
+    model->randomizeWeights(uint64_t(a.randomWeights));
+    weights = "random (UNTRAINED), seed " + std::to_string(a.randomWeights);
+    if (rank == 0) {
+      spdlog::warn("UNTRAINED MODEL: seeded random weights (seed {}); these features are for tests and "
+                   "demos, not research", a.randomWeights);
+    }
   }
 
   FileMetadata meta;
@@ -138,6 +147,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   meta.modelArch = cfg.get<std::string>("MODEL.ARCH");
   meta.configYaml = cfg.dump();
   meta.checkpointPath = a.checkpoint;
+  meta.checkpointSha256 = checkpointSha256;
   meta.weights = weights;
   meta.tailPolicy = tailPolicyName(eo.buckets.tail);
   meta.featureName = "activation entering the head projection, mean over H and W, flattened over T*C";

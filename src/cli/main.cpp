@@ -18,6 +18,7 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  extract   decode, cut into clips, run the model, write one HDF5 file (MPI-parallel)\n"
+    "  verify    compare the model's features with a PySlowFast reference (.io.pt)\n"
     "  inspect   describe an output file: model, provenance, videos, segments\n";
 
 }  // namespace
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   try {
     if (command == "extract") return vidfeat::cli::extractCommand(args, mpi.world());
     if (command == "inspect") return mpi.rank() == 0 ? vidfeat::cli::inspectCommand(args) : 0;
+    if (command == "verify") return mpi.rank() == 0 ? vidfeat::cli::verifyCommand(args) : 0;
     std::fprintf(stderr, "vidfeat: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const std::exception& e) {

@@ -1,9 +1,13 @@
 #include "vidfeat/model/feature_model.h"
 
+#include <chrono>
 #include <cstring>
+#include <sstream>
 
 #include "vidfeat/common/error.h"
+#include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
+#include "vidfeat/model/state_dict.h"
 #include "vidfeat/model/video_net.h"
 
 namespace vidfeat {
@@ -37,6 +41,61 @@ class TorchFeatureModel : public FeatureModel {
     for (const auto& p : net_->named_parameters()) out.push_back({p.key(), p.value().sizes().vec()});
     for (const auto& b : net_->named_buffers()) out.push_back({b.key(), b.value().sizes().vec()});
     return out;
+  }
+
+  CheckpointReport loadCheckpoint(const std::string& path, const std::string& checkpointType) override {
+    if (checkpointType != "pytorch" && checkpointType != "caffe2") {
+      throw Error("TEST.CHECKPOINT_TYPE '" + checkpointType + "' is not one vidfeat reads (pytorch or caffe2)");
+    }
+    CheckpointReport report;
+    report.sha256 = sha256File(path);
+    model::StateDict dict = model::readStateDict(path, &report.format);
+    const bool isCaffe2 = report.format == CheckpointFormat::Caffe2Pickle;
+    if (isCaffe2 != (checkpointType == "caffe2")) {
+      spdlog::warn("{}: TEST.CHECKPOINT_TYPE is {} but the file is a {}; reading it as what its bytes say", path,
+                   checkpointType, checkpointFormatName(report.format));
+    }
+    net_->to(torch::kCPU);
+    if (isCaffe2) model::conformCaffe2(dict, *net_, &report.notes);
+    model::ApplyResult applied;
+    try {
+      applied = model::applyStateDict(*net_, dict);
+    } catch (const InputError&) {
+      throw;
+    } catch (const Error& e) {
+      throw InputError(path, e.what());
+    }
+    net_->to(device_);
+    report.tensorsLoaded = applied.loaded;
+    report.absentHeadKeys = applied.absentHeadKeys;
+    if (!report.absentHeadKeys.empty()) {
+      spdlog::warn("{}: no classifier weights ({} ...): features are fine, head outputs (--logits) are not", path,
+                   report.absentHeadKeys.front());
+    }
+    return report;
+  }
+
+  VerifyResult verifyIo(const std::string& ioPath) override {
+    c10::InferenceMode guard;
+    model::IoFile io = model::readIoFile(ioPath);
+    std::vector<torch::Tensor> pathways;
+    for (auto& t : io.inputs) pathways.push_back(t.to(device_, torch::kFloat32));
+    net_->forwardFeatures(pathways, false);  // warm-up (first-call allocations, cuDNN choices)
+    const auto t0 = std::chrono::steady_clock::now();
+    auto out = net_->forwardFeatures(pathways, false);
+    auto ours = out.features.to(torch::kCPU, torch::kFloat64);
+    VerifyResult r;
+    r.forwardSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto ref = io.feature.to(torch::kFloat64);
+    if (ours.sizes() != ref.sizes()) {
+      std::ostringstream o;
+      o << "feature shape " << ours.sizes() << " differs from the reference's " << ref.sizes();
+      throw InputError(ioPath, o.str());
+    }
+    r.relativeError = (ours - ref).norm().item<double>() / std::max(ref.norm().item<double>(), 1e-30);
+    r.batch = ref.size(0);
+    r.featureDim = ref.size(-1);
+    return r;
   }
 
   void extract(const float* clips, int64_t batch, float* features, float* logits) override {

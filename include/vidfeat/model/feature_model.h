@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "vidfeat/model/checkpoint.h"
+
 namespace vidfeat {
 
 class Config;
@@ -38,6 +40,22 @@ class FeatureModel {
   virtual void randomizeWeights(uint64_t seed) = 0;
   // State-dict keys with their shapes, as PySlowFast names them.
   virtual std::vector<std::pair<std::string, std::vector<int64_t>>> stateShapes() const = 0;
+
+  // Loads a checkpoint strictly (see model/state_dict.h): the format comes from the file's bytes.
+  // `checkpointType` is TEST.CHECKPOINT_TYPE ("pytorch" or "caffe2"); when it disagrees with the
+  // bytes a warning says so and the file is read as what it is (a mislabelled file is common, a
+  // wrong load is impossible: names and shapes are checked strictly). Throws InputError / Error.
+  virtual CheckpointReport loadCheckpoint(const std::string& path, const std::string& checkpointType) = 0;
+
+  // Runs the pathways stored in an .io.pt file (tools/make_fixtures.py, pysf_ref.py) and compares
+  // the features with the stored reference.
+  struct VerifyResult {
+    double relativeError = 0.0;  // ||ours - ref|| / ||ref||
+    double forwardSeconds = 0.0;
+    int64_t batch = 0;
+    int64_t featureDim = 0;
+  };
+  virtual VerifyResult verifyIo(const std::string& ioPath) = 0;
 
   // Runs `batch` clips (batch * inputShape().numel() floats) and writes batch * featureDim()
   // features, and batch * numClasses() head outputs when `logits` is not null.
