@@ -16,6 +16,7 @@ PACKAGES=(
   libgtest-dev
   ffmpeg                                    # tests and the demo generate videos with it
   python3-h5py python3-numpy                # tests read the output with h5py
+  clang libclang-rt-14-dev                  # the unpickler's libFuzzer test (tests/fuzz)
 )
 
 missing=()
