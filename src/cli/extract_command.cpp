@@ -4,6 +4,8 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <thread>
+#include <tuple>
 
 #include "vidfeat/cli/commands.h"
 #include "vidfeat/clip/bucket_plan.h"
@@ -11,10 +13,9 @@
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
-#include "vidfeat/dist/manifest.h"
+#include "vidfeat/dist/extraction.h"
 #include "vidfeat/dist/mpi_session.h"
 #include "vidfeat/model/feature_model.h"
-#include "vidfeat/pipeline/video_extractor.h"
 #include "vidfeat/store/feature_store.h"
 
 namespace vidfeat::cli {
@@ -28,29 +29,22 @@ struct ExtractArgs {
   std::string config, manifest, output, checkpoint, device = "auto", tail = "repeat";
   std::vector<std::string> sets;
   long long randomWeights = -1;
-  int batch = 1, stride = 0, threads = 0, wave = 8;
-  double fps = 0.0;
+  int batch = 1, stride = 0, threads = 0, wave = 16;
+  double fps = 0.0, waveSeconds = 60.0;
   unsigned long long tailSeed = 0;
-  bool overwrite = false;
+  bool overwrite = false, skipInvalid = false, retryFailed = false;
+  std::string shard = "0/1";
 };
 
-// Rank 0 reads the manifest; the others get the entries (or the error) from it.
-std::vector<VideoEntry> shareManifest(const std::string& path, MPI_Comm comm) {
-  std::vector<VideoEntry> entries;
-  std::string error;
-  if (commRank(comm) == 0) {
-    try {
-      entries = readManifest(path);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
+// "K/N" -> {K, N}.
+std::pair<int, int> parseShard(const std::string& text) {
+  auto slash = text.find('/');
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    return {std::stoi(text.substr(0, slash)), std::stoi(text.substr(slash + 1))};
+  } catch (const std::exception&) {
+    throw Error("--shard expects K/N (e.g. 0/4), got '" + text + "'");
   }
-  int len = int(error.size());
-  MPI_Bcast(&len, 1, MPI_INT, 0, comm);
-  error.resize(size_t(len));
-  MPI_Bcast(error.data(), len, MPI_CHAR, 0, comm);
-  if (len > 0) throw Error(error);
-  return broadcastEntries(entries, 0, comm);
 }
 
 }  // namespace
@@ -80,9 +74,19 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
       ("fps", po::value(&a.fps)->default_value(0.0),
        "resample to this frame rate by presentation time before cutting clips (0 = native)")
       ("set", po::value(&a.sets)->composing(), "override a config value: --set KEY=VALUE (repeatable)")
-      ("threads", po::value(&a.threads)->default_value(0), "LibTorch threads per rank (0 = default)")
-      ("wave", po::value(&a.wave)->default_value(8), "videos each rank finishes between collective writes")
-      ("overwrite", po::bool_switch(&a.overwrite), "replace an existing output file");
+      ("threads", po::value(&a.threads)->default_value(0),
+       "LibTorch threads per rank (0 = the node's cores / ranks on the node)")
+      ("wave", po::value(&a.wave)->default_value(16),
+       "a rank asks for a collective write once it holds this many finished videos")
+      ("wave-seconds", po::value(&a.waveSeconds)->default_value(60.0),
+       "...or once it has held finished videos this long")
+      ("shard", po::value(&a.shard)->default_value("0/1"),
+       "K/N: extract only the K-th of N contiguous slices of the manifest (SLURM arrays)")
+      ("skip-invalid", po::bool_switch(&a.skipInvalid),
+       "record manifest problems (missing files, duplicate ids) as failed instead of stopping")
+      ("retry-failed", po::bool_switch(&a.retryFailed), "on resume, attempt failed videos again")
+      ("overwrite", po::bool_switch(&a.overwrite),
+       "start afresh even if the output exists (default: resume it)");
   po::variables_map vm;
   std::vector<std::string> args = argv;
   po::store(po::command_line_parser(args).options(opts).style(po::command_line_style::unix_style).run(), vm);
@@ -97,15 +101,21 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   }
   if (a.batch < 1) throw Error("--batch must be >= 1");
   if (a.wave < 1) throw Error("--wave must be >= 1");
-  if (fs::exists(a.output) && !a.overwrite) {
-    throw Error(a.output + ": output exists; pass --overwrite to replace it (resuming arrives with the distributed-extraction work)");
-  }
 
-  const auto t0 = std::chrono::steady_clock::now();
   const int rank = commRank(comm), size = commSize(comm);
+  const NodeRanks node = nodeRanks(comm);
   Config cfg = Config::load(a.config, a.sets);
 
-  ExtractOptions eo;
+  ExtractionPlan plan;
+  plan.manifestPath = a.manifest;
+  plan.outputPath = a.output;
+  plan.overwrite = a.overwrite;
+  plan.skipInvalid = a.skipInvalid;
+  plan.retryFailed = a.retryFailed;
+  std::tie(plan.shardIndex, plan.shardCount) = parseShard(a.shard);
+  plan.waveVideos = a.wave;
+  plan.waveSeconds = a.waveSeconds;
+  ExtractOptions& eo = plan.extract;
   eo.buckets.numFrames = cfg.get<int>("DATA.NUM_FRAMES");
   eo.buckets.samplingRate = cfg.get<int>("DATA.SAMPLING_RATE");
   eo.buckets.stride = a.stride;
@@ -116,10 +126,11 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   eo.tailSeed = a.tailSeed;
   eo.batch = a.batch;
 
-  const auto entries = shareManifest(a.manifest, comm);
-
-  setComputeThreads(a.threads);
-  const std::string device = resolveDevice(a.device);
+  // One device and a fair share of the node's cores per rank.
+  const int threads = a.threads > 0 ? a.threads
+                                    : std::max(1, int(std::thread::hardware_concurrency()) / node.localSize);
+  setComputeThreads(threads);
+  const std::string device = resolveDevice(a.device, node.localRank);
   auto model = FeatureModel::build(cfg, device);
   std::string weights, checkpointSha256;
   if (!a.checkpoint.empty()) {
@@ -142,7 +153,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
     }
   }
 
-  FileMetadata meta;
+  FileMetadata& meta = plan.meta;
   meta.modelName = fs::path(a.config).stem().string();
   meta.modelArch = cfg.get<std::string>("MODEL.ARCH");
   meta.configYaml = cfg.dump();
@@ -158,49 +169,33 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   meta.targetFps = a.fps;
 
   if (rank == 0) {
-    spdlog::info("{} videos, {} rank(s), model {} ({}), feature dim {}, device {}, clips of {}x{} at {}px",
-                 entries.size(), size, meta.modelName, meta.modelArch, meta.featureDim, device,
-                 eo.buckets.numFrames, eo.buckets.samplingRate, eo.preprocess.cropSize);
+    spdlog::info("{} rank(s), model {} ({}), feature dim {}, clips of {}x{} at {}px", size,
+                 meta.modelName, meta.modelArch, meta.featureDim, eo.buckets.numFrames,
+                 eo.buckets.samplingRate, eo.preprocess.cropSize);
   }
-  FeatureStore store = FeatureStore::create(a.output, comm, meta);
-  const int64_t firstRow = store.addVideos(entries);
+  spdlog::info("device {}, {} LibTorch thread(s)", device, threads);
 
-  // This rank's share: every size-th video (balanced sharing arrives with the distributed work).
-  std::vector<int64_t> share;
-  for (int64_t i = rank; i < int64_t(entries.size()); i += size) share.push_back(i);
-  const int64_t maxShare = (int64_t(entries.size()) + size - 1) / size;
-  const int64_t waves = (maxShare + a.wave - 1) / a.wave;
-
-  VideoExtractor extractor(*model, eo);
-  int64_t done = 0, failed = 0, segments = 0;
-  for (int64_t w = 0; w < waves; ++w) {
-    std::vector<VideoResult> results;
-    for (int64_t j = w * a.wave; j < std::min<int64_t>((w + 1) * a.wave, int64_t(share.size())); ++j) {
-      const auto& e = entries[size_t(share[size_t(j)])];
-      VideoResult r = extractor.run(e, firstRow + share[size_t(j)]);
-      if (r.status == VideoStatus::Failed) {
-        ++failed;
-      } else {
-        ++done;
-        segments += int64_t(r.segments.size());
-        spdlog::info("{}: {} frames, {} segments", e.videoId, r.decodedFrames, r.segments.size());
-      }
-      results.push_back(std::move(r));
-    }
-    store.writeWave(results);  // collective: every rank joins every wave
-  }
-  store.close();
-
-  long long counts[4] = {done, failed, segments, extractor.clipsProcessed()};
-  long long totals[4];
-  MPI_Reduce(counts, totals, 4, MPI_LONG_LONG, MPI_SUM, 0, comm);
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ExtractionSummary s = runExtraction(plan, *model, comm);
   if (rank == 0) {
-    spdlog::info("done: {} videos extracted, {} failed, {} segments, {:.1f} s, {:.2f} clips/s -> {}",
-                 totals[0], totals[1], totals[2], wall, wall > 0 ? totals[3] / wall : 0.0, a.output);
+    spdlog::info("done: {} videos in the manifest: {} extracted now, {} already complete, {} failed; "
+                 "{} segments, {:.1f} s, {:.2f} clips/s -> {}",
+                 s.videos, s.complete, s.skipped, s.failed, s.segments, s.wallSeconds,
+                 s.wallSeconds > 0 ? s.clips / s.wallSeconds : 0.0, a.output);
+    for (int r = 0; r < size; ++r) {
+      spdlog::info("rank {}: {} videos, busy {:.1f} s of {:.1f} s ({:.0f}% idle)", r, s.videosPerRank[size_t(r)],
+                   s.busySeconds[size_t(r)], s.wallSeconds,
+                   100.0 * (1.0 - s.busySeconds[size_t(r)] / std::max(1e-9, s.wallSeconds)));
+    }
+    if (s.failed + s.failedBefore > 0) {
+      StoreSummary file = readStoreSummary(a.output);
+      spdlog::warn("{} video(s) failed (exit code {}):", s.failed + s.failedBefore, kSomeVideosFailed);
+      for (const auto& v : file.videos) {
+        if (v.status == VideoStatus::Failed) spdlog::warn("  {}: {}", v.videoId, v.error);
+      }
+    }
     if (weights.rfind("random", 0) == 0) spdlog::warn("reminder: {} holds features of an UNTRAINED model", a.output);
   }
-  return 0;
+  return s.failed + s.failedBefore > 0 ? kSomeVideosFailed : 0;
 }
 
 }  // namespace vidfeat::cli

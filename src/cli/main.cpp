@@ -19,7 +19,8 @@ const char* kUsage =
     "commands:\n"
     "  extract   decode, cut into clips, run the model, write one HDF5 file (MPI-parallel)\n"
     "  verify    compare the model's features with a PySlowFast reference (.io.pt)\n"
-    "  inspect   describe an output file: model, provenance, videos, segments\n";
+    "  inspect   describe an output file: model, provenance, videos, segments\n"
+    "  merge     join the part files of a job array into one file\n";
 
 }  // namespace
 
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
     if (command == "extract") return vidfeat::cli::extractCommand(args, mpi.world());
     if (command == "inspect") return mpi.rank() == 0 ? vidfeat::cli::inspectCommand(args) : 0;
     if (command == "verify") return mpi.rank() == 0 ? vidfeat::cli::verifyCommand(args) : 0;
+    if (command == "merge") return mpi.rank() == 0 ? vidfeat::cli::mergeCommand(args) : 0;
     std::fprintf(stderr, "vidfeat: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const std::exception& e) {

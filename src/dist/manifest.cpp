@@ -68,7 +68,11 @@ std::string defaultVideoId(const std::string& manifestDir, const std::string& pa
   return id;
 }
 
-std::vector<VideoEntry> readManifest(const std::string& path) {
+std::string ManifestProblem::describe() const {
+  return "line " + std::to_string(line) + ": " + (path.empty() ? videoId : path) + ": " + reason;
+}
+
+Manifest parseManifest(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, "cannot open manifest");
   const std::string dir = fs::absolute(fs::path(path)).parent_path().lexically_normal().string();
@@ -94,7 +98,8 @@ std::vector<VideoEntry> readManifest(const std::string& path) {
   }
   const bool csv = pathCol >= 0;
 
-  std::vector<VideoEntry> entries;
+  Manifest m;
+  m.path = path;
   std::set<std::string> ids;
   std::vector<std::string> fields;
   for (size_t i = csv ? first + 1 : 0; i < lines.size(); ++i) {
@@ -104,24 +109,72 @@ std::vector<VideoEntry> readManifest(const std::string& path) {
     std::string written, id;
     if (csv) {
       if (!splitCsv(line, fields)) throw InputError(path, where + ": unterminated quote");
-      if (int(fields.size()) <= pathCol) throw InputError(path, where + ": no path column");
+      if (int(fields.size()) <= pathCol) {
+        m.problems.push_back({i + 1, "", "", "no path column"});
+        continue;
+      }
       written = fields[size_t(pathCol)];
       if (idCol >= 0 && int(fields.size()) > idCol) id = fields[size_t(idCol)];
     } else {
       written = line;  // a plain list keeps spaces: file names may have them
     }
-    if (written.empty()) throw InputError(path, where + ": empty path");
+    if (written.empty()) {
+      m.problems.push_back({i + 1, id, "", "empty path"});
+      continue;
+    }
     fs::path p(written);
     std::string resolved = (p.is_absolute() ? p : fs::path(dir) / p).lexically_normal().string();
     if (id.empty()) id = defaultVideoId(dir, written);
-    if (id.empty()) throw InputError(path, where + ": cannot derive a video id from '" + written + "'");
-    if (!ids.insert(id).second) {
-      throw InputError(path, where + ": duplicate video id '" + id + "'");
+    if (id.empty()) {
+      m.problems.push_back({i + 1, "", resolved, "cannot derive a video id"});
+      continue;
     }
-    entries.push_back({id, resolved});
+    if (!ids.insert(id).second) {
+      m.problems.push_back({i + 1, id, resolved, "duplicate video id '" + id + "'"});
+      continue;
+    }
+    m.entries.push_back({id, resolved});
+    m.lines.push_back(i + 1);
   }
-  if (entries.empty()) throw InputError(path, "the manifest lists no videos");
-  return entries;
+  if (m.entries.empty() && m.problems.empty()) throw InputError(path, "the manifest lists no videos");
+  return m;
+}
+
+void checkManifestFiles(Manifest& m) {
+  std::vector<VideoEntry> ok;
+  std::vector<size_t> okLines;
+  for (size_t i = 0; i < m.entries.size(); ++i) {
+    const auto& e = m.entries[i];
+    std::error_code ec;
+    auto st = fs::status(e.path, ec);
+    std::string reason;
+    if (ec || !fs::exists(st)) {
+      reason = "file does not exist";
+    } else if (fs::is_directory(st)) {
+      reason = "is a directory, not a video file";
+    } else if (!std::ifstream(e.path, std::ios::binary)) {
+      reason = "cannot be read (permissions?)";
+    }
+    if (reason.empty()) {
+      ok.push_back(e);
+      okLines.push_back(m.lines[i]);
+    } else {
+      m.problems.push_back({m.lines[i], e.videoId, e.path, reason});
+      m.invalid.push_back(e);
+    }
+  }
+  m.entries = std::move(ok);
+  m.lines = std::move(okLines);
+}
+
+std::vector<VideoEntry> readManifest(const std::string& path) {
+  Manifest m = parseManifest(path);
+  if (!m.problems.empty()) {
+    std::string report = std::to_string(m.problems.size()) + " problem(s):";
+    for (const auto& p : m.problems) report += "\n  " + p.describe();
+    throw InputError(path, report);
+  }
+  return m.entries;
 }
 
 std::vector<VideoEntry> broadcastEntries(const std::vector<VideoEntry>& entries, int root, MPI_Comm comm) {

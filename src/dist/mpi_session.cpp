@@ -25,6 +25,18 @@ MpiSession::~MpiSession() {
   if (!finalised) MPI_Finalize();
 }
 
+NodeRanks nodeRanks(MPI_Comm comm) {
+  MPI_Comm node = MPI_COMM_NULL;
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+  NodeRanks r;
+  MPI_Comm_rank(node, &r.localRank);
+  MPI_Comm_size(node, &r.localSize);
+  MPI_Comm_free(&node);
+  return r;
+}
+
 int commRank(MPI_Comm comm) {
   int r = 0;
   MPI_Comm_rank(comm, &r);

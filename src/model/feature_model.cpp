@@ -151,9 +151,11 @@ void setComputeThreads(int threads) {
 
 bool cudaAvailable() { return torch::cuda::is_available(); }
 
-std::string resolveDevice(const std::string& requested) {
-  if (requested == "auto") return cudaAvailable() ? "cuda" : "cpu";
-  return requested;
+std::string resolveDevice(const std::string& requested, int localRank) {
+  if (requested != "auto" && requested != "cuda") return requested;
+  const int64_t devices = cudaAvailable() ? int64_t(torch::cuda::device_count()) : 0;
+  if (devices == 0) return requested == "auto" ? "cpu" : "cuda";  // "cuda" then fails clearly
+  return "cuda:" + std::to_string(localRank % devices);
 }
 
 }  // namespace vidfeat

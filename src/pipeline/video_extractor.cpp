@@ -1,5 +1,6 @@
 #include "vidfeat/pipeline/video_extractor.h"
 
+#include <chrono>
 #include <optional>
 
 #include "vidfeat/clip/clip_assembler.h"
@@ -17,9 +18,9 @@ namespace {
 class Batcher {
  public:
   Batcher(FeatureModel& model, const PreprocessSpec& prep, int frameWidth, int frameHeight, int batch,
-          VideoResult& result)
+          VideoResult& result, const char*& stage)
       : model_(model), prep_(prep), w_(frameWidth), h_(frameHeight), batch_(std::max(1, batch)),
-        result_(result), clipSize_(model.inputShape().numel()) {
+        result_(result), stage_(stage), clipSize_(model.inputShape().numel()) {
     const ClipShape shape = model.inputShape();
     if (shape.height != prep.cropSize || shape.width != prep.cropSize) {
       throw Error("internal: model input " + std::to_string(shape.height) + " but crop " +
@@ -41,7 +42,9 @@ class Batcher {
     const int64_t dim = model_.featureDim();
     size_t at = result_.features.size();
     result_.features.resize(at + size_t(pending_ * dim));
+    stage_ = "model";  // an error from here on is the model's, not the video's
     model_.extract(input_.data(), pending_, result_.features.data() + at);
+    stage_ = "decode";
     clips_ += pending_;
     pending_ = 0;
   }
@@ -53,6 +56,7 @@ class Batcher {
   const PreprocessSpec& prep_;
   int w_, h_, batch_;
   VideoResult& result_;
+  const char*& stage_;
   size_t clipSize_;
   std::vector<float> input_;
   int pending_ = 0;
@@ -67,13 +71,22 @@ VideoExtractor::VideoExtractor(FeatureModel& model, const ExtractOptions& option
   if (opt_.targetFps < 0) throw Error("--fps must be positive");
 }
 
-VideoResult VideoExtractor::run(const VideoEntry& video, int64_t videoRow) {
+VideoResult VideoExtractor::run(const VideoEntry& video, int64_t videoRow,
+                                const std::function<void()>& safePoint) {
+  const auto started = std::chrono::steady_clock::now();
+  struct BusyClock {
+    double& total;
+    std::chrono::steady_clock::time_point t0;
+    ~BusyClock() { total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
+  } busy{busy_, started};
   VideoResult result;
   result.videoRow = videoRow;
+  const char* stage = "open";
   try {
     DecodeOptions dopt;
     dopt.threads = opt_.decodeThreads;
     VideoDecoder dec(video.path, dopt);
+    stage = "decode";
     const StreamInfo& info = dec.info();
     auto [w, h] = shortSideScaledSize(info.displayWidth, info.displayHeight, opt_.preprocess.shortSide);
     dec.setOutputSize(w, h);
@@ -85,7 +98,7 @@ VideoResult VideoExtractor::run(const VideoEntry& video, int64_t videoRow) {
     };
 
     ClipAssembler assembler(opt_.buckets, tailSeedFor(opt_.tailSeed, video.videoId));
-    Batcher batcher(model_, opt_.preprocess, w, h, opt_.batch, result);
+    Batcher batcher(model_, opt_.preprocess, w, h, opt_.batch, result, stage);
     auto drain = [&](std::vector<AssembledClip> clips) {
       for (const auto& c : clips) batcher.add(c);
     };
@@ -113,6 +126,7 @@ VideoResult VideoExtractor::run(const VideoEntry& video, int64_t videoRow) {
         assembler.push({f.index, f.pts}, need ? convertCurrent() : nullptr);
       }
       drain(assembler.takeReady());
+      if (safePoint) safePoint();
     }
     if (n == 0) throw InputError(video.path, "no frame could be decoded");
 
@@ -148,6 +162,7 @@ VideoResult VideoExtractor::run(const VideoEntry& video, int64_t videoRow) {
     failed.videoRow = videoRow;
     failed.status = VideoStatus::Failed;
     failed.error = e.what();
+    failed.failureStage = stage;
     failed.decodeErrors = result.decodeErrors;
     return failed;
   }

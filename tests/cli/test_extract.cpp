@@ -42,22 +42,38 @@ std::string checker(const std::string& h5, int span, int rate, const std::string
 
 TEST(EndToEnd, Slow8x8OverTheSharedVideos) {
   ScratchDir d;
-  // A broken entry and a missing file must fail alone; the other videos are extracted.
+  // A text file named .mp4 fails alone when decoding starts; a missing file is a manifest
+  // problem: it stops the job unless --skip-invalid records it as failed.
   std::ofstream(d / "not_a_video.mp4") << "this is text, not a video\n";
   auto manifest = writeManifest(d, {"text_named_mp4," + (d / "not_a_video.mp4").string(),
                                     "missing," + (d / "missing.mp4").string()});
   auto out = (d / "features.h5").string();
+  auto log = (d / "log.txt").string();
   auto cfg = (sourceDir() / "configs/Kinetics/SLOW_8x8_R50.yaml").string();
-  ASSERT_EQ(run(vidfeatCmd("extract --config '" + cfg + "' --random-weights 1 --manifest '" + manifest +
-                        "' --output '" + out + "' --threads 2 --batch 2")),
-            0);
+  const std::string extract = vidfeatCmd("extract --config '" + cfg + "' --random-weights 1 --manifest '" +
+                                         manifest + "' --output '" + out + "' --threads 2 --batch 2");
+  EXPECT_EQ(run(extract + " 2> '" + log + "'"), 1);
+  EXPECT_EQ(run("grep -q 'missing.mp4: file does not exist' '" + log + "'"), 0);
+  EXPECT_FALSE(fs::exists(out)) << "nothing is written when the manifest check fails";
+
+  // Exit code 3: some videos failed; the others are complete.
+  ASSERT_EQ(run(extract + " --skip-invalid"), 3);
   EXPECT_EQ(run(checker(out, 64, 8, "--expect-failed text_named_mp4 missing")), 0);
   EXPECT_EQ(run("h5dump -H '" + out + "' | grep -q 'DATASET \"features\"'"), 0);
   EXPECT_EQ(run(vidfeatCmd("inspect '" + out + "' | grep -q 'UNTRAINED'")), 0);
-  // The output is not overwritten by accident.
-  EXPECT_NE(run(vidfeatCmd("extract --config '" + cfg + "' --random-weights 1 --manifest '" + manifest +
-                        "' --output '" + out + "' 2>/dev/null")),
-            0);
+  const std::string digest = "/usr/bin/python3 -c \"import h5py,hashlib; f=h5py.File('" + out +
+                             "'); print(hashlib.sha256(f['features'][:].tobytes()).hexdigest())\" > ";
+  ASSERT_EQ(run(digest + "'" + (d / "before").string() + "'"), 0);
+
+  // Rerunning the same command resumes: nothing left to do, nothing rewritten.
+  EXPECT_EQ(run(extract + " --skip-invalid 2> '" + log + "'"), 3);
+  EXPECT_EQ(run("grep -q '0 to extract, 9 already complete, 0 invalid, 2 failed before' '" + log + "'"), 0);
+  ASSERT_EQ(run(digest + "'" + (d / "after").string() + "'"), 0);
+  EXPECT_EQ(run("cmp -s '" + (d / "before").string() + "' '" + (d / "after").string() + "'"), 0);
+
+  // A different model setting is refused, saying what differs.
+  EXPECT_NE(run(extract + " --skip-invalid --tail drop 2> '" + log + "'"), 0);
+  EXPECT_EQ(run("grep -q 'tail policy' '" + log + "'"), 0);
 }
 
 TEST(EndToEnd, TinyModelDropTailAndFps) {

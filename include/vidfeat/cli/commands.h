@@ -11,5 +11,6 @@ namespace vidfeat::cli {
 int extractCommand(const std::vector<std::string>& args, MPI_Comm comm);
 int inspectCommand(const std::vector<std::string>& args);
 int verifyCommand(const std::vector<std::string>& args);  // serial (rank 0)
+int mergeCommand(const std::vector<std::string>& args);  // serial (rank 0)
 
 }  // namespace vidfeat::cli

@@ -13,8 +13,33 @@
 
 namespace vidfeat {
 
-// Reads and checks a manifest (serial). Throws InputError naming the manifest (and line) for a
-// malformed file, an empty manifest or duplicate video ids.
+// A problem with one manifest line (a duplicate id, a missing or unreadable file).
+struct ManifestProblem {
+  size_t line = 0;
+  std::string videoId;
+  std::string path;
+  std::string reason;
+  std::string describe() const;  // "line 7: <path>: <reason>"
+};
+
+struct Manifest {
+  std::string path;
+  std::vector<VideoEntry> entries;         // valid lines, in order (duplicates left out)
+  std::vector<size_t> lines;               // manifest line of each entry
+  std::vector<ManifestProblem> problems;   // every problem found
+  std::vector<VideoEntry> invalid;         // entries of problems that still have a unique id
+                                           // (missing files), to be recorded as failed
+};
+
+// Parses a manifest (serial). Throws InputError naming the manifest for what makes the whole file
+// unusable (cannot be read, unterminated quote, NUL byte, no videos); duplicate ids are problems.
+Manifest parseManifest(const std::string& path);
+
+// Checks that every entry's file exists and can be read (no decoding); moves the others to
+// problems/invalid. Serial (rank 0).
+void checkManifestFiles(Manifest& manifest);
+
+// parseManifest, throwing InputError that lists every problem when there is one.
 std::vector<VideoEntry> readManifest(const std::string& path);
 
 // The default id of a manifest path: relative to the manifest folder, extension dropped.

@@ -23,6 +23,13 @@ class MpiSession {
   int size_ = 1;
 };
 
+// This rank's place among the ranks of its node (MPI_COMM_TYPE_SHARED split). Collective.
+struct NodeRanks {
+  int localRank = 0;
+  int localSize = 1;
+};
+NodeRanks nodeRanks(MPI_Comm comm);
+
 // Rank and size of `comm` (small conveniences; both are local calls).
 int commRank(MPI_Comm comm);
 int commSize(MPI_Comm comm);

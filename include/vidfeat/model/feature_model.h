@@ -70,7 +70,8 @@ namespace vidfeat {
 void setComputeThreads(int threads);
 // Whether a CUDA device is usable by LibTorch in this process.
 bool cudaAvailable();
-// "cuda" when a CUDA device is available, else "cpu" (for --device auto).
-std::string resolveDevice(const std::string& requested);
+// The device a rank uses: "auto" is cuda:(localRank mod visible CUDA devices) when LibTorch sees
+// any, else "cpu"; "cuda" likewise picks by local rank; anything else is taken as given.
+std::string resolveDevice(const std::string& requested, int localRank = 0);
 
 }  // namespace vidfeat

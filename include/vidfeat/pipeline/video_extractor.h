@@ -3,6 +3,7 @@
 // ready for the store. A video that cannot be opened or decoded becomes a Failed result with the
 // reason; it never throws for a bad video.
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "vidfeat/clip/bucket_plan.h"
@@ -26,8 +27,14 @@ class VideoExtractor {
  public:
   VideoExtractor(FeatureModel& model, const ExtractOptions& options);
 
-  // Extracts every segment of `video`. `videoRow` is its row in the store.
-  VideoResult run(const VideoEntry& video, int64_t videoRow);
+  // Extracts every segment of `video`. `videoRow` is its row in the store. `safePoint`, when
+  // given, is called between decoded frames: the distributed driver takes part in collective
+  // wave writes from there, so a rank busy with a long video never holds the others up.
+  VideoResult run(const VideoEntry& video, int64_t videoRow,
+                  const std::function<void()>& safePoint = {});
+
+  // Seconds spent inside run() (for the per-rank busy time in the summary).
+  double busySeconds() const { return busy_; }
 
   // Clips run through the model since construction (for throughput figures).
   int64_t clipsProcessed() const { return clips_; }
@@ -36,6 +43,7 @@ class VideoExtractor {
   FeatureModel& model_;
   ExtractOptions opt_;
   int64_t clips_ = 0;
+  double busy_ = 0.0;
 };
 
 }  // namespace vidfeat

@@ -138,6 +138,23 @@ struct StoreSummary {
   std::vector<StoredFailure> failures;
 };
 
+// Serial random access to a finished file's rows (merge, export).
+class StoreReader {
+ public:
+  explicit StoreReader(const std::string& path);  // throws InputError naming the file
+  ~StoreReader();
+  StoreReader(const StoreReader&) = delete;
+  StoreReader& operator=(const StoreReader&) = delete;
+  const StoreSummary& summary() const;
+  // Rows [first, first + count) of /segments and /features (count x featureDim floats).
+  void readRows(int64_t first, int64_t count, std::vector<SegmentRecord>& segments,
+                std::vector<float>& features) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // Differences between two files' provenance that make their features incomparable (model,
 // config, checkpoint, weights, clip settings), one line each; empty when they match.
 std::vector<std::string> metadataDifferences(const FileMetadata& stored, const FileMetadata& wanted);

@@ -1,0 +1,58 @@
+#pragma once
+// The distributed extraction run, the product's core loop (docs/DESIGN.md):
+//   1. rank 0 reads and checks the manifest; every problem is reported at once and the job stops
+//      unless skipInvalid (then they are recorded as failed); the others get the list over MPI;
+//   2. the output is created, or resumed: videos already complete are skipped, a wave a crash cut
+//      short is redone, new manifest videos are appended, failed ones retried on request;
+//   3. the ranks estimate each pending video's cost (container header, in parallel) and take
+//      videos longest-first from a shared one-sided counter;
+//   4. finished videos are buffered and written in collective waves agreed without stopping busy
+//      ranks (WaveSync), so memory stays bounded and progress is durable.
+#include <mpi.h>
+
+#include <string>
+#include <vector>
+
+#include "vidfeat/pipeline/video_extractor.h"
+#include "vidfeat/store/feature_store.h"
+
+namespace vidfeat {
+
+class FeatureModel;
+
+struct ExtractionPlan {
+  std::string manifestPath;
+  std::string outputPath;
+  bool overwrite = false;     // start afresh even if the output exists
+  bool skipInvalid = false;   // record manifest problems as failed videos instead of stopping
+  bool retryFailed = false;   // on resume, attempt videos recorded as failed again
+  int shardIndex = 0;         // --shard K/N: take the K-th of N contiguous manifest slices
+  int shardCount = 1;
+  int waveVideos = 16;        // a rank asks for a wave once it buffers this many videos...
+  double waveSeconds = 60.0;  // ...or holds finished videos for this long
+  ExtractOptions extract;
+  FileMetadata meta;
+};
+
+struct ExtractionSummary {
+  int64_t videos = 0;          // in this run's manifest (after sharding)
+  int64_t skipped = 0;         // already complete in the output
+  int64_t complete = 0;        // extracted by this run
+  int64_t failed = 0;          // failed in this run (including manifest problems)
+  int64_t failedBefore = 0;    // failed in an earlier run and not retried
+  int64_t segments = 0;
+  int64_t clips = 0;
+  double wallSeconds = 0.0;
+  std::vector<double> busySeconds;  // per rank, seconds inside video extraction
+  std::vector<int64_t> videosPerRank;
+};
+
+// Collective over `comm`. Throws Error for what stops the whole job (bad manifest, output made
+// with other settings); a bad video only fails itself.
+ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model, MPI_Comm comm);
+
+// Exit code of `vidfeat extract`: 0 when every video of the manifest is complete,
+// kSomeVideosFailed when some are recorded as failed (in this run or an earlier one).
+constexpr int kSomeVideosFailed = 3;
+
+}  // namespace vidfeat

@@ -1,0 +1,247 @@
+#include "vidfeat/dist/extraction.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+
+#include "vidfeat/common/error.h"
+#include "vidfeat/common/log.h"
+#include "vidfeat/decode/video_probe.h"
+#include "vidfeat/dist/manifest.h"
+#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/dist/wave_sync.h"
+#include "vidfeat/dist/work_queue.h"
+
+namespace vidfeat {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Rank 0's verdict, shared so every rank throws together (nobody is left in a collective).
+void shareVerdict(std::string& error, MPI_Comm comm) {
+  int length = static_cast<int>(error.size());
+  MPI_Bcast(&length, 1, MPI_INT, 0, comm);
+  error.resize(static_cast<size_t>(length));
+  MPI_Bcast(error.data(), length, MPI_CHAR, 0, comm);
+  if (length > 0) throw Error(error);
+}
+
+struct SharedManifest {
+  std::vector<VideoEntry> valid;
+  std::vector<VideoEntry> invalid;  // to record as failed
+  std::vector<std::string> invalidReasons;
+};
+
+// Rank 0 reads and checks the manifest and takes this shard; the others receive the result.
+SharedManifest readAndShare(const ExtractionPlan& plan, MPI_Comm comm) {
+  SharedManifest out;
+  std::string error;
+  std::vector<VideoEntry> reasons;  // (id, reason) pairs, carried as entries for broadcasting
+  if (commRank(comm) == 0) {
+    try {
+      Manifest m = parseManifest(plan.manifestPath);
+      checkManifestFiles(m);
+      if (!m.problems.empty()) {
+        std::string report = plan.manifestPath + ": " + std::to_string(m.problems.size()) +
+                             " problem(s) in the manifest:";
+        for (const auto& p : m.problems) report += "\n  " + p.describe();
+        if (!plan.skipInvalid) {
+          error = report + "\nfix them, or pass --skip-invalid to record them as failed and go on";
+        } else {
+          spdlog::warn("{}\n(--skip-invalid: recorded as failed)", report);
+        }
+      }
+      // Shard over manifest order (valid and invalid lines together), so slices are stable.
+      struct Line {
+        size_t line;
+        VideoEntry entry;
+        std::string reason;  // empty: valid
+      };
+      std::vector<Line> all;
+      for (size_t i = 0; i < m.entries.size(); ++i) all.push_back({m.lines[i], m.entries[i], ""});
+      for (const auto& p : m.problems) {
+        auto it = std::find_if(m.invalid.begin(), m.invalid.end(),
+                               [&](const VideoEntry& e) { return e.videoId == p.videoId && e.path == p.path; });
+        if (it != m.invalid.end()) all.push_back({p.line, *it, p.reason});
+      }
+      std::sort(all.begin(), all.end(), [](const Line& a, const Line& b) { return a.line < b.line; });
+      const size_t n = all.size();
+      const size_t from = n * size_t(plan.shardIndex) / size_t(plan.shardCount);
+      const size_t to = n * size_t(plan.shardIndex + 1) / size_t(plan.shardCount);
+      for (size_t i = from; i < to; ++i) {
+        if (all[i].reason.empty()) {
+          out.valid.push_back(all[i].entry);
+        } else {
+          out.invalid.push_back(all[i].entry);
+          reasons.push_back({all[i].entry.videoId, all[i].reason});
+        }
+      }
+      if (plan.shardCount > 1) {
+        spdlog::info("shard {}/{}: manifest lines {}..{} of {}", plan.shardIndex, plan.shardCount, from,
+                     to, n);
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  shareVerdict(error, comm);
+  out.valid = broadcastEntries(out.valid, 0, comm);
+  out.invalid = broadcastEntries(out.invalid, 0, comm);
+  reasons = broadcastEntries(reasons, 0, comm);
+  for (const auto& r : reasons) out.invalidReasons.push_back(r.path);
+  return out;
+}
+
+}  // namespace
+
+ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model, MPI_Comm comm) {
+  const auto t0 = Clock::now();
+  const int rank = commRank(comm), size = commSize(comm);
+  if (plan.shardCount < 1 || plan.shardIndex < 0 || plan.shardIndex >= plan.shardCount) {
+    throw Error("--shard K/N needs 0 <= K < N, got " + std::to_string(plan.shardIndex) + "/" +
+                std::to_string(plan.shardCount));
+  }
+  SharedManifest manifest = readAndShare(plan, comm);
+
+  // Output: resume it, or create it.
+  int exists = rank == 0 && fs::exists(plan.outputPath) ? 1 : 0;
+  MPI_Bcast(&exists, 1, MPI_INT, 0, comm);
+  std::vector<StoredVideo> stored;
+  std::optional<FeatureStore> store;
+  if (exists && !plan.overwrite) {
+    store.emplace(FeatureStore::resume(plan.outputPath, comm, plan.meta, stored));
+    if (rank == 0) spdlog::info("{}: resuming ({} videos recorded)", plan.outputPath, stored.size());
+  } else {
+    store.emplace(FeatureStore::create(plan.outputPath, comm, plan.meta));
+  }
+  std::map<std::string, int64_t> rowOf;
+  for (size_t i = 0; i < stored.size(); ++i) rowOf[stored[i].videoId] = int64_t(i);
+  std::vector<VideoEntry> added;
+  for (const auto* list : {&manifest.valid, &manifest.invalid}) {
+    for (const auto& e : *list) {
+      if (!rowOf.count(e.videoId)) {
+        rowOf[e.videoId] = -1;  // placeholder, set below
+        added.push_back(e);
+      }
+    }
+  }
+  // Rows are assigned in manifest order across both lists, the same on every rank.
+  const int64_t firstNew = store->addVideos(added);
+  for (size_t i = 0; i < added.size(); ++i) rowOf[added[i].videoId] = firstNew + int64_t(i);
+  auto statusOf = [&](const std::string& id) {
+    int64_t row = rowOf.at(id);
+    return row < int64_t(stored.size()) ? stored[size_t(row)].status : VideoStatus::Pending;
+  };
+  auto wanted = [&](const std::string& id) {
+    VideoStatus s = statusOf(id);
+    return s == VideoStatus::Pending || (s == VideoStatus::Failed && plan.retryFailed);
+  };
+
+  ExtractionSummary summary;
+  summary.videos = int64_t(manifest.valid.size() + manifest.invalid.size());
+  std::vector<VideoResult> buffer;
+  int64_t failedHere = 0;
+  // Manifest problems are recorded by rank 0 in the first wave.
+  for (size_t i = 0; i < manifest.invalid.size(); ++i) {
+    const auto& e = manifest.invalid[i];
+    if (!wanted(e.videoId)) {
+      ++summary.failedBefore;
+      continue;
+    }
+    ++failedHere;
+    if (rank != 0) continue;
+    VideoResult r;
+    r.videoRow = rowOf.at(e.videoId);
+    r.status = VideoStatus::Failed;
+    r.failureStage = "manifest";
+    r.error = e.path + ": " + manifest.invalidReasons[i];
+    buffer.push_back(std::move(r));
+  }
+  std::vector<int64_t> pending;
+  for (size_t i = 0; i < manifest.valid.size(); ++i) {
+    if (wanted(manifest.valid[i].videoId)) {
+      pending.push_back(int64_t(i));
+    } else if (statusOf(manifest.valid[i].videoId) == VideoStatus::Complete) {
+      ++summary.skipped;
+    } else {
+      ++summary.failedBefore;  // failed in an earlier run, not retried
+    }
+  }
+  if (rank == 0) {
+    spdlog::info("{} videos: {} to extract, {} already complete, {} invalid, {} failed before{}",
+                 summary.videos, pending.size(), summary.skipped, failedHere, summary.failedBefore,
+                 summary.failedBefore > 0 && !plan.retryFailed ? " (--retry-failed to retry)" : "");
+  }
+
+  // Cost estimates, probed in parallel (each rank a strided share), then summed everywhere.
+  std::vector<double> costs(pending.size(), 0.0);
+  for (size_t i = size_t(rank); i < pending.size(); i += size_t(size)) {
+    costs[i] = probeVideo(manifest.valid[size_t(pending[i])].path).cost();
+  }
+  MPI_Allreduce(MPI_IN_PLACE, costs.data(), int(costs.size()), MPI_DOUBLE, MPI_SUM, comm);
+  std::vector<int64_t> order;
+  for (int64_t k : longestFirst(costs)) order.push_back(pending[size_t(k)]);
+
+  WorkQueue queue(order, comm);
+  WaveSync sync(comm);
+  VideoExtractor extractor(model, plan.extract);
+  auto lastWave = Clock::now();
+  int64_t complete = 0, failed = 0, segments = 0, done = 0;
+  auto wantWave = [&] {
+    if (buffer.empty()) return false;
+    double held = std::chrono::duration<double>(Clock::now() - lastWave).count();
+    return int(buffer.size()) >= plan.waveVideos || held >= plan.waveSeconds;
+  };
+  auto writeWave = [&] {
+    store->writeWave(buffer);  // collective
+    buffer.clear();
+    lastWave = Clock::now();
+  };
+  auto act = [&](WaveSync::Action a) {
+    if (a == WaveSync::Action::Wave || a == WaveSync::Action::Finish) writeWave();
+    return a;
+  };
+  const auto safePoint = [&] { act(sync.poll(wantWave(), false, false)); };
+
+  for (int64_t item; (item = queue.next()) >= 0;) {
+    const VideoEntry& e = manifest.valid[size_t(item)];
+    VideoResult r = extractor.run(e, rowOf.at(e.videoId), safePoint);
+    ++done;
+    if (r.status == VideoStatus::Failed) {
+      ++failed;
+    } else {
+      ++complete;
+      segments += int64_t(r.segments.size());
+      spdlog::info("{}: {} frames, {} segments", e.videoId, r.decodedFrames, r.segments.size());
+    }
+    buffer.push_back(std::move(r));
+    safePoint();
+  }
+  // Out of work: keep joining waves until every rank is out of work, then the last wave.
+  while (act(sync.poll(wantWave(), true, true)) != WaveSync::Action::Finish) {
+  }
+  store->close();
+
+  long long mine[4] = {complete, failed, segments, extractor.clipsProcessed()}, totals[4];
+  MPI_Allreduce(mine, totals, 4, MPI_LONG_LONG, MPI_SUM, comm);
+  summary.complete = totals[0];
+  summary.failed = totals[1] + failedHere;
+  summary.segments = totals[2];
+  summary.clips = totals[3];
+  double busy = extractor.busySeconds();
+  summary.busySeconds.resize(size_t(size));
+  MPI_Allgather(&busy, 1, MPI_DOUBLE, summary.busySeconds.data(), 1, MPI_DOUBLE, comm);
+  long long taken = done;
+  std::vector<long long> perRank(static_cast<size_t>(size));
+  MPI_Allgather(&taken, 1, MPI_LONG_LONG, perRank.data(), 1, MPI_LONG_LONG, comm);
+  summary.videosPerRank.assign(perRank.begin(), perRank.end());
+  summary.wallSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return summary;
+}
+
+}  // namespace vidfeat

@@ -1,0 +1,87 @@
+#include "vidfeat/store/merge.h"
+
+#include <filesystem>
+#include <map>
+
+#include "vidfeat/common/error.h"
+#include "vidfeat/store/feature_store.h"
+
+namespace vidfeat {
+
+MergeSummary mergeStores(const std::vector<std::string>& parts, const std::string& output, bool overwrite) {
+  if (parts.empty()) throw Error("merge: no part files given");
+  if (std::filesystem::exists(output) && !overwrite) {
+    throw Error(output + ": exists; pass --overwrite to replace it");
+  }
+  // Check everything before writing anything.
+  std::vector<std::unique_ptr<StoreReader>> readers;
+  std::map<std::string, std::string> owner;  // video id -> part
+  for (const auto& part : parts) {
+    readers.push_back(std::make_unique<StoreReader>(part));
+    const StoreSummary& s = readers.back()->summary();
+    if (readers.size() > 1) {
+      auto diffs = metadataDifferences(readers.front()->summary().meta, s.meta);
+      if (!diffs.empty()) {
+        std::string why = part + " was made differently from " + parts.front() + ":";
+        for (const auto& d : diffs) why += "\n  " + d;
+        throw Error("merge refused: " + why);
+      }
+    }
+    for (const auto& v : s.videos) {
+      auto [it, fresh] = owner.emplace(v.videoId, part);
+      if (!fresh) {
+        throw Error("merge refused: video '" + v.videoId + "' is in both " + it->second + " and " + part +
+                    " (overlapping shards?)");
+      }
+    }
+  }
+
+  MergeSummary summary;
+  FeatureStore out = FeatureStore::create(output, MPI_COMM_SELF, readers.front()->summary().meta);
+  std::vector<VideoEntry> entries;
+  for (const auto& r : readers) {
+    for (const auto& v : r->summary().videos) entries.push_back({v.videoId, v.path});
+  }
+  int64_t row = out.addVideos(entries);
+  // Failure history, per video row of the output.
+  for (const auto& r : readers) {
+    const StoreSummary& s = r->summary();
+    std::map<int64_t, std::string> stageOf;
+    for (const auto& f : s.failures) stageOf[f.videoRow] = f.stage;
+    std::vector<VideoResult> wave;
+    for (size_t i = 0; i < s.videos.size(); ++i, ++row) {
+      const StoredVideo& v = s.videos[i];
+      ++summary.videos;
+      if (v.status == VideoStatus::Pending) {
+        ++summary.pending;
+        continue;  // stays pending: a rerun of that shard completes it
+      }
+      VideoResult res;
+      res.videoRow = row;
+      res.status = v.status;
+      res.fps = v.fps;
+      res.decodedFrames = v.decodedFrames;
+      res.duration = v.duration;
+      res.decodeErrors = v.decodeErrors;
+      res.error = v.error;
+      if (v.status == VideoStatus::Failed) {
+        ++summary.failed;
+        auto it = stageOf.find(int64_t(i));
+        res.failureStage = it != stageOf.end() ? it->second : "unknown";
+      } else {
+        r->readRows(v.firstRow, v.segmentCount, res.segments, res.features);
+        summary.segments += v.segmentCount;
+      }
+      wave.push_back(std::move(res));
+      if (wave.size() >= 256) {
+        out.writeWave(wave);
+        wave.clear();
+      }
+    }
+    out.writeWave(wave);
+  }
+  out.close();
+  return summary;
+}
+
+}  // namespace vidfeat
