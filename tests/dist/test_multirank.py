@@ -1,0 +1,182 @@
+"""Multi-rank tests of `vidfeat extract` (mpirun -n 1/2/3 on one machine), checked with h5py.
+
+  test_multirank.py MODE VIDFEAT SOURCE_DIR SHARED_DIR
+
+MODE: ranks | resume | manifest | unbalanced. Uses a tiny SLOW model (random weights) so each
+run takes seconds; the real videos come from SHARED_DIR/videos.
+"""
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+
+MODE, VIDFEAT, SRC, SHARED = sys.argv[1:5]
+VIDEOS = os.path.join(SHARED, "videos")
+CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
+TINY = ["--set", "RESNET.WIDTH_PER_GROUP=4", "--set", "DATA.TRAIN_CROP_SIZE=64", "--set",
+        "DATA.TEST_CROP_SIZE=64", "--set", "DATA.TRAIN_JITTER_SCALES=[64, 80]", "--set",
+        "DATA.NUM_FRAMES=4", "--set", "DATA.SAMPLING_RATE=2"]
+GOOD = ["v_GGSY1Qvo990.mp4", "chaplin.mp4", "big_buck_bunny_432_433.webm", "no_duration.webm",
+        "video_90.mov", "video_270.mov", "unordered.mov", "-video-with-dash-.mp4"]
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1")
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def mpirun(n, args, **kw):
+    cmd = ["mpirun", "-n", str(n), "--oversubscribe", VIDFEAT, "extract", "--config", CONFIG,
+           "--random-weights", "3", "--threads", "1"] + TINY + args
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, **kw)
+
+
+def manifest(tmp, rows, name="m.csv"):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write("video_id,path\n")
+        for vid, p in rows:
+            f.write(f"{vid},{p}\n")
+    return path
+
+
+def per_video(path):
+    """video id -> (status, sha256 of its feature rows, segment table rows)."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        feats, segs = f["features"][:], f["segments"][:]
+        for v in f["videos"][:]:
+            a, n = int(v["first_row"]), int(v["segment_count"])
+            rows = segs[a:a + n][["segment", "first_frame", "last_frame", "start_time", "end_time", "padded_frames"]]
+            out[v["video_id"].decode()] = (int(v["status"]), hashlib.sha256(feats[a:a + n].tobytes()).hexdigest(),
+                                           rows.tobytes(), n)
+    return out
+
+
+def mode_ranks(tmp):
+    m = manifest(tmp, [(os.path.splitext(v)[0], os.path.join(VIDEOS, v)) for v in GOOD])
+    results = {}
+    for n in (1, 2, 3):
+        out = os.path.join(tmp, f"r{n}.h5")
+        r = mpirun(n, ["--manifest", m, "--output", out, "--wave", "2"])
+        check(r.returncode == 0, f"{n} rank(s): exit 0 (got {r.returncode}) {r.stderr[-2000:] if r.returncode else ''}")
+        results[n] = per_video(out)
+    check(len(results[1]) == len(GOOD) and all(s == 1 for s, *_ in results[1].values()), "every video complete")
+    for n in (2, 3):
+        check(results[n] == results[1], f"{n} ranks: features and segments bit-identical to 1 rank, per video id")
+
+
+def mode_resume(tmp):
+    rows = [(f"{k}_{os.path.splitext(v)[0]}", os.path.join(VIDEOS, v)) for k in range(3) for v in GOOD]
+    m = manifest(tmp, rows)
+    ref = os.path.join(tmp, "ref.h5")
+    r = mpirun(1, ["--manifest", m, "--output", ref])
+    check(r.returncode == 0, "uninterrupted reference run")
+    out = os.path.join(tmp, "crash.h5")
+    args = ["--manifest", m, "--output", out, "--wave", "1", "--wave-seconds", "0"]
+    cmd = ["mpirun", "-n", "3", "--oversubscribe", VIDFEAT, "extract", "--config", CONFIG,
+           "--random-weights", "3", "--threads", "1"] + TINY + args
+    log = open(os.path.join(tmp, "crash.log"), "w")
+    p = subprocess.Popen(cmd, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Wait until some videos are done (some waves written), then kill -9 one rank.
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        text = open(os.path.join(tmp, "crash.log")).read()
+        if len(re.findall(r": \d+ frames, \d+ segments", text)) >= 6:
+            break
+        time.sleep(0.05)
+    ranks = subprocess.run(["pgrep", "-f", "-s", str(p.pid), "vidfeat extract"], capture_output=True, text=True)
+    pids = [int(x) for x in ranks.stdout.split() if int(x) != p.pid]
+    victim = None
+    for pid in pids:
+        try:
+            if "mpirun" not in open(f"/proc/{pid}/cmdline").read():
+                victim = pid
+                break
+        except OSError:
+            pass
+    check(victim is not None and p.poll() is None, "a rank was running when killed")
+    if victim:
+        os.kill(victim, signal.SIGKILL)
+    try:
+        rc = p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        rc = p.wait()
+    check(rc != 0, f"the killed job reports failure (rc {rc})")
+    before = per_video(out)  # readable after the crash
+    done = sum(1 for s, *_ in before.values() if s == 1)
+    print(f"after the crash: {done} of {len(rows)} videos complete")
+    check(0 < done < len(rows), "the crash left a partly written, readable file")
+    r = mpirun(3, args)
+    check(r.returncode == 0, f"rerun completes (rc {r.returncode}) {r.stderr[-1500:] if r.returncode else ''}")
+    check(f"{len(rows) - done} to extract, {done} already complete" in r.stderr, "rerun only does what was missing")
+    after, want = per_video(out), per_video(ref)
+    check(after == want, "after resume every video is there once, features equal an uninterrupted run's")
+    with h5py.File(out, "r") as f:
+        used = sum(int(v["segment_count"]) for v in f["videos"][:])
+        check(f["features"].shape[0] == used, "no orphan feature rows left behind")
+
+
+def mode_manifest(tmp):
+    text = os.path.join(tmp, "text.mp4")
+    open(text, "w").write("not a video\n")
+    rows = [("chaplin", os.path.join(VIDEOS, "chaplin.mp4")), ("corrupted", os.path.join(VIDEOS, "corrupted.mp4")),
+            ("text", text), ("missing", os.path.join(tmp, "missing.mp4")), ("chaplin", os.path.join(VIDEOS, "unordered.mov")),
+            ("bunny", os.path.join(VIDEOS, "big_buck_bunny_432_433.webm"))]
+    m = manifest(tmp, rows)
+    out = os.path.join(tmp, "m.h5")
+    r = mpirun(2, ["--manifest", m, "--output", out])
+    check(r.returncode != 0 and not os.path.exists(out), "manifest problems stop the job before any output")
+    check("missing.mp4: file does not exist" in r.stderr and "duplicate video id 'chaplin'" in r.stderr,
+          "one report lists every problem")
+    r = mpirun(2, ["--manifest", m, "--output", out, "--skip-invalid"])
+    check(r.returncode == 3, f"--skip-invalid: exit 3 when videos failed (got {r.returncode})")
+    v = per_video(out)
+    check(v["chaplin"][0] == 1 and v["bunny"][0] == 1 and v["corrupted"][0] == 1, "the good ones (and corrupted.mp4) complete")
+    check(v["text"][0] == 2 and v["missing"][0] == 2, "the text file and the missing file are recorded as failed")
+    with h5py.File(out, "r") as f:
+        fails = {f["videos"][int(x["video_row"])]["video_id"].decode(): x["stage"].decode() for x in f["failures"][:]}
+        check(fails == {"text": "open", "missing": "manifest"}, f"failures table says where: {fails}")
+        check(int(f["videos"][[x.decode() for x in f["videos"]["video_id"]].index("corrupted")]["decode_errors"]) > 0,
+              "corrupted.mp4's broken packets are counted")
+
+
+def mode_unbalanced(tmp):
+    def make(name, seconds):
+        p = os.path.join(tmp, name)
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                        f"testsrc2=size=160x120:rate=25:duration={seconds}", "-c:v", "libx264", "-pix_fmt",
+                        "yuv420p", p], check=True)
+        return p
+    rows = [("short%d" % i, make(f"s{i}.mp4", 2)) for i in range(5)] + [("long", make("long.mp4", 40))]
+    m = manifest(tmp, rows)
+    out = os.path.join(tmp, "u.h5")
+    r = mpirun(2, ["--manifest", m, "--output", out])
+    check(r.returncode == 0, "unbalanced run completes")
+    ranks = re.findall(r"rank (\d+): (\d+) videos, busy ([\d.]+) s of ([\d.]+) s \((\d+)% idle\)", r.stderr)
+    for rk, n, busy, wall, idle in ranks:
+        print(f"rank {rk}: {n} videos, busy {busy} s of {wall} s, {idle}% idle")
+    counts = sorted(int(n) for _, n, *_ in ranks)
+    check(counts == [1, 5], f"the long video went to one rank, the five short ones to the other: {counts}")
+
+
+tmp = tempfile.mkdtemp(prefix="vidfeat-mpi-")
+try:
+    {"ranks": mode_ranks, "resume": mode_resume, "manifest": mode_manifest, "unbalanced": mode_unbalanced}[MODE](tmp)
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+print(f"{len(failures)} failed")
+sys.exit(1 if failures else 0)
