@@ -30,7 +30,7 @@ struct ExtractArgs {
   std::vector<std::string> sets;
   long long randomWeights = -1;
   int batch = 1, stride = 0, threads = 0, wave = 16;
-  double fps = 0.0, waveSeconds = 60.0;
+  double fps = 0.0, waveSeconds = 60.0, videoTimeout = 0.0;
   unsigned long long tailSeed = 0;
   bool overwrite = false, skipInvalid = false, retryFailed = false;
   std::string shard = "0/1";
@@ -85,6 +85,8 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
       ("skip-invalid", po::bool_switch(&a.skipInvalid),
        "record manifest problems (missing files, duplicate ids) as failed instead of stopping")
       ("retry-failed", po::bool_switch(&a.retryFailed), "on resume, attempt failed videos again")
+      ("video-timeout", po::value(&a.videoTimeout)->default_value(0.0),
+       "fail a video still decoding after this many seconds (0 = no limit)")
       ("overwrite", po::bool_switch(&a.overwrite),
        "start afresh even if the output exists (default: resume it)");
   po::variables_map vm;
@@ -125,6 +127,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   eo.targetFps = a.fps;
   eo.tailSeed = a.tailSeed;
   eo.batch = a.batch;
+  eo.timeoutSeconds = a.videoTimeout;
 
   // One device and a fair share of the node's cores per rank.
   const int threads = a.threads > 0 ? a.threads

@@ -1,5 +1,7 @@
 #include "vidfeat/decode/video_decoder.h"
 
+#include <chrono>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -158,6 +160,17 @@ struct VideoDecoder::Impl {
   DecodeOptions options;
   StreamInfo info;
   DecodeStats stats;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+
+  bool pastDeadline() const { return std::chrono::steady_clock::now() > deadline; }
+  void checkDeadline() const {
+    if (pastDeadline()) {
+      throw DecodeTimeout(path, "gave up after " + std::to_string(options.timeoutSeconds) +
+                                    " s (--video-timeout)");
+    }
+  }
+  // FFmpeg polls this during blocking demuxer I/O; non-zero aborts the operation.
+  static int interrupt(void* self) { return static_cast<const Impl*>(self)->pastDeadline() ? 1 : 0; }
 
   ffmpeg::UniqueAVFormatContext format;
   ffmpeg::UniqueAVCodecContext codec;
@@ -191,9 +204,20 @@ struct VideoDecoder::Impl {
   }
 
   void open() {
-    AVFormatContext* raw = nullptr;
+    if (options.timeoutSeconds > 0) {
+      deadline = std::chrono::steady_clock::now() +
+                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                     std::chrono::duration<double>(options.timeoutSeconds));
+    }
+    AVFormatContext* raw = avformat_alloc_context();
+    if (raw == nullptr) fail("cannot allocate a demuxer", AVERROR(ENOMEM));
+    raw->interrupt_callback.callback = &Impl::interrupt;
+    raw->interrupt_callback.opaque = this;
     int rc = avformat_open_input(&raw, ffmpeg::url(path).c_str(), nullptr, nullptr);
-    if (rc < 0) fail("cannot open", rc);  // avformat_open_input freed `raw` itself
+    if (rc < 0) {
+      checkDeadline();
+      fail("cannot open", rc);  // avformat_open_input freed `raw` itself
+    }
     format.reset(raw);
 
     rc = avformat_find_stream_info(format.get(), nullptr);
@@ -362,6 +386,7 @@ struct VideoDecoder::Impl {
   }
 
   bool next(DecodedFrame& out) {
+    checkDeadline();
     while (window.size() < kReorderDepth && decodeOne()) {
     }
     if (window.empty()) return false;  // `current` stays: the last frame may still be converted

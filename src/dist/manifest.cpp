@@ -152,6 +152,8 @@ void checkManifestFiles(Manifest& m) {
       reason = "file does not exist";
     } else if (fs::is_directory(st)) {
       reason = "is a directory, not a video file";
+    } else if (!fs::is_regular_file(st)) {
+      reason = "is not a regular file (a pipe or device could block the job)";
     } else if (!std::ifstream(e.path, std::ios::binary)) {
       reason = "cannot be read (permissions?)";
     }

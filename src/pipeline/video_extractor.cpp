@@ -85,6 +85,7 @@ VideoResult VideoExtractor::run(const VideoEntry& video, int64_t videoRow,
   try {
     DecodeOptions dopt;
     dopt.threads = opt_.decodeThreads;
+    dopt.timeoutSeconds = opt_.timeoutSeconds;
     VideoDecoder dec(video.path, dopt);
     stage = "decode";
     const StreamInfo& info = dec.info();
@@ -157,6 +158,7 @@ VideoResult VideoExtractor::run(const VideoEntry& video, int64_t videoRow,
       spdlog::warn("{}: {} broken packets/frames skipped", video.path, result.decodeErrors);
     }
   } catch (const std::exception& e) {
+    if (dynamic_cast<const DecodeTimeout*>(&e)) stage = "timeout";
     spdlog::error("video {} failed: {}", video.videoId, e.what());
     VideoResult failed;
     failed.videoRow = videoRow;

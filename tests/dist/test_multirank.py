@@ -2,7 +2,7 @@
 
   test_multirank.py MODE VIDFEAT SOURCE_DIR SHARED_DIR
 
-MODE: ranks | resume | manifest | unbalanced. Uses a tiny SLOW model (random weights) so each
+MODE: ranks | resume | manifest | unbalanced | timeout. Uses a tiny SLOW model (random weights) so each
 run takes seconds; the real videos come from SHARED_DIR/videos.
 """
 import hashlib
@@ -173,9 +173,29 @@ def mode_unbalanced(tmp):
     check(counts == [1, 5], f"the long video went to one rank, the five short ones to the other: {counts}")
 
 
+def mode_timeout(tmp):
+    long = os.path.join(tmp, "long.mp4")
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x240:rate=30:duration=120", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", long], check=True)
+    m = manifest(tmp, [("long", long), ("short", os.path.join(VIDEOS, "video_90.mov"))])
+    out = os.path.join(tmp, "t.h5")
+    t0 = time.time()
+    r = mpirun(1, ["--manifest", m, "--output", out, "--video-timeout", "1.5"])
+    took = time.time() - t0
+    check(r.returncode == 3, f"a timed-out video makes the run exit 3 (got {r.returncode})")
+    v = per_video(out)
+    check(v["long"][0] == 2 and v["short"][0] == 1, "the long video failed, the short one completed")
+    with h5py.File(out, "r") as f:
+        stages = [x["stage"].decode() for x in f["failures"][:]]
+        check(stages == ["timeout"], f"recorded as a timeout: {stages}")
+    print(f"run took {took:.1f} s")
+
+
 tmp = tempfile.mkdtemp(prefix="vidfeat-mpi-")
 try:
-    {"ranks": mode_ranks, "resume": mode_resume, "manifest": mode_manifest, "unbalanced": mode_unbalanced}[MODE](tmp)
+    {"ranks": mode_ranks, "resume": mode_resume, "manifest": mode_manifest, "unbalanced": mode_unbalanced,
+     "timeout": mode_timeout}[MODE](tmp)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 print(f"{len(failures)} failed")

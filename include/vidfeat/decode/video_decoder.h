@@ -12,11 +12,22 @@
 #include <memory>
 #include <string>
 
+#include "vidfeat/common/error.h"
+
 namespace vidfeat {
 
 struct DecodeOptions {
   // Codec threads (frame/slice threading). 0 lets FFmpeg choose from the core count.
   int threads = 0;
+  // Watchdog: give up on the video this many seconds after opening it (0 = never). Checked by
+  // FFmpeg's interrupt callback during demuxer I/O and before every frame; DecodeTimeout is thrown.
+  double timeoutSeconds = 0.0;
+};
+
+// The watchdog fired (DecodeOptions::timeoutSeconds).
+class DecodeTimeout : public InputError {
+ public:
+  using InputError::InputError;
 };
 
 // What the container and stream say, read at open time. Header values are hints only: the true

@@ -21,6 +21,7 @@ struct ExtractOptions {
   uint64_t tailSeed = 0;   // seeds the sample tail policy (mixed with the video id)
   int batch = 1;           // clips per forward
   int decodeThreads = 0;   // codec threads, 0 = FFmpeg's choice
+  double timeoutSeconds = 0.0;  // --video-timeout: fail a video still running after this long
 };
 
 class VideoExtractor {
