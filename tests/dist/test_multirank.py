@@ -2,7 +2,7 @@
 
   test_multirank.py MODE VIDFEAT SOURCE_DIR SHARED_DIR
 
-MODE: ranks | resume | manifest | unbalanced | timeout. Uses a tiny SLOW model (random weights) so each
+MODE: ranks | resume | manifest | unbalanced | timeout | grow. Uses a tiny SLOW model (random weights) so each
 run takes seconds; the real videos come from SHARED_DIR/videos.
 """
 import hashlib
@@ -173,6 +173,32 @@ def mode_unbalanced(tmp):
     check(counts == [1, 5], f"the long video went to one rank, the five short ones to the other: {counts}")
 
 
+def mode_grow(tmp):
+    first = [(os.path.splitext(v)[0], os.path.join(VIDEOS, v)) for v in GOOD[:3]]
+    broken = os.path.join(tmp, "later_fixed.mp4")
+    open(broken, "w").write("not yet a video\n")
+    m1 = manifest(tmp, first + [("later_fixed", broken)], "m1.csv")
+    out = os.path.join(tmp, "g.h5")
+    r = mpirun(2, ["--manifest", m1, "--output", out])
+    check(r.returncode == 3, f"first run: one failed video, exit 3 (got {r.returncode})")
+    before = per_video(out)
+    more = [(os.path.splitext(v)[0], os.path.join(VIDEOS, v)) for v in GOOD[3:6]]
+    m2 = manifest(tmp, first + [("later_fixed", broken)] + more, "m2.csv")
+    r = mpirun(2, ["--manifest", m2, "--output", out])
+    check("3 to extract, 3 already complete, 0 invalid, 1 failed before" in r.stderr,
+          "a longer manifest adds only the new videos")
+    after = per_video(out)
+    check(all(after[k] == before[k] for k in before), "earlier videos untouched")
+    check(all(after[k][0] == 1 for k, _ in more), "new videos complete")
+    shutil.copy(os.path.join(VIDEOS, "chaplin.mp4"), broken)  # the user fixes the file
+    r = mpirun(2, ["--manifest", m2, "--output", out])
+    check(r.returncode == 3 and per_video(out)["later_fixed"][0] == 2, "without --retry-failed it stays failed")
+    r = mpirun(2, ["--manifest", m2, "--output", out, "--retry-failed"])
+    check(r.returncode == 0 and per_video(out)["later_fixed"][0] == 1, "--retry-failed completes it, exit 0")
+    with h5py.File(out, "r") as f:
+        check(len(f["failures"]) == 1, "the failed attempt stays in /failures as history")
+
+
 def mode_timeout(tmp):
     long = os.path.join(tmp, "long.mp4")
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
@@ -195,7 +221,7 @@ def mode_timeout(tmp):
 tmp = tempfile.mkdtemp(prefix="vidfeat-mpi-")
 try:
     {"ranks": mode_ranks, "resume": mode_resume, "manifest": mode_manifest, "unbalanced": mode_unbalanced,
-     "timeout": mode_timeout}[MODE](tmp)
+     "timeout": mode_timeout, "grow": mode_grow}[MODE](tmp)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 print(f"{len(failures)} failed")
