@@ -10,8 +10,22 @@ namespace vidfeat {
 
 MergeSummary mergeStores(const std::vector<std::string>& parts, const std::string& output, bool overwrite) {
   if (parts.empty()) throw Error("merge: no part files given");
-  if (std::filesystem::exists(output) && !overwrite) {
+  namespace fs = std::filesystem;
+  if (fs::exists(output) && !overwrite) {
     throw Error(output + ": exists; pass --overwrite to replace it");
+  }
+  // A part given twice, or the output naming a part (--overwrite would truncate it while it is
+  // read), is refused up front with a message that says so.
+  for (size_t i = 0; i < parts.size(); ++i) {
+    std::error_code ec;
+    if (fs::exists(output) && fs::equivalent(parts[i], output, ec)) {
+      throw Error("merge refused: the output " + output + " is the part " + parts[i]);
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (fs::equivalent(parts[j], parts[i], ec)) {
+        throw Error("merge refused: " + parts[i] + " is given twice (overlapping parts)");
+      }
+    }
   }
   // Check everything before writing anything.
   std::vector<std::unique_ptr<StoreReader>> readers;
@@ -37,7 +51,18 @@ MergeSummary mergeStores(const std::vector<std::string>& parts, const std::strin
   }
 
   MergeSummary summary;
-  FeatureStore out = FeatureStore::create(output, MPI_COMM_SELF, readers.front()->summary().meta);
+  // Written under a temporary name and renamed at the end, so a merge that fails midway leaves
+  // neither a partial output nor a damaged earlier one.
+  const std::string temporary = output + ".merging";
+  struct RemoveUnlessDone {
+    const std::string& path;
+    bool done = false;
+    ~RemoveUnlessDone() {
+      std::error_code ec;
+      if (!done) fs::remove(path, ec);
+    }
+  } cleanup{temporary};
+  FeatureStore out = FeatureStore::create(temporary, MPI_COMM_SELF, readers.front()->summary().meta);
   std::vector<VideoEntry> entries;
   for (const auto& r : readers) {
     for (const auto& v : r->summary().videos) entries.push_back({v.videoId, v.path});
@@ -81,6 +106,8 @@ MergeSummary mergeStores(const std::vector<std::string>& parts, const std::strin
     out.writeWave(wave);
   }
   out.close();
+  fs::rename(temporary, output);
+  cleanup.done = true;
   return summary;
 }
 
