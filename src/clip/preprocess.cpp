@@ -23,6 +23,7 @@ PreprocessSpec PreprocessSpec::fromConfig(const Config& cfg) {
     s.std[c] = static_cast<float>(std[c]);
     if (s.std[c] == 0.0f) throw Error("config key DATA.STD must not contain 0");
   }
+  s.reverseChannels = cfg.get<bool>("DATA.REVERSE_INPUT_CHANNEL");
   if (s.cropSize < 1) throw Error("config key DATA.TEST_CROP_SIZE must be >= 1");
   if (s.shortSide < s.cropSize) {
     throw Error("DATA.TRAIN_JITTER_SCALES[0] (" + std::to_string(s.shortSide) +
@@ -72,7 +73,11 @@ void packClip(const std::vector<const uint8_t*>& frames, int width, int height,
   }
   for (size_t t = 0; t < T; ++t) {
     const uint8_t* src = frames[t];
-    float* dst[3] = {out + (0 * T + t) * plane, out + (1 * T + t) * plane, out + (2 * T + t) * plane};
+    float* dst[3];
+    for (int c = 0; c < 3; ++c) {
+      const size_t plane_c = size_t(spec.reverseChannels ? 2 - c : c);
+      dst[c] = out + (plane_c * T + t) * plane;
+    }
     for (int y = 0; y < s; ++y) {
       const uint8_t* row = src + (size_t(y0 + y) * width + x0) * 3;
       for (int x = 0; x < s; ++x) {

@@ -52,6 +52,23 @@ TEST(Preprocess, PackMatchesDirectFormula) {
         }
 }
 
+TEST(Preprocess, ReverseInputChannelOutputsBgrAfterRgbNormalisation) {
+  PreprocessSpec spec;
+  spec.cropSize = 1;
+  spec.mean = {0.1f, 0.5f, 0.9f};
+  spec.std = {0.2f, 0.3f, 0.4f};
+  const uint8_t px[3] = {10, 20, 30};
+  float rgb[3], bgr[3];
+  packClip({px}, 1, 1, spec, rgb);
+  spec.reverseChannels = true;
+  packClip({px}, 1, 1, spec, bgr);
+  for (int c = 0; c < 3; ++c) EXPECT_FLOAT_EQ(bgr[c], rgb[2 - c]);
+  EXPECT_NEAR(bgr[0], (30 / 255.0 - 0.9) / 0.4, 1e-5);  // B, normalised as channel 2
+  Config charades = Config::fromYaml("DATA:\n  REVERSE_INPUT_CHANNEL: True\n");
+  EXPECT_TRUE(PreprocessSpec::fromConfig(charades).reverseChannels);
+  EXPECT_FALSE(PreprocessSpec::fromConfig(Config()).reverseChannels);
+}
+
 TEST(Preprocess, SpecFromConfigAndErrors) {
   Config cfg = Config::fromYaml("DATA:\n  TRAIN_JITTER_SCALES: [182, 228]\n  TEST_CROP_SIZE: 160\n");
   auto s = PreprocessSpec::fromConfig(cfg);

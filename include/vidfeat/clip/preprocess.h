@@ -20,8 +20,12 @@ struct PreprocessSpec {
   int spatialIndex = 1; // uniform_crop: 0 left/top, 1 centre, 2 right/bottom
   std::array<float, 3> mean{0.45f, 0.45f, 0.45f};
   std::array<float, 3> std{0.225f, 0.225f, 0.225f};
+  // DATA.REVERSE_INPUT_CHANNEL (Charades, SSv2 configs): after normalising with the RGB-ordered
+  // MEAN/STD, the channels are output as B, G, R (PySlowFast's pack_pathway_output).
+  bool reverseChannels = false;
 
-  // From DATA.TRAIN_JITTER_SCALES[0] (the seed's scale), DATA.TEST_CROP_SIZE, DATA.MEAN, DATA.STD.
+  // From DATA.TRAIN_JITTER_SCALES[0] (the seed's scale), DATA.TEST_CROP_SIZE, DATA.MEAN, DATA.STD,
+  // DATA.REVERSE_INPUT_CHANNEL.
   static PreprocessSpec fromConfig(const Config& cfg);
 };
 
