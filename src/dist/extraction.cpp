@@ -11,6 +11,7 @@
 #include "vidfeat/decode/video_probe.h"
 #include "vidfeat/dist/manifest.h"
 #include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/dist/progress.h"
 #include "vidfeat/dist/wave_sync.h"
 #include "vidfeat/dist/work_queue.h"
 
@@ -202,11 +203,15 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     buffer.clear();
     lastWave = Clock::now();
   };
+  // Progress counts the videos attempted by this run, over all ranks (totals ride on WaveSync).
+  ProgressReporter progress(int64_t(pending.size()), rank == 0);
+  auto progressSoFar = [&] { return WaveSync::Progress{done, failed, extractor.clipsProcessed()}; };
   auto act = [&](WaveSync::Action a) {
+    if (sync.roundCompleted()) progress.update(sync.total().videosDone, sync.total().videosFailed, sync.total().clips);
     if (a == WaveSync::Action::Wave || a == WaveSync::Action::Finish) writeWave();
     return a;
   };
-  const auto safePoint = [&] { act(sync.poll(wantWave(), false, false)); };
+  const auto safePoint = [&] { act(sync.poll(wantWave(), false, false, progressSoFar())); };
 
   for (int64_t item; (item = queue.next()) >= 0;) {
     const VideoEntry& e = manifest.valid[size_t(item)];
@@ -223,8 +228,9 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     safePoint();
   }
   // Out of work: keep joining waves until every rank is out of work, then the last wave.
-  while (act(sync.poll(wantWave(), true, true)) != WaveSync::Action::Finish) {
+  while (act(sync.poll(wantWave(), true, true, progressSoFar())) != WaveSync::Action::Finish) {
   }
+  progress.finish();
   store->close();
 
   long long mine[4] = {complete, failed, segments, extractor.clipsProcessed()}, totals[4];

@@ -15,11 +15,15 @@ WaveSync::~WaveSync() {
   MPI_Comm_free(&comm_);
 }
 
-WaveSync::Action WaveSync::poll(bool wantWave, bool outOfWork, bool block) {
+WaveSync::Action WaveSync::poll(bool wantWave, bool outOfWork, bool block, const Progress& mine) {
+  completed_ = false;
   if (request_ == MPI_REQUEST_NULL) {
     send_[0] = wantWave ? 1 : 0;
     send_[1] = outOfWork ? 1 : 0;
-    MPI_Iallreduce(send_, recv_, 2, MPI_INT, MPI_SUM, comm_, &request_);
+    send_[2] = mine.videosDone;
+    send_[3] = mine.videosFailed;
+    send_[4] = mine.clips;
+    MPI_Iallreduce(send_, recv_, 5, MPI_INT64_T, MPI_SUM, comm_, &request_);
   }
   int done = 0;
   if (block) {
@@ -30,6 +34,8 @@ WaveSync::Action WaveSync::poll(bool wantWave, bool outOfWork, bool block) {
   }
   if (!done) return Action::None;
   request_ = MPI_REQUEST_NULL;
+  completed_ = true;
+  total_ = {recv_[2], recv_[3], recv_[4]};
   if (recv_[1] == size_) return Action::Finish;
   if (recv_[0] > 0) return Action::Wave;
   return Action::None;
