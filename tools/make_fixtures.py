@@ -48,6 +48,20 @@ SLOWFAST_SMALL = ["RESNET.WIDTH_PER_GROUP", "8"]
 # (depth, heads, multigrid section) at a quarter of the size: fast pathway 1 channel wide.
 SLOWFAST_TINY = ["RESNET.WIDTH_PER_GROUP", "4", "SLOWFAST.BETA_INV", "4"]
 X3D_SMALL = ["X3D.DIM_C1", "4", "X3D.DIM_C5", "64", "X3D.WIDTH_FACTOR", "1.0"]
+# MViT: PySlowFast asserts TRAIN_CROP_SIZE == TEST_CROP_SIZE; 8-wide embedding, stages at blocks
+# 1, 3, 5 (dims 8, 16, 32, 64).
+_MVIT_STAGES = ["MVIT.EMBED_DIM", "8", "MVIT.DIM_MUL", "[[1, 2.0], [3, 2.0], [5, 2.0]]",
+                "MVIT.HEAD_MUL", "[[1, 2.0], [3, 2.0], [5, 2.0]]"]
+MVIT_B_SMALL = _MVIT_STAGES + ["DATA.TRAIN_CROP_SIZE", "64", "DATA.TEST_CROP_SIZE", "64", "MVIT.DEPTH", "6",
+                               "MVIT.POOL_Q_STRIDE", "[[1, 1, 2, 2], [3, 1, 2, 2], [5, 1, 2, 2]]"]
+MVITV2_S_SMALL = _MVIT_STAGES + [
+    "DATA.TRAIN_CROP_SIZE", "80", "DATA.TEST_CROP_SIZE", "80", "MVIT.DEPTH", "7",
+    "MVIT.POOL_Q_STRIDE",
+    "[[0, 1, 1, 1], [1, 1, 2, 2], [2, 1, 1, 1], [3, 1, 2, 2], [4, 1, 1, 1], [5, 1, 2, 2], [6, 1, 1, 1]]"]
+# The last layer must be reversible (PySlowFast fuses two streams after it): 7 layers, buffers 1, 3, 5.
+REV_MVIT_SMALL = _MVIT_STAGES + ["DATA.TRAIN_CROP_SIZE", "64", "DATA.TEST_CROP_SIZE", "64", "MVIT.DEPTH", "7",
+                                 "MVIT.POOL_Q_STRIDE", "[[1, 1, 2, 2], [3, 1, 2, 2], [5, 1, 2, 2]]",
+                                 "MVIT.REV.BUFFER_LAYERS", "[1, 3, 5]"]
 # Which checkpoint formats each fixture gets (the committed total must stay small): every loader
 # is exercised on the ResNet family, SLOWFAST_8x8_R50 (lateral connections in Caffe2 naming) and
 # X3D-S (squeeze-excitation, conv_5/lin_5 in Caffe2 naming); the rest carry the zip .pyth only
@@ -75,6 +89,17 @@ FIXTURES = [
     ("SLOWFAST_16x8_R101_50_50", "configs/Kinetics/c2/SLOWFAST_16x8_R101_50_50.yaml", "new", SLOWFAST_TINY, [], PYTH_ONLY),
     ("X3D_S", "configs/Kinetics/X3D_S.yaml", "new", X3D_SMALL, [], ALL_FORMATS),
     ("X3D_M", "configs/Kinetics/X3D_M.yaml", "new", X3D_SMALL, [], PYTH_ONLY),
+] + [
+    # MViT (PySlowFast asserts TRAIN_CROP_SIZE == TEST_CROP_SIZE, hence the crop pair): 8-wide
+    # embedding, the three pooling/dim-mul stages kept on fewer blocks.
+    ("MVIT_B_32x3_CONV", "configs/Kinetics/MVIT_B_32x3_CONV.yaml", "new", MVIT_B_SMALL, [], PYTH_ONLY),
+    # Crop 80: block 5 pools the 5x5 map to 3x3 where PySlowFast sized block 6's relative
+    # position tables for 2x2, so its interpolation of rel_pos_h / rel_pos_w runs.
+    ("MVITv2_S_16x4", "configs/Kinetics/MVITv2_S_16x4.yaml", "new", MVITV2_S_SMALL, [], PYTH_ONLY),
+    # PySlowFast's own YAML sets CLS_EMBED_ON True, which its reversible model rejects (vidfeat's
+    # copy in configs/ says False).
+    ("REV_MVIT_B_16x4_CONV", "configs/Kinetics/REV_MVIT_B_16x4_CONV.yaml", "new", REV_MVIT_SMALL,
+     ["MVIT.CLS_EMBED_ON", "False"], PYTH_ONLY),
 ]
 
 BN_SUFFIX = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"}

@@ -295,6 +295,9 @@ template std::vector<double> Config::get<std::vector<double>>(const std::string&
 template std::vector<std::string> Config::get<std::vector<std::string>>(const std::string&) const;
 template std::vector<std::vector<int>> Config::get<std::vector<std::vector<int>>>(
     const std::string&) const;
+// MViT's DIM_MUL / HEAD_MUL: [[block, multiplier], ...] pairs of an index and a float.
+template std::vector<std::vector<double>> Config::get<std::vector<std::vector<double>>>(
+    const std::string&) const;
 template std::vector<std::vector<std::vector<int>>>
 Config::get<std::vector<std::vector<std::vector<int>>>>(const std::string&) const;
 
