@@ -9,6 +9,7 @@
 #include "vidfeat/model/resnet.h"
 #include "vidfeat/model/slowfast.h"
 #include "vidfeat/model/x3d.h"
+#include "vidfeat/model/tsm.h"
 #include "vidfeat/model/mvit.h"
 
 namespace vidfeat::model {
@@ -19,6 +20,7 @@ std::shared_ptr<VideoNet> buildVideoNet(const Config& cfg) {
   if (name == "ResNet_nopool") return std::make_shared<ResNetImpl>(cfg, /*nopool=*/true);
   if (name == "SlowFast") return std::make_shared<SlowFastImpl>(cfg);
   if (name == "X3D") return std::make_shared<X3DImpl>(cfg);
+  if (name == "TSN") return std::make_shared<TsnImpl>(cfg);  // TSN and TSM (MODEL.ARCH tsn / tsm)
   if (name == "MViT") return std::make_shared<MViTImpl>(cfg);
   throw Error("MODEL.MODEL_NAME '" + name +
               "' is not supported yet (supported: ResNet, ResNet_nopool, SlowFast, X3D, MViT)");
