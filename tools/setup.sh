@@ -13,6 +13,7 @@ PACKAGES=(
   libhdf5-openmpi-dev hdf5-tools            # parallel HDF5 (MPI-IO) and h5dump
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   libboost-program-options-dev libfmt-dev libyaml-cpp-dev libspdlog-dev
+  libcurl4-openssl-dev                      # --model NAME downloads published checkpoints
   libgtest-dev
   ffmpeg                                    # tests and the demo generate videos with it
   python3-h5py python3-numpy                # tests read the output with h5py

@@ -13,6 +13,8 @@
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
+#include "vidfeat/config/model_zoo.h"
+#include "vidfeat/model/checkpoint_cache.h"
 #include "vidfeat/dist/extraction.h"
 #include "vidfeat/dist/mpi_session.h"
 #include "vidfeat/model/feature_model.h"
@@ -26,7 +28,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ExtractArgs {
-  std::string config, manifest, output, checkpoint, device = "auto", tail = "repeat";
+  std::string model, config, manifest, output, checkpoint, device = "auto", tail = "repeat";
   std::vector<std::string> sets;
   long long randomWeights = -1;
   int batch = 1, stride = 0, threads = 0, wave = 16;
@@ -57,7 +59,10 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
       "Run under mpirun/srun for many ranks.\n\noptions");
   opts.add_options()
       ("help,h", "show this help")
-      ("config", po::value(&a.config)->required(), "PySlowFast YAML config of the model")
+      ("model", po::value(&a.model),
+       "a published model by name (`vidfeat models`): its config from configs/ and its checkpoint, "
+       "downloaded once into the cache")
+      ("config", po::value(&a.config), "PySlowFast YAML config of the model (default with --model: its own)")
       ("manifest", po::value(&a.manifest)->required(),
        "videos: a text file of paths, or a CSV with a `path` (and optional `video_id`) column")
       ("output", po::value(&a.output)->required(), "HDF5 file to write")
@@ -98,6 +103,31 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   }
   po::notify(vm);
 
+  std::string modelName;
+  if (!a.model.empty()) {
+    const ZooModel zoo = findZooModel(a.model);
+    modelName = zoo.name;
+    if (a.config.empty()) a.config = zoo.config;
+    if (a.checkpoint.empty() && a.randomWeights < 0) {
+      // Rank 0 fetches (or finds) it; the others use the same file once it is there.
+      std::string error;
+      if (commRank(comm) == 0) {
+        try {
+          a.checkpoint = ensureCheckpoint(zoo, checkpointCacheDir()).path;
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
+      }
+      for (std::string* text : {&error, &a.checkpoint}) {
+        int length = int(text->size());
+        MPI_Bcast(&length, 1, MPI_INT, 0, comm);
+        text->resize(size_t(length));
+        MPI_Bcast(text->data(), length, MPI_CHAR, 0, comm);
+      }
+      if (!error.empty()) throw Error(error);
+    }
+  }
+  if (a.config.empty()) throw Error("give --config FILE or --model NAME");
   if (a.checkpoint.empty() == (a.randomWeights < 0)) {
     throw Error("give exactly one of --checkpoint FILE or --random-weights SEED (weights are never chosen silently)");
   }
@@ -157,7 +187,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   }
 
   FileMetadata& meta = plan.meta;
-  meta.modelName = fs::path(a.config).stem().string();
+  meta.modelName = modelName.empty() ? fs::path(a.config).stem().string() : modelName;
   meta.modelArch = cfg.get<std::string>("MODEL.ARCH");
   meta.configYaml = cfg.dump();
   meta.checkpointPath = a.checkpoint;

@@ -20,7 +20,10 @@ const char* kUsage =
     "  extract   decode, cut into clips, run the model, write one HDF5 file (MPI-parallel)\n"
     "  verify    compare the model's features with a PySlowFast reference (.io.pt)\n"
     "  inspect   describe an output file: model, provenance, videos, segments\n"
-    "  merge     join the part files of a job array into one file\n";
+    "  merge     join the part files of a job array into one file\n"
+    "  models    list the published models known by name (--model NAME)\n"
+    "  locate    the segments of a video covering a time span\n"
+    "  export    one .npy per video (the seed's layout)\n";
 
 }  // namespace
 
@@ -43,6 +46,9 @@ int main(int argc, char** argv) {
     if (command == "inspect") return mpi.rank() == 0 ? vidfeat::cli::inspectCommand(args) : 0;
     if (command == "verify") return mpi.rank() == 0 ? vidfeat::cli::verifyCommand(args) : 0;
     if (command == "merge") return mpi.rank() == 0 ? vidfeat::cli::mergeCommand(args) : 0;
+    if (command == "models") return mpi.rank() == 0 ? vidfeat::cli::modelsCommand(args) : 0;
+    if (command == "locate") return mpi.rank() == 0 ? vidfeat::cli::locateCommand(args) : 0;
+    if (command == "export") return mpi.rank() == 0 ? vidfeat::cli::exportCommand(args) : 0;
     std::fprintf(stderr, "vidfeat: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const std::exception& e) {

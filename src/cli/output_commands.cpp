@@ -1,0 +1,125 @@
+// Commands that work with a finished output file or list what vidfeat knows: models, locate,
+// export.
+#include <boost/program_options.hpp>
+
+#include <fmt/core.h>
+
+#include <iostream>
+#include <sstream>
+
+#include "vidfeat/cli/commands.h"
+#include "vidfeat/common/error.h"
+#include "vidfeat/common/log.h"
+#include "vidfeat/config/config.h"
+#include "vidfeat/config/model_zoo.h"
+#include "vidfeat/store/export.h"
+#include "vidfeat/store/feature_store.h"
+
+namespace vidfeat::cli {
+
+namespace po = boost::program_options;
+
+namespace {
+// Parses argv with `opts`; returns false when --help was printed.
+bool parse(const std::vector<std::string>& argv, const po::options_description& opts,
+           const po::positional_options_description& pos, po::variables_map& vm) {
+  po::store(po::command_line_parser(argv).options(opts).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return false;
+  }
+  po::notify(vm);
+  return true;
+}
+
+std::string formatOf(const std::string& url) {
+  if (url.size() > 4 && url.compare(url.size() - 4, 4, ".pkl") == 0) return "caffe2 .pkl";
+  return "torch .pyth/.pth";
+}
+}  // namespace
+
+int modelsCommand(const std::vector<std::string>& argv) {
+  po::options_description opts("vidfeat models: the published models vidfeat knows by name (--model NAME)\n\noptions");
+  opts.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  if (!parse(argv, opts, {}, vm)) return 0;
+  fmt::print("{:<30} {:>7} {:>8} {:>6}  {:<17} {}\n", "name", "feature", "frames", "crop", "checkpoint", "config");
+  for (const auto& m : zooModels()) {
+    std::string frames = "?", crop = "?";
+    try {
+      Config c = Config::load(m.config);
+      frames = fmt::format("{}x{}", c.get<int>("DATA.NUM_FRAMES"), c.get<int>("DATA.SAMPLING_RATE"));
+      crop = std::to_string(c.get<int>("DATA.TEST_CROP_SIZE"));
+    } catch (const std::exception& e) {
+      spdlog::debug("{}: {}", m.name, e.what());
+    }
+    fmt::print("{:<30} {:>7} {:>8} {:>6}  {:<17} {}{}\n", m.name, m.featureDim, frames, crop, formatOf(m.url),
+               m.config.substr(configDir().size() + 1), m.note.empty() ? "" : "  (" + m.note + ")");
+  }
+  fmt::print("\ncheckpoints are downloaded once into {}\n", checkpointCacheDir());
+  return 0;
+}
+
+int locateCommand(const std::vector<std::string>& argv) {
+  std::string file, video;
+  double start = 0, end = 0;
+  po::options_description opts(
+      "vidfeat locate FILE --video ID --start S --end E: the segments of a video that cover the\n"
+      "time span [S, E] (seconds), from the stored per-segment times\n\noptions");
+  opts.add_options()("help,h", "show this help")("file", po::value(&file)->required(), "output file")(
+      "video", po::value(&video)->required(), "video id")("start", po::value(&start)->required(), "seconds")(
+      "end", po::value(&end)->required(), "seconds");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  po::variables_map vm;
+  if (!parse(argv, opts, pos, vm)) return 0;
+  StoreReader reader(file);
+  const StoredVideo* v = nullptr;
+  for (const auto& x : reader.summary().videos) {
+    if (x.videoId == video) v = &x;
+  }
+  if (!v) throw InputError(file, "no video with id '" + video + "'");
+  if (v->status != VideoStatus::Complete) throw InputError(file, "video '" + video + "' is not complete");
+  std::vector<SegmentRecord> segments;
+  std::vector<float> features;
+  reader.readRows(v->firstRow, v->segmentCount, segments, features);
+  Located l = locateSegments(*v, segments, start, end);
+  fmt::print("video {}: {} segments, {:.3f} fps, {} frames, {:.3f} s\n", video, segments.size(), v->fps,
+             v->decodedFrames, v->duration);
+  fmt::print("[{}, {}] s -> segments", start, end);
+  for (int32_t s : l.segments) fmt::print(" {}", s);
+  fmt::print("\n");
+  for (int32_t s : l.segments) {
+    const auto& r = segments[size_t(s)];
+    fmt::print("  segment {:>4}: {:9.3f} - {:9.3f} s  frames {}-{}{}\n", s, r.startTime, r.endTime, r.firstFrame,
+               r.lastFrame, r.paddedFrames ? fmt::format("  ({} padded)", r.paddedFrames) : "");
+  }
+  fmt::print("seed's tau = t*n*fps/l: {:.3f} - {:.3f} (fractional segment index; ignores the start offset, "
+             "padded tails and variable frame rate)\n",
+             l.seedTau0, l.seedTau1);
+  return 0;
+}
+
+int exportCommand(const std::vector<std::string>& argv) {
+  std::string file, dir, ids;
+  po::options_description opts(
+      "vidfeat export FILE --npy DIR [--ids a,b,...]: one <video_id>.npy [segments, D] float32 per\n"
+      "complete video (the seed's layout, for existing grounding code)\n\noptions");
+  opts.add_options()("help,h", "show this help")("file", po::value(&file)->required(), "output file")(
+      "npy", po::value(&dir)->required(), "folder to write into")("ids", po::value(&ids),
+                                                                   "comma-separated video ids (default: all)");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  po::variables_map vm;
+  if (!parse(argv, opts, pos, vm)) return 0;
+  std::vector<std::string> list;
+  std::stringstream ss(ids);
+  for (std::string id; std::getline(ss, id, ',');) {
+    if (!id.empty()) list.push_back(id);
+  }
+  int64_t n = exportNpy(file, dir, list);
+  spdlog::info("wrote {} .npy file(s) into {}", n, dir);
+  return 0;
+}
+
+}  // namespace vidfeat::cli

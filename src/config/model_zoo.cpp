@@ -1,0 +1,62 @@
+#include "vidfeat/config/model_zoo.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "vidfeat/common/error.h"
+
+namespace vidfeat {
+
+namespace fs = std::filesystem;
+
+std::string ZooModel::fileName() const {
+  auto slash = url.find_last_of('/');
+  return slash == std::string::npos ? url : url.substr(slash + 1);
+}
+
+std::string configDir() {
+  if (const char* env = std::getenv("VIDFEAT_CONFIG_DIR"); env && *env) return env;
+  return VIDFEAT_DEFAULT_CONFIG_DIR;
+}
+
+std::vector<ZooModel> zooModels() {
+  const std::string path = (fs::path(configDir()) / "models.yaml").string();
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw InputError(path, std::string("cannot read the model list: ") + e.what());
+  }
+  std::vector<ZooModel> out;
+  for (const auto& m : root["models"]) {
+    ZooModel z;
+    z.name = m["name"].as<std::string>();
+    z.config = (fs::path(configDir()) / m["config"].as<std::string>()).string();
+    z.url = m["url"].as<std::string>();
+    z.featureDim = m["feature_dim"].as<int>();
+    if (m["note"]) z.note = m["note"].as<std::string>();
+    out.push_back(std::move(z));
+  }
+  return out;
+}
+
+ZooModel findZooModel(const std::string& name) {
+  auto models = zooModels();
+  std::string known;
+  for (const auto& m : models) {
+    if (m.name == name) return m;
+    known += (known.empty() ? "" : ", ") + m.name;
+  }
+  throw Error("--model " + name + ": unknown model (known: " + known + "; `vidfeat models` lists them)");
+}
+
+std::string checkpointCacheDir() {
+  if (const char* env = std::getenv("VIDFEAT_CACHE_DIR"); env && *env) return env;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return (fs::path(xdg) / "vidfeat").string();
+  const char* home = std::getenv("HOME");
+  return (fs::path(home && *home ? home : ".") / ".cache" / "vidfeat").string();
+}
+
+}  // namespace vidfeat

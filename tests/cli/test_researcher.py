@@ -1,0 +1,169 @@
+"""Researcher-facing commands: models, locate, export, and --model with a cached download from a
+local HTTP server (127.0.0.1 only) whose first response breaks off mid-file.
+
+  test_researcher.py MODE VIDFEAT SOURCE_DIR SHARED_DIR      MODE: models | locate_export | download
+"""
+import hashlib
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+import h5py
+import numpy as np
+import yaml
+
+MODE, VIDFEAT, SRC, SHARED = sys.argv[1:5]
+failures = []
+TINY = ["--set", "RESNET.WIDTH_PER_GROUP=4", "--set", "DATA.TRAIN_CROP_SIZE=64", "--set",
+        "DATA.TEST_CROP_SIZE=64", "--set", "DATA.TRAIN_JITTER_SCALES=[64, 80]", "--set",
+        "DATA.NUM_FRAMES=4", "--set", "DATA.SAMPLING_RATE=2"]
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def vidfeat(*args, env=None):
+    return subprocess.run([VIDFEAT] + list(args), capture_output=True, text=True, env=env)
+
+
+def mode_models(tmp):
+    r = vidfeat("models")
+    check(r.returncode == 0, "vidfeat models runs")
+    listed = yaml.safe_load(open(os.path.join(SRC, "configs/models.yaml")))["models"]
+    for m in listed:
+        check(m["name"] in r.stdout, f"lists {m['name']}")
+        check(os.path.exists(os.path.join(SRC, "configs", m["config"])), f"{m['name']}: its config is shipped")
+    r = vidfeat("extract", "--model", "NO_SUCH_MODEL", "--manifest", "x", "--output", "y")
+    check(r.returncode != 0 and "known:" in r.stderr, "an unknown name lists the known ones")
+
+
+def mode_locate_export(tmp):
+    m = os.path.join(tmp, "m.csv")
+    open(m, "w").write("video_id,path\nclips/chaplin,%s\nbunny,%s\n" % (
+        os.path.join(SHARED, "videos/chaplin.mp4"), os.path.join(SHARED, "videos/big_buck_bunny_432_433.webm")))
+    out = os.path.join(tmp, "o.h5")
+    r = vidfeat("extract", "--config", os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml"), "--random-weights", "1",
+                "--manifest", m, "--output", out, *TINY)
+    check(r.returncode == 0, "tiny extraction")
+    with h5py.File(out) as f:
+        v = f["videos"][0]
+        segs = f["segments"][v["first_row"]:v["first_row"] + v["segment_count"]]
+        feats = f["features"][v["first_row"]:v["first_row"] + v["segment_count"]]
+    want = [int(s["segment"]) for s in segs if s["end_time"] > 2.5 and s["start_time"] <= 5.2]
+    r = vidfeat("locate", out, "--video", "clips/chaplin", "--start", "2.5", "--end", "5.2")
+    line = [l for l in r.stdout.splitlines() if "-> segments" in l]
+    got = [int(x) for x in line[0].split("segments")[1].split()] if line else None
+    check(r.returncode == 0 and got == want and len(want) > 1, f"locate gives the segments meeting [2.5, 5.2]: {got} vs {want}")
+    n, fps, l = len(segs), float(v["fps"]), int(v["decoded_frames"])
+    check(f"{2.5 * n * fps / l:.3f}" in r.stdout, "locate prints the seed's tau = t*n*fps/l")
+    d = os.path.join(tmp, "npy")
+    r = vidfeat("export", out, "--npy", d)
+    check(r.returncode == 0, "export runs")
+    a = np.load(os.path.join(d, "clips/chaplin.npy"))
+    check(a.dtype == np.float32 and a.shape == feats.shape and (a == feats).all(), "chaplin.npy equals its rows")
+    check(os.path.exists(os.path.join(d, "bunny.npy")), "every complete video is exported")
+    d2 = os.path.join(tmp, "npy2")
+    r = vidfeat("export", out, "--npy", d2, "--ids", "bunny")
+    check(r.returncode == 0 and os.listdir(d2) == ["bunny.npy"], "--ids exports a subset")
+    r = vidfeat("export", out, "--npy", d2, "--ids", "nope")
+    check(r.returncode != 0 and "nope" in r.stderr, "an unknown id is an error")
+    # An id that would leave the export folder is refused, and nothing is written outside it.
+    m2 = os.path.join(tmp, "m2.csv")
+    open(m2, "w").write("video_id,path\n../escaped,%s\n" % os.path.join(SHARED, "videos/video_90.mov"))
+    out2 = os.path.join(tmp, "o2.h5")
+    vidfeat("extract", "--config", os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml"), "--random-weights", "1",
+            "--manifest", m2, "--output", out2, *TINY)
+    d3 = os.path.join(tmp, "inner", "npy")
+    r = vidfeat("export", out2, "--npy", d3)
+    check(r.returncode != 0 and "refusing to write outside" in r.stderr, "an id with '..' is refused")
+    check(not os.path.exists(os.path.join(tmp, "inner", "escaped.npy")), "nothing written outside the folder")
+
+
+class Server(http.server.BaseHTTPRequestHandler):
+    payload = b""
+    broken_once = True
+    requests = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        Server.requests.append(self.headers.get("Range"))
+        rng = self.headers.get("Range")
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        body = Server.payload[start:]
+        self.send_response(206 if rng else 200)
+        if rng:
+            self.send_header("Content-Range", f"bytes {start}-{len(Server.payload) - 1}/{len(Server.payload)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if Server.broken_once and not rng:
+            Server.broken_once = False
+            self.wfile.write(body[: len(body) // 2])  # the connection breaks mid-file
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body)
+
+
+def mode_download(tmp):
+    fx = json_fixture = None
+    import json
+    fixtures = json.load(open(os.path.join(SRC, "tests/fixtures/fixtures.json")))["fixtures"]
+    fx = next(f for f in fixtures if f["name"] == "C2D_8x8_R50")
+    Server.payload = open(os.path.join(SRC, "tests/fixtures", fx["files"]["pyth"]), "rb").read()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    cfgdir = os.path.join(tmp, "configs")
+    os.makedirs(cfgdir)
+    cfg = yaml.safe_load(open(os.path.join(SRC, fx["config"])))
+    for kv in fx["overrides"]:
+        k, v = kv.split("=", 1)
+        sec, key = k.split(".")
+        cfg.setdefault(sec, {})[key] = yaml.safe_load(v)
+    yaml.safe_dump(cfg, open(os.path.join(cfgdir, "tiny_c2d.yaml"), "w"))
+    yaml.safe_dump({"models": [{"name": "TINY_C2D", "config": "tiny_c2d.yaml", "feature_dim": fx["feature_dim"],
+                                "url": f"http://127.0.0.1:{port}/models/TINY_C2D.pyth"}]},
+                   open(os.path.join(cfgdir, "models.yaml"), "w"))
+    cache = os.path.join(tmp, "cache")
+    env = dict(os.environ, VIDFEAT_CONFIG_DIR=cfgdir, VIDFEAT_CACHE_DIR=cache)
+    m = os.path.join(tmp, "m.csv")
+    open(m, "w").write("video_id,path\nv,%s\n" % os.path.join(SHARED, "videos/video_90.mov"))
+    out = os.path.join(tmp, "o.h5")
+    r = vidfeat("extract", "--model", "TINY_C2D", "--manifest", m, "--output", out, env=env)
+    check(r.returncode == 0, f"extract --model downloads and runs: {r.stderr[-800:] if r.returncode else ''}")
+    want = hashlib.sha256(Server.payload).hexdigest()
+    cached = os.path.join(cache, "TINY_C2D.pyth")
+    check(os.path.exists(cached) and hashlib.sha256(open(cached, "rb").read()).hexdigest() == want,
+          "the cached file is the published one, whole")
+    check(open(cached + ".sha256").read().strip() == want, "its sha256 is recorded")
+    check(not os.path.exists(cached + ".part"), "no partial file left")
+    check(any(r and r.startswith("bytes=") for r in Server.requests), f"the broken download resumed with a Range request: {Server.requests}")
+    with h5py.File(out) as f:
+        check(f.attrs["checkpoint_sha256"] == want and f.attrs["model_name"] == "TINY_C2D", "the output records model and sha256")
+    n = len(Server.requests)
+    out2 = os.path.join(tmp, "o2.h5")
+    r = vidfeat("extract", "--model", "TINY_C2D", "--manifest", m, "--output", out2, env=env)
+    check(r.returncode == 0 and len(Server.requests) == n, "second use comes from the cache")
+    httpd.shutdown()
+    env_off = dict(env, VIDFEAT_OFFLINE="1", VIDFEAT_CACHE_DIR=os.path.join(tmp, "empty"))
+    r = vidfeat("extract", "--model", "TINY_C2D", "--manifest", m, "--output", os.path.join(tmp, "o3.h5"), env=env_off)
+    check(r.returncode != 0 and "put it at" in r.stderr and "TINY_C2D.pyth" in r.stderr,
+          "offline: the message says which file to put where")
+
+
+tmp = tempfile.mkdtemp(prefix="vidfeat-cli-")
+try:
+    {"models": mode_models, "locate_export": mode_locate_export, "download": mode_download}[MODE](tmp)
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+print(f"{len(failures)} failed")
+sys.exit(1 if failures else 0)
