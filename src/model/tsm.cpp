@@ -38,10 +38,12 @@ torch::Tensor temporalShift(const torch::Tensor& x, int64_t segments, int64_t fo
   auto v = x.view({nt / segments, segments, c, h, w});
   const int64_t fold = c / foldDiv;
   auto out = torch::zeros_like(v);
-  out.index_put_({Slice(), Slice(None, -1), Slice(None, fold)}, v.index({Slice(), Slice(1, None), Slice(None, fold)}));
+  out.index_put_({Slice(), Slice(None, -1), Slice(None, fold)},
+                 v.index({Slice(), Slice(1, None), Slice(None, fold)}));
   out.index_put_({Slice(), Slice(1, None), Slice(fold, 2 * fold)},
                  v.index({Slice(), Slice(None, -1), Slice(fold, 2 * fold)}));
-  out.index_put_({Slice(), Slice(), Slice(2 * fold, None)}, v.index({Slice(), Slice(), Slice(2 * fold, None)}));
+  out.index_put_({Slice(), Slice(), Slice(2 * fold, None)},
+                 v.index({Slice(), Slice(), Slice(2 * fold, None)}));
   return out.view({nt, c, h, w});
 }
 
@@ -52,8 +54,8 @@ torch::Tensor TemporalShiftImpl::forward(const torch::Tensor& x) {
   return net(temporalShift(x, segments, foldDiv));
 }
 
-TvBottleneckImpl::TvBottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t shiftSegments,
-                                   int64_t foldDiv) {
+TvBottleneckImpl::TvBottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
+                                   int64_t shiftSegments, int64_t foldDiv) {
   // Registration order follows torchvision's __init__, so named_parameters() lists keys in the
   // order of the published state dicts.
   conv1 = conv(inplanes, planes, 1, 1, 0);
@@ -69,8 +71,8 @@ TvBottleneckImpl::TvBottleneckImpl(int64_t inplanes, int64_t planes, int64_t str
   bn3 = register_module("bn3", torch::nn::BatchNorm2d(planes * kExpansion));
   if (stride != 1 || inplanes != planes * kExpansion) {
     downsample = register_module(
-        "downsample",
-        torch::nn::Sequential(conv(inplanes, planes * kExpansion, 1, stride, 0), torch::nn::BatchNorm2d(planes * kExpansion)));
+        "downsample", torch::nn::Sequential(conv(inplanes, planes * kExpansion, 1, stride, 0),
+                                            torch::nn::BatchNorm2d(planes * kExpansion)));
   }
 }
 
@@ -83,15 +85,19 @@ torch::Tensor TvBottleneckImpl::forward(const torch::Tensor& x) {
   return torch::relu(out);
 }
 
-TvResNetImpl::TvResNetImpl(const std::vector<int64_t>& depths, int64_t width, int64_t shiftSegments, int64_t foldDiv,
-                           int64_t shiftEvery) {
+TvResNetImpl::TvResNetImpl(const std::vector<int64_t>& depths, int64_t width, int64_t shiftSegments,
+                           int64_t foldDiv, int64_t shiftEvery) {
   conv1 = register_module("conv1", conv(3, width, 7, 2, 3));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(width));
   int64_t inplanes = width;
-  layer1 = register_module("layer1", makeLayer(inplanes, width, depths[0], 1, shiftSegments, foldDiv, shiftEvery));
-  layer2 = register_module("layer2", makeLayer(inplanes, 2 * width, depths[1], 2, shiftSegments, foldDiv, shiftEvery));
-  layer3 = register_module("layer3", makeLayer(inplanes, 4 * width, depths[2], 2, shiftSegments, foldDiv, shiftEvery));
-  layer4 = register_module("layer4", makeLayer(inplanes, 8 * width, depths[3], 2, shiftSegments, foldDiv, shiftEvery));
+  layer1 = register_module(
+      "layer1", makeLayer(inplanes, width, depths[0], 1, shiftSegments, foldDiv, shiftEvery));
+  layer2 = register_module(
+      "layer2", makeLayer(inplanes, 2 * width, depths[1], 2, shiftSegments, foldDiv, shiftEvery));
+  layer3 = register_module(
+      "layer3", makeLayer(inplanes, 4 * width, depths[2], 2, shiftSegments, foldDiv, shiftEvery));
+  layer4 = register_module(
+      "layer4", makeLayer(inplanes, 8 * width, depths[3], 2, shiftSegments, foldDiv, shiftEvery));
   outDim = inplanes;
 }
 
@@ -110,7 +116,8 @@ TsnImpl::TsnImpl(const Config& cfg) {
   }
   const int depth = cfg.get<int>("RESNET.DEPTH");
   if (depth != 50 && depth != 101) {
-    throw Error("RESNET.DEPTH " + std::to_string(depth) + " is not supported for TSN/TSM (50, 101: Bottleneck ResNets)");
+    throw Error("RESNET.DEPTH " + std::to_string(depth) +
+                " is not supported for TSN/TSM (50, 101: Bottleneck ResNets)");
   }
   if (cfg.get<int>("RESNET.NUM_GROUPS") != 1) {
     throw Error("RESNET.NUM_GROUPS must be 1 for TSN/TSM (torchvision's ResNet, not ResNeXt)");
@@ -126,28 +133,32 @@ TsnImpl::TsnImpl(const Config& cfg) {
     const auto place = cfg.get<std::string>("TSM.SHIFT_PLACE");
     // 'block' shifts the whole block input (identity path included) and renames its keys
     // (layerN.i.net.*); no published Kinetics checkpoint uses it.
-    if (place != "blockres") throw Error("TSM.SHIFT_PLACE '" + place + "' is not supported (blockres)");
+    if (place != "blockres")
+      throw Error("TSM.SHIFT_PLACE '" + place + "' is not supported (blockres)");
     foldDiv = cfg.get<int>("TSM.SHIFT_DIV");
     if (foldDiv < 1) throw Error("TSM.SHIFT_DIV must be >= 1, got " + std::to_string(foldDiv));
     shiftSegments_ = cfg.get<int>("DATA.NUM_FRAMES");
-    if (shiftSegments_ < 1) throw Error("DATA.NUM_FRAMES must be >= 1, got " + std::to_string(shiftSegments_));
+    if (shiftSegments_ < 1)
+      throw Error("DATA.NUM_FRAMES must be >= 1, got " + std::to_string(shiftSegments_));
   }
   const int64_t shiftEvery = depth == 101 ? 2 : 1;
 
-  base_model = register_module("base_model", TvResNet(stageDepths(depth), width, shiftSegments_, foldDiv, shiftEvery));
+  base_model = register_module(
+      "base_model", TvResNet(stageDepths(depth), width, shiftSegments_, foldDiv, shiftEvery));
   featureDim_ = base_model->outDim;
   numClasses_ = cfg.get<int>("MODEL.NUM_CLASSES");
   new_fc = register_module("new_fc", torch::nn::Linear(featureDim_, numClasses_));
 }
 
 NetOutput TsnImpl::forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) {
-  if (pathways.size() != 1) throw Error("internal: TSN/TSM take one pathway, got " + std::to_string(pathways.size()));
+  if (pathways.size() != 1)
+    throw Error("internal: TSN/TSM take one pathway, got " + std::to_string(pathways.size()));
   const auto& clip = pathways[0];  // [B, C, T, H, W]
   const int64_t B = clip.size(0), C = clip.size(1), T = clip.size(2);
   if (shiftSegments_ > 0 && T != shiftSegments_) {
     // The shift mixes neighbouring rows of the frame batch: another T would mix videos.
-    throw Error("TSM built for DATA.NUM_FRAMES " + std::to_string(shiftSegments_) + " got a clip of " +
-                std::to_string(T) + " frames");
+    throw Error("TSM built for DATA.NUM_FRAMES " + std::to_string(shiftSegments_) +
+                " got a clip of " + std::to_string(T) + " frames");
   }
   // TSM's input is [B, T*C, H, W], viewed as [B*T, C, H, W]: frames of one video adjacent.
   auto frames = clip.permute({0, 2, 1, 3, 4}).reshape({B * T, C, clip.size(3), clip.size(4)});

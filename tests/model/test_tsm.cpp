@@ -161,13 +161,15 @@ TEST(Tsm, FixtureFeaturesEqualTheReference) {
     auto m = FeatureModel::build(cfg);
     EXPECT_EQ(m->featureDim(), f["feature_dim"].as<int64_t>());
     EXPECT_EQ(int64_t(m->stateShapes().size()), f["state_keys"].as<int64_t>());
-    auto report = m->loadCheckpoint((fixtureDir() / f["files"]["checkpoint"].as<std::string>()).string(), "pytorch");
+    auto report = m->loadCheckpoint(
+        (fixtureDir() / f["files"]["checkpoint"].as<std::string>()).string(), "pytorch");
     EXPECT_TRUE(report.absentHeadKeys.empty());
     auto r = m->verifyIo((fixtureDir() / f["files"]["io"].as<std::string>()).string());
     EXPECT_EQ(r.batch, f["batch"].as<int64_t>());
     EXPECT_LE(r.relativeError, 1e-4);
-    std::printf("[tsm parity] %-38s rel.err %.3g (forward %.3f s, reference %.3f s)\n", name.c_str(),
-                r.relativeError, r.forwardSeconds, f["reference_forward_s"].as<double>());
+    std::printf("[tsm parity] %-38s rel.err %.3g (forward %.3f s, reference %.3f s)\n",
+                name.c_str(), r.relativeError, r.forwardSeconds,
+                f["reference_forward_s"].as<double>());
   }
   EXPECT_EQ(seen, 2u);
 }
@@ -175,18 +177,23 @@ TEST(Tsm, FixtureFeaturesEqualTheReference) {
 // The check can fail: TSN's weights on TSM's stored input (same batch and feature size, other
 // frames and weights) are far from TSM's feature.
 TEST(Tsm, FixtureOfAnotherModelDoesNotVerify) {
-  auto m = FeatureModel::build(config(kTsnConfig, {"DATA.NUM_FRAMES=8", "DATA.TEST_CROP_SIZE=64",
-                                                   "MODEL.NUM_CLASSES=10", "RESNET.WIDTH_PER_GROUP=8"}));
+  auto m =
+      FeatureModel::build(config(kTsnConfig, {"DATA.NUM_FRAMES=8", "DATA.TEST_CROP_SIZE=64",
+                                              "MODEL.NUM_CLASSES=10", "RESNET.WIDTH_PER_GROUP=8"}));
   m->loadCheckpoint((fixtureDir() / "TSN_R50_avg_segment5.pth").string(), "pytorch");
-  EXPECT_GT(m->verifyIo((fixtureDir() / "TSM_R50_shift8_blockres_avg_segment8.io.pt").string()).relativeError, 0.1);
+  EXPECT_GT(m->verifyIo((fixtureDir() / "TSM_R50_shift8_blockres_avg_segment8.io.pt").string())
+                .relativeError,
+            0.1);
 }
 
 // The TSN checkpoint has conv1.weight where TSM has conv1.net.weight: the strict loader must
 // refuse it for the TSM config rather than load a model without its shift's weights.
 TEST(Tsm, TsnCheckpointDoesNotLoadIntoTsm) {
-  auto m = FeatureModel::build(config(kTsmConfig, {"DATA.NUM_FRAMES=8", "DATA.TEST_CROP_SIZE=64",
-                                                   "MODEL.NUM_CLASSES=10", "RESNET.WIDTH_PER_GROUP=8"}));
-  EXPECT_THROW(m->loadCheckpoint((fixtureDir() / "TSN_R50_avg_segment5.pth").string(), "pytorch"), InputError);
+  auto m =
+      FeatureModel::build(config(kTsmConfig, {"DATA.NUM_FRAMES=8", "DATA.TEST_CROP_SIZE=64",
+                                              "MODEL.NUM_CLASSES=10", "RESNET.WIDTH_PER_GROUP=8"}));
+  EXPECT_THROW(m->loadCheckpoint((fixtureDir() / "TSN_R50_avg_segment5.pth").string(), "pytorch"),
+               InputError);
 }
 
 // Full size (ResNet-50, 224 px, the configs as shipped) against the files
@@ -201,12 +208,13 @@ TEST(Tsm, FullSizeFeaturesEqualTheReference) {
     const auto name = f["name"].as<std::string>();
     SCOPED_TRACE(name);
     // The shipped config, with NUM_FRAMES as the reference ran it.
-    auto m = FeatureModel::build(config(f["config"].as<std::string>(),
-                                        {"DATA.NUM_FRAMES=" + std::to_string(f["segments"].as<int>())}));
+    auto m =
+        FeatureModel::build(config(f["config"].as<std::string>(),
+                                   {"DATA.NUM_FRAMES=" + std::to_string(f["segments"].as<int>())}));
     m->loadCheckpoint((dir / f["files"]["checkpoint"].as<std::string>()).string(), "pytorch");
     auto r = m->verifyIo((dir / f["files"]["io"].as<std::string>()).string());
     EXPECT_LE(r.relativeError, 1e-4);
-    std::printf("[tsm full] %-38s rel.err %.3g forward %.3f s (reference %.3f s)\n", name.c_str(), r.relativeError,
-                r.forwardSeconds, f["reference_forward_s"].as<double>());
+    std::printf("[tsm full] %-38s rel.err %.3g forward %.3f s (reference %.3f s)\n", name.c_str(),
+                r.relativeError, r.forwardSeconds, f["reference_forward_s"].as<double>());
   }
 }

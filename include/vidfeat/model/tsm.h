@@ -29,7 +29,8 @@ TORCH_MODULE(TemporalShift);
 // torchvision.models.resnet.Bottleneck (stride on the 3x3 conv, "ResNet v1.5"); when
 // shiftSegments > 0 its conv1 is wrapped in TemporalShift.
 struct TvBottleneckImpl : torch::nn::Module {
-  TvBottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t shiftSegments, int64_t foldDiv);
+  TvBottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t shiftSegments,
+                   int64_t foldDiv);
   torch::Tensor forward(const torch::Tensor& x);
 
   static constexpr int64_t kExpansion = 4;
@@ -44,8 +45,8 @@ TORCH_MODULE(TvBottleneck);
 // has no parameters and is the identity at test time). `width` scales every channel count by
 // width/64 (torchvision's is 64): small parity fixtures keep the published key names.
 struct TvResNetImpl : torch::nn::Module {
-  TvResNetImpl(const std::vector<int64_t>& depths, int64_t width, int64_t shiftSegments, int64_t foldDiv,
-               int64_t shiftEvery);
+  TvResNetImpl(const std::vector<int64_t>& depths, int64_t width, int64_t shiftSegments,
+               int64_t foldDiv, int64_t shiftEvery);
   torch::Tensor forward(torch::Tensor x);  // [N, 3, H, W] -> [N, 32 * width]
 
   torch::nn::Conv2d conv1{nullptr};
