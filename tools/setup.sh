@@ -18,6 +18,7 @@ PACKAGES=(
   ffmpeg                                    # tests and the demo generate videos with it
   python3-h5py python3-numpy                # tests read the output with h5py
   clang libclang-rt-14-dev                  # the unpickler's libFuzzer test (tests/fuzz)
+  slurm-wlm munge                           # tests/slurm runs the slurm/ scripts under a real SLURM
 )
 
 missing=()
