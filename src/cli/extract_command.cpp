@@ -1,9 +1,11 @@
 #include <boost/program_options.hpp>
+#include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <thread>
 #include <tuple>
 
@@ -215,13 +217,23 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
                  s.videos, s.complete, s.skipped, s.failed, s.segments, s.wallSeconds,
                  s.wallSeconds > 0 ? s.clips / s.wallSeconds : 0.0, a.output);
     for (int r = 0; r < size; ++r) {
-      spdlog::info("rank {}: {} videos, busy {:.1f} s of {:.1f} s ({:.0f}% idle)", r, s.videosPerRank[size_t(r)],
-                   s.busySeconds[size_t(r)], s.wallSeconds,
-                   100.0 * (1.0 - s.busySeconds[size_t(r)] / std::max(1e-9, s.wallSeconds)));
+      const double busy = s.busySeconds[size_t(r)];
+      spdlog::info("rank {}: {} videos, {} clips, {:.2f} clips/s, busy {:.1f} s of {:.1f} s ({:.0f}% idle)", r,
+                   s.videosPerRank[size_t(r)], s.clipsPerRank[size_t(r)],
+                   busy > 0 ? s.clipsPerRank[size_t(r)] / busy : 0.0, busy, s.wallSeconds,
+                   100.0 * (1.0 - busy / std::max(1e-9, s.wallSeconds)));
     }
     if (s.failed + s.failedBefore > 0) {
       StoreSummary file = readStoreSummary(a.output);
-      spdlog::warn("{} video(s) failed (exit code {}):", s.failed + s.failedBefore, kSomeVideosFailed);
+      std::map<std::string, int> byStage;
+      std::map<int64_t, std::string> stageOf;
+      for (const auto& f : file.failures) stageOf[f.videoRow] = f.stage;
+      for (size_t row = 0; row < file.videos.size(); ++row) {
+        if (file.videos[row].status == VideoStatus::Failed) ++byStage[stageOf.count(int64_t(row)) ? stageOf[int64_t(row)] : "unknown"];
+      }
+      std::string stages;
+      for (const auto& [stage, n] : byStage) stages += fmt::format("{}{} {}", stages.empty() ? "" : ", ", n, stage);
+      spdlog::warn("{} video(s) failed ({}; exit code {}):", s.failed + s.failedBefore, stages, kSomeVideosFailed);
       for (const auto& v : file.videos) {
         if (v.status == VideoStatus::Failed) spdlog::warn("  {}: {}", v.videoId, v.error);
       }

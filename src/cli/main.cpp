@@ -51,6 +51,10 @@ int main(int argc, char** argv) {
     if (command == "export") return mpi.rank() == 0 ? vidfeat::cli::exportCommand(args) : 0;
     std::fprintf(stderr, "vidfeat: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
+  } catch (const vidfeat::CollectiveError& e) {
+    // Every rank has this error and none is inside a collective call: exit in step.
+    if (mpi.rank() == 0) spdlog::error("{}", e.what());
+    return 1;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     // Other ranks may be inside a collective call: take the whole job down rather than hang.

@@ -29,7 +29,7 @@ void shareVerdict(std::string& error, MPI_Comm comm) {
   MPI_Bcast(&length, 1, MPI_INT, 0, comm);
   error.resize(static_cast<size_t>(length));
   MPI_Bcast(error.data(), length, MPI_CHAR, 0, comm);
-  if (length > 0) throw Error(error);
+  if (length > 0) throw CollectiveError(error);
 }
 
 struct SharedManifest {
@@ -246,6 +246,10 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   std::vector<long long> perRank(static_cast<size_t>(size));
   MPI_Allgather(&taken, 1, MPI_LONG_LONG, perRank.data(), 1, MPI_LONG_LONG, comm);
   summary.videosPerRank.assign(perRank.begin(), perRank.end());
+  long long myClips = extractor.clipsProcessed();
+  std::vector<long long> clipsPerRank(static_cast<size_t>(size));
+  MPI_Allgather(&myClips, 1, MPI_LONG_LONG, clipsPerRank.data(), 1, MPI_LONG_LONG, comm);
+  summary.clipsPerRank.assign(clipsPerRank.begin(), clipsPerRank.end());
   summary.wallSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return summary;
 }

@@ -460,7 +460,7 @@ FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm,
   checkMpi(MPI_Bcast(&length, 1, MPI_INT, 0, comm), "MPI_Bcast");
   refusal.resize(static_cast<size_t>(length));
   checkMpi(MPI_Bcast(refusal.data(), length, MPI_CHAR, 0, comm), "MPI_Bcast");
-  if (!refusal.empty()) throw Error(refusal);
+  if (!refusal.empty()) throw CollectiveError(refusal);
 
   h5::FileAccessProps fapl;
   fapl.add(h5::MpioAccess{comm}).add(h5::CollectiveMetadata{});

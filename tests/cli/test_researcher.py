@@ -52,6 +52,8 @@ def mode_locate_export(tmp):
     r = vidfeat("extract", "--config", os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml"), "--random-weights", "1",
                 "--manifest", m, "--output", out, *TINY)
     check(r.returncode == 0, "tiny extraction")
+    check("progress: 2/2 videos (0 failed)" in r.stderr, "the progress line reaches the log")
+    check("rank 0: 2 videos" in r.stderr and "clips/s" in r.stderr, "the summary gives per-rank videos and clips/s")
     with h5py.File(out) as f:
         v = f["videos"][0]
         segs = f["segments"][v["first_row"]:v["first_row"] + v["segment_count"]]

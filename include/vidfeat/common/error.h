@@ -12,6 +12,14 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An error every rank of the job raises together (a verdict rank 0 shared before anyone entered
+// a collective call): the ranks can exit normally instead of aborting the MPI job, and only rank
+// 0 needs to report it.
+class CollectiveError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A problem with one input file (video, checkpoint, manifest, config). The message names the
 // file and the reason: "<path>: <reason>".
 class InputError : public Error {

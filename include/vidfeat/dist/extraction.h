@@ -45,6 +45,7 @@ struct ExtractionSummary {
   double wallSeconds = 0.0;
   std::vector<double> busySeconds;  // per rank, seconds inside video extraction
   std::vector<int64_t> videosPerRank;
+  std::vector<int64_t> clipsPerRank;
 };
 
 // Collective over `comm`. Throws Error for what stops the whole job (bad manifest, output made
