@@ -196,7 +196,15 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   meta.checkpointSha256 = checkpointSha256;
   meta.weights = weights;
   meta.tailPolicy = tailPolicyName(eo.buckets.tail);
-  meta.featureName = "activation entering the head projection, mean over H and W, flattened over T*C";
+  const std::string netName = cfg.get<std::string>("MODEL.MODEL_NAME");
+  if (netName == "TSN") {
+    meta.featureName = "2048-d pooled ResNet output averaged over the clip's frames (TSN/TSM consensus), "
+                       "before dropout and new_fc";
+  } else if (netName == "MViT") {
+    meta.featureName = "head input: after the final norm, the cls token (or the mean over tokens)";
+  } else {
+    meta.featureName = "activation entering the head projection, mean over H and W, flattened over T*C";
+  }
   meta.featureDim = model->featureDim();
   meta.numFrames = eo.buckets.numFrames;
   meta.samplingRate = eo.buckets.samplingRate;
