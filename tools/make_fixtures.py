@@ -100,6 +100,14 @@ FIXTURES = [
     # copy in configs/ says False).
     ("REV_MVIT_B_16x4_CONV", "configs/Kinetics/REV_MVIT_B_16x4_CONV.yaml", "new", REV_MVIT_SMALL,
      ["MVIT.CLS_EMBED_ON", "False"], PYTH_ONLY),
+    # Variants the published configs do not reach: the residual MLP fusions of the reversible model;
+    # max pooling, separate q/k/v, one positional embedding and mean pooling without a cls token.
+    ("REV_MVIT_B_16x4_CONV_concat_linear", "configs/Kinetics/REV_MVIT_B_16x4_CONV.yaml", "new",
+     REV_MVIT_SMALL + ["MVIT.REV.PRE_Q_FUSION", "concat_linear_2.0", "MVIT.REV.RESPATH_FUSE", "ln+concat_linear"],
+     ["MVIT.CLS_EMBED_ON", "False"], PYTH_ONLY),
+    ("MVIT_B_32x3_CONV_max_sepqkv_meanpool", "configs/Kinetics/MVIT_B_32x3_CONV.yaml", "new",
+     MVIT_B_SMALL + ["MVIT.MODE", "max", "MVIT.SEPARATE_QKV", "True", "MVIT.CLS_EMBED_ON", "False",
+                     "MVIT.SEP_POS_EMBED", "False", "MVIT.USE_MEAN_POOLING", "True"], [], PYTH_ONLY),
 ]
 
 BN_SUFFIX = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"}

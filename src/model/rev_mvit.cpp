@@ -36,8 +36,9 @@ TwoStreamFusionImpl::TwoStreamFusionImpl(const std::string& mode_, int64_t dim, 
 
 torch::Tensor TwoStreamFusionImpl::forward(const torch::Tensor& x) {
   if (mode == "concat") return x;
-  if (fuse_mlp) return fuse_mlp(x);
-  if (fuse_ln_mlp) return fuse_ln_mlp->forward(x);
+  // The concat_linear MLPs are residual.
+  if (fuse_mlp) return fuse_mlp(x) + x;
+  if (fuse_ln_mlp) return fuse_ln_mlp->forward(x) + x;
   auto halves = torch::stack(torch::chunk(x, 2, 2));
   if (mode == "add") return halves.sum(0);
   if (mode == "max") return std::get<0>(halves.max(0));

@@ -117,7 +117,11 @@ TEST(MViT, RoundWidthIsPySlowFastsOnFloat32Multipliers) {
 
 TEST(MViT, FixtureFeaturesEqualPySlowFasts) {
   const YAML::Node root = YAML::LoadFile((fixtureDir() / "fixtures.json").string());
-  const std::vector<std::string> mine = {"MVIT_B_32x3_CONV", "MVITv2_S_16x4", "REV_MVIT_B_16x4_CONV"};
+  // The last two: fusion MLPs of the reversible model; max pooling, separate q/k/v, a single
+  // positional embedding and mean pooling without a cls token.
+  const std::vector<std::string> mine = {"MVIT_B_32x3_CONV", "MVITv2_S_16x4", "REV_MVIT_B_16x4_CONV",
+                                         "REV_MVIT_B_16x4_CONV_concat_linear",
+                                         "MVIT_B_32x3_CONV_max_sepqkv_meanpool"};
   size_t seen = 0;
   for (const auto& f : root["fixtures"]) {
     const auto name = f["name"].as<std::string>();
@@ -132,7 +136,7 @@ TEST(MViT, FixtureFeaturesEqualPySlowFasts) {
     m->loadCheckpoint((fixtureDir() / f["files"]["pyth"].as<std::string>()).string(), "pytorch");
     const double rel = m->verifyIo(io).relativeError;
     EXPECT_LE(rel, 1e-4);
-    std::printf("[mvit parity] %-24s rel.err %.3g\n", name.c_str(), rel);
+    std::printf("[mvit parity] %-38s rel.err %.3g\n", name.c_str(), rel);
   }
   EXPECT_EQ(seen, mine.size()) << "an MViT fixture is missing from tests/fixtures/fixtures.json";
 }

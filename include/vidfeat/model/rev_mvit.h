@@ -15,7 +15,7 @@
 namespace vidfeat::model {
 
 // Fuses the two halves of the last dimension: add / max / min / avg, concat (no-op),
-// concat_linear[_mult[_drop]] (an MLP) and ln+concat_linear... (LayerNorm then the MLP).
+// concat_linear[_mult[_drop]] (x + MLP(x)) and ln+concat_linear... (x + MLP(LayerNorm(x))).
 // Throws Error naming `key` for other modes.
 struct TwoStreamFusionImpl : torch::nn::Module {
   TwoStreamFusionImpl(const std::string& mode, int64_t dim, const std::string& key);
