@@ -33,7 +33,7 @@ struct ExtractArgs {
   std::string model, config, manifest, output, checkpoint, device = "auto", tail = "repeat";
   std::vector<std::string> sets;
   long long randomWeights = -1;
-  int batch = 1, stride = 0, threads = 0, wave = 16;
+  int batch = 1, stride = 0, threads = 0, wave = 16, crops = 1;
   double fps = 0.0, waveSeconds = 60.0, videoTimeout = 0.0;
   unsigned long long tailSeed = 0;
   bool overwrite = false, skipInvalid = false, retryFailed = false;
@@ -73,6 +73,8 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
        "use seeded random weights instead of a checkpoint (UNTRAINED: for tests and demos)")
       ("device", po::value(&a.device)->default_value("auto"), "cpu, cuda, cuda:N or auto")
       ("batch", po::value(&a.batch)->default_value(1), "clips per forward pass")
+      ("crops", po::value(&a.crops)->default_value(1),
+       "spatial crops per clip: 1 (centre) or 3 (PySlowFast's left/centre/right), an extra /features axis")
       ("tail", po::value(&a.tail)->default_value("repeat"),
        "last partial clip: repeat (the last frame), sample (seeded random tail frames), drop")
       ("tail-seed", po::value(&a.tailSeed)->default_value(0), "seed of --tail sample")
@@ -134,6 +136,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
     throw Error("give exactly one of --checkpoint FILE or --random-weights SEED (weights are never chosen silently)");
   }
   if (a.batch < 1) throw Error("--batch must be >= 1");
+  if (a.crops != 1 && a.crops != 3) throw Error("--crops must be 1 or 3");
   if (a.wave < 1) throw Error("--wave must be >= 1");
 
   const int rank = commRank(comm), size = commSize(comm);
@@ -159,6 +162,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   eo.targetFps = a.fps;
   eo.tailSeed = a.tailSeed;
   eo.batch = a.batch;
+  eo.crops = a.crops;
   eo.timeoutSeconds = a.videoTimeout;
 
   // One device and a fair share of the node's cores per rank.
@@ -206,6 +210,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
     meta.featureName = "activation entering the head projection, mean over H and W, flattened over T*C";
   }
   meta.featureDim = model->featureDim();
+  meta.crops = a.crops;
   meta.numFrames = eo.buckets.numFrames;
   meta.samplingRate = eo.buckets.samplingRate;
   meta.stride = int32_t(eo.buckets.step());

@@ -53,7 +53,8 @@ int inspectCommand(const std::vector<std::string>& argv) {
   if (!s.meta.checkpointPath.empty()) {
     fmt::print("checkpoint:     {} (sha256 {})\n", s.meta.checkpointPath, s.meta.checkpointSha256);
   }
-  fmt::print("feature:        {} floats: {}\n", s.meta.featureDim, s.meta.featureName);
+  fmt::print("feature:        {} floats{}: {}\n", s.meta.featureDim,
+             s.meta.crops > 1 ? fmt::format(" x {} crops", s.meta.crops) : "", s.meta.featureName);
   fmt::print("clips:          {} frames every {} frames, stride {}, tail {}{}\n", s.meta.numFrames,
              s.meta.samplingRate, s.meta.stride, s.meta.tailPolicy,
              s.meta.targetFps > 0 ? fmt::format(", resampled to {} fps", s.meta.targetFps) : "");

@@ -18,21 +18,27 @@ namespace {
 class Batcher {
  public:
   Batcher(FeatureModel& model, const PreprocessSpec& prep, int frameWidth, int frameHeight, int batch,
-          VideoResult& result, const char*& stage)
+          int crops, VideoResult& result, const char*& stage)
       : model_(model), prep_(prep), w_(frameWidth), h_(frameHeight), batch_(std::max(1, batch)),
         result_(result), stage_(stage), clipSize_(model.inputShape().numel()) {
+    // PySlowFast's three test crops are uniform_crop's left/top, centre, right/bottom.
+    spatial_ = crops == 3 ? std::vector<int>{0, 1, 2} : std::vector<int>{1};
     const ClipShape shape = model.inputShape();
     if (shape.height != prep.cropSize || shape.width != prep.cropSize) {
       throw Error("internal: model input " + std::to_string(shape.height) + " but crop " +
                   std::to_string(prep.cropSize));
     }
-    input_.resize(size_t(batch_) * clipSize_);
+    input_.resize(size_t(batch_) * spatial_.size() * clipSize_);
   }
 
   void add(const AssembledClip& clip) {
     std::vector<const uint8_t*> frames;
     for (const auto& f : clip.frames) frames.push_back(f->data());
-    packClip(frames, w_, h_, prep_, input_.data() + size_t(pending_) * clipSize_);
+    for (size_t k = 0; k < spatial_.size(); ++k) {
+      PreprocessSpec crop = prep_;
+      crop.spatialIndex = spatial_[k];
+      packClip(frames, w_, h_, crop, input_.data() + (size_t(pending_) * spatial_.size() + k) * clipSize_);
+    }
     result_.segments.push_back(clip.segment);
     if (++pending_ == batch_) flush();
   }
@@ -40,10 +46,11 @@ class Batcher {
   void flush() {
     if (pending_ == 0) return;
     const int64_t dim = model_.featureDim();
+    const int64_t n = pending_ * int64_t(spatial_.size());  // rows [segment][crop] in the output
     size_t at = result_.features.size();
-    result_.features.resize(at + size_t(pending_ * dim));
+    result_.features.resize(at + size_t(n * dim));
     stage_ = "model";  // an error from here on is the model's, not the video's
-    model_.extract(input_.data(), pending_, result_.features.data() + at);
+    model_.extract(input_.data(), n, result_.features.data() + at);
     stage_ = "decode";
     clips_ += pending_;
     pending_ = 0;
@@ -58,6 +65,7 @@ class Batcher {
   VideoResult& result_;
   const char*& stage_;
   size_t clipSize_;
+  std::vector<int> spatial_;
   std::vector<float> input_;
   int pending_ = 0;
   int64_t clips_ = 0;
@@ -99,7 +107,7 @@ VideoResult VideoExtractor::run(const VideoEntry& video, int64_t videoRow,
     };
 
     ClipAssembler assembler(opt_.buckets, tailSeedFor(opt_.tailSeed, video.videoId));
-    Batcher batcher(model_, opt_.preprocess, w, h, opt_.batch, result, stage);
+    Batcher batcher(model_, opt_.preprocess, w, h, opt_.batch, opt_.crops, result, stage);
     auto drain = [&](std::vector<AssembledClip> clips) {
       for (const auto& c : clips) batcher.add(c);
     };

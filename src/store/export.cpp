@@ -47,9 +47,14 @@ std::string npyPathFor(const std::string& dir, const std::string& videoId) {
   return (fs::path(dir) / rel).string();
 }
 
-void writeNpy(const std::string& path, const float* data, int64_t rows, int64_t cols) {
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(rows) + ", " +
-                       std::to_string(cols) + "), }";
+void writeNpy(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+  std::string dims;
+  int64_t count = 1;
+  for (int64_t d : shape) {
+    dims += std::to_string(d) + ", ";
+    count *= d;
+  }
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
   // magic(6) + version(2) + header length(2) + header, padded with spaces to a multiple of 64,
   // ending in a newline.
   size_t total = 10 + header.size() + 1;
@@ -64,7 +69,7 @@ void writeNpy(const std::string& path, const float* data, int64_t rows, int64_t 
   out.write(lenBytes, 2);
   out.write(header.data(), std::streamsize(header.size()));
   static_assert(sizeof(float) == 4, "float32");
-  out.write(reinterpret_cast<const char*>(data), std::streamsize(sizeof(float) * size_t(rows * cols)));
+  out.write(reinterpret_cast<const char*>(data), std::streamsize(sizeof(float) * size_t(count)));
   if (!out) throw InputError(path, "write failed");
 }
 
@@ -91,7 +96,10 @@ int64_t exportNpy(const std::string& file, const std::string& dir, const std::ve
     const std::string path = npyPathFor(dir, v->videoId);
     fs::create_directories(fs::path(path).parent_path());
     reader.readRows(v->firstRow, v->segmentCount, segments, features);
-    writeNpy(path, features.data(), v->segmentCount, s.meta.featureDim);
+    std::vector<int64_t> shape{v->segmentCount};
+    if (s.meta.crops > 1) shape.push_back(s.meta.crops);
+    shape.push_back(s.meta.featureDim);
+    writeNpy(path, features.data(), shape);
   }
   return int64_t(chosen.size());
 }

@@ -196,6 +196,7 @@ FileMetadata readMetadata(hid_t root) {
   meta.tailPolicy = h5::readStringAttribute(root, "tail_policy");
   meta.featureName = h5::readStringAttribute(root, "feature_name");
   meta.featureDim = h5::readIntAttribute(root, "feature_dim");
+  meta.crops = h5::hasAttribute(root, "crops") ? static_cast<int32_t>(h5::readIntAttribute(root, "crops")) : 1;
   meta.numFrames = static_cast<int32_t>(h5::readIntAttribute(root, "num_frames"));
   meta.samplingRate = static_cast<int32_t>(h5::readIntAttribute(root, "sampling_rate"));
   meta.stride = static_cast<int32_t>(h5::readIntAttribute(root, "stride"));
@@ -234,6 +235,7 @@ std::vector<std::string> metadataDifferences(const FileMetadata& stored, const F
     if (a != b) out.push_back(std::string(what) + ": file has " + fmt::format("{}", a) + ", this run has " + fmt::format("{}", b));
   };
   num("feature dim", double(stored.featureDim), double(wanted.featureDim));
+  num("--crops", stored.crops, wanted.crops);
   num("NUM_FRAMES", stored.numFrames, wanted.numFrames);
   num("SAMPLING_RATE", stored.samplingRate, wanted.samplingRate);
   num("stride", stored.stride, wanted.stride);
@@ -263,7 +265,8 @@ struct FeatureStore::Impl {
   int rank = 0;
   int size = 1;
   std::string path;
-  int64_t dim = 0;
+  int64_t dim = 0;                 // floats per /features row (crops x feature_dim)
+  std::vector<hsize_t> rowShape;   // shape of one /features row: {D} or {crops, D}
   int64_t featureRows = 0;  // current extent of /features and /segments, equal on all ranks
   int64_t videoRows = 0;    // current extent of /videos, equal on all ranks
   bool lastWriteCollective = true;
@@ -315,16 +318,16 @@ struct FeatureStore::Impl {
   }
 
   // Collective. Writes rows [offset, offset + count) of a 1-D table or of the 2-D /features
-  // (width > 0) from `buffer`. A rank with count == 0 takes part with an empty selection, which
+  // (rowDims: the shape of one row) from `buffer`. A rank with count == 0 takes part with an empty selection, which
   // collective I/O requires.
   void writeBlock(const h5::Dataset& dataset, hid_t memType, hsize_t offset, hsize_t count,
-                  hsize_t width, const void* buffer, const char* what) {
+                  const std::vector<hsize_t>& rowDims, const void* buffer, const char* what) {
     h5::Dataspace fileSpace = h5::spaceOf(dataset, what);
     std::vector<hsize_t> start{offset}, counts{count}, memDims{std::max<hsize_t>(count, 1)};
-    if (width > 0) {
+    for (hsize_t d : rowDims) {
       start.push_back(0);
-      counts.push_back(width);
-      memDims.push_back(width);
+      counts.push_back(d);
+      memDims.push_back(d);
     }
     h5::Dataspace memSpace = h5::simpleSpace(memDims);
     if (count > 0) {
@@ -378,7 +381,10 @@ FeatureStore FeatureStore::create(const std::string& path, MPI_Comm comm,
   checkMpi(MPI_Comm_rank(comm, &impl->rank), "MPI_Comm_rank");
   checkMpi(MPI_Comm_size(comm, &impl->size), "MPI_Comm_size");
   impl->path = path;
-  impl->dim = meta.featureDim;
+  if (meta.crops < 1) throw Error("cannot create " + path + ": crops must be >= 1");
+  impl->dim = meta.featureDim * meta.crops;
+  if (meta.crops > 1) impl->rowShape.push_back(static_cast<hsize_t>(meta.crops));
+  impl->rowShape.push_back(static_cast<hsize_t>(meta.featureDim));
 
   // Attributes are metadata: every rank must write the same value, so the clock is read once.
   std::array<char, 32> created{};
@@ -406,17 +412,22 @@ FeatureStore FeatureStore::create(const std::string& path, MPI_Comm comm,
   h5::writeAttribute(root, "tail_policy", meta.tailPolicy);
   h5::writeAttribute(root, "feature_name", meta.featureName);
   h5::writeAttribute(root, "feature_dim", meta.featureDim);
+  h5::writeAttribute(root, "crops", meta.crops);
   h5::writeAttribute(root, "num_frames", meta.numFrames);
   h5::writeAttribute(root, "sampling_rate", meta.samplingRate);
   h5::writeAttribute(root, "stride", meta.stride);
   h5::writeAttribute(root, "target_fps", meta.targetFps);
   h5::writeAttribute(root, "created_utc", std::string(created.data()));
 
-  const hsize_t dim = static_cast<hsize_t>(meta.featureDim);
-  const hsize_t featureChunkRows = std::max<hsize_t>(1, kChunkBytes / sizeof(float) / dim);
+  const hsize_t rowFloats = static_cast<hsize_t>(impl->dim);
+  const hsize_t featureChunkRows = std::max<hsize_t>(1, kChunkBytes / sizeof(float) / rowFloats);
+  std::vector<hsize_t> featureDims{0}, featureChunk{featureChunkRows};
+  featureDims.insert(featureDims.end(), impl->rowShape.begin(), impl->rowShape.end());
+  featureChunk.insert(featureChunk.end(), impl->rowShape.begin(), impl->rowShape.end());
   impl->features =
-      createTable(impl->file, "features", H5T_IEEE_F32LE, {0, dim}, {featureChunkRows, dim},
-                  "one feature vector per segment; row i belongs to /segments[i]");
+      createTable(impl->file, "features", H5T_IEEE_F32LE, featureDims, featureChunk,
+                  meta.crops > 1 ? "feature vectors [segment, crop, D]; row i belongs to /segments[i]"
+                                 : "one feature vector per segment; row i belongs to /segments[i]");
   impl->segments = createTable(impl->file, "segments", impl->segmentType.id(), {0},
                                {std::max<hsize_t>(1, kChunkBytes / sizeof(SegmentRow))},
                                "where each /features row comes from in its video");
@@ -466,7 +477,11 @@ FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm,
   fapl.add(h5::MpioAccess{comm}).add(h5::CollectiveMetadata{});
   impl->file = h5::File::take(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.id()), "H5Fopen", path);
   const hid_t root = impl->file.id();
-  impl->dim = h5::readIntAttribute(root, "feature_dim");
+  const int64_t featureDim = h5::readIntAttribute(root, "feature_dim");
+  const int64_t crops = h5::hasAttribute(root, "crops") ? h5::readIntAttribute(root, "crops") : 1;
+  impl->dim = featureDim * crops;
+  if (crops > 1) impl->rowShape.push_back(static_cast<hsize_t>(crops));
+  impl->rowShape.push_back(static_cast<hsize_t>(featureDim));
   impl->features = h5::Dataset::take(H5Dopen2(root, "features", H5P_DEFAULT), "H5Dopen2", "/features");
   impl->segments = h5::Dataset::take(H5Dopen2(root, "segments", H5P_DEFAULT), "H5Dopen2", "/segments");
   impl->videos = h5::Dataset::take(H5Dopen2(root, "videos", H5P_DEFAULT), "H5Dopen2", "/videos");
@@ -499,9 +514,10 @@ FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm,
   }
   // Rows past the last referenced one belong to a wave a crash cut short: cut them off.
   if (featureExtent != referencedEnd) {
-    const hsize_t featureDims[2] = {static_cast<hsize_t>(referencedEnd), static_cast<hsize_t>(impl->dim)};
+    std::vector<hsize_t> featureDims{static_cast<hsize_t>(referencedEnd)};
+    featureDims.insert(featureDims.end(), impl->rowShape.begin(), impl->rowShape.end());
     const hsize_t segmentDims = static_cast<hsize_t>(referencedEnd);
-    h5::check(H5Dset_extent(impl->features.id(), featureDims), "H5Dset_extent", "/features");
+    h5::check(H5Dset_extent(impl->features.id(), featureDims.data()), "H5Dset_extent", "/features");
     h5::check(H5Dset_extent(impl->segments.id(), &segmentDims), "H5Dset_extent", "/segments");
     if (impl->rank == 0) {
       spdlog::warn("{}: {} feature rows of an interrupted wave discarded; those videos are redone",
@@ -568,7 +584,7 @@ int64_t FeatureStore::addVideos(const std::vector<VideoEntry>& videos) {
       row.status = static_cast<int8_t>(VideoStatus::Pending);
       row.firstRow = -1;
     }
-    s.writeBlock(s.videos, s.videoType.id(), static_cast<hsize_t>(first) + from, to - from, 0,
+    s.writeBlock(s.videos, s.videoType.id(), static_cast<hsize_t>(first) + from, to - from, {},
                  rows.empty() ? nullptr : rows.data(), "/videos");
   }
   h5::check(H5Fflush(s.file.id(), H5F_SCOPE_GLOBAL), "H5Fflush", s.path);
@@ -642,8 +658,9 @@ void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
   s.lastWriteCollective = true;
   if (totalSegments > 0) {
     const hsize_t newRows = static_cast<hsize_t>(s.featureRows + totalSegments);
-    const hsize_t featureDims[2] = {newRows, static_cast<hsize_t>(s.dim)};
-    h5::check(H5Dset_extent(s.features.id(), featureDims), "H5Dset_extent", "/features");
+    std::vector<hsize_t> featureDims{newRows};
+    featureDims.insert(featureDims.end(), s.rowShape.begin(), s.rowShape.end());
+    h5::check(H5Dset_extent(s.features.id(), featureDims.data()), "H5Dset_extent", "/features");
     h5::check(H5Dset_extent(s.segments.id(), &newRows), "H5Dset_extent", "/segments");
 
     std::vector<float> features;
@@ -658,10 +675,10 @@ void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
       }
     }
     s.writeBlock(s.features, H5T_NATIVE_FLOAT, static_cast<hsize_t>(myFirstRow),
-                 static_cast<hsize_t>(mine[0]), static_cast<hsize_t>(s.dim),
+                 static_cast<hsize_t>(mine[0]), s.rowShape,
                  features.empty() ? nullptr : features.data(), "/features");
     s.writeBlock(s.segments, s.segmentType.id(), static_cast<hsize_t>(myFirstRow),
-                 static_cast<hsize_t>(mine[0]), 0, segments.empty() ? nullptr : segments.data(),
+                 static_cast<hsize_t>(mine[0]), {}, segments.empty() ? nullptr : segments.data(),
                  "/segments");
     s.featureRows = static_cast<int64_t>(newRows);
   }
@@ -715,7 +732,7 @@ void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
       rows.push_back(row);
     }
     s.writeBlock(s.failures, s.failureType.id(), static_cast<hsize_t>(s.failureRows + failuresBefore),
-                 rows.size(), 0, rows.empty() ? nullptr : rows.data(), "/failures");
+                 rows.size(), {}, rows.empty() ? nullptr : rows.data(), "/failures");
     s.failureRows = static_cast<int64_t>(newRows);
   }
 
@@ -777,7 +794,7 @@ StoreSummary readStoreSummary(const std::string& path) {
     auto features =
         h5::Dataset::take(H5Dopen2(root, "features", H5P_DEFAULT), "H5Dopen2", "/features");
     std::vector<hsize_t> featureDims = h5::dimsOf(features, "/features");
-    if (featureDims.size() != 2) throw notOurs("/features is not two-dimensional");
+    if (featureDims.size() != (summary.meta.crops > 1 ? 3u : 2u)) throw notOurs("/features has an unexpected rank");
     summary.featureRows = static_cast<int64_t>(featureDims[0]);
 
     auto videos = h5::Dataset::take(H5Dopen2(root, "videos", H5P_DEFAULT), "H5Dopen2", "/videos");
@@ -850,7 +867,7 @@ const StoreSummary& StoreReader::summary() const { return impl_->summary; }
 
 void StoreReader::readRows(int64_t first, int64_t count, std::vector<SegmentRecord>& segments,
                            std::vector<float>& features) const {
-  const int64_t dim = impl_->summary.meta.featureDim;
+  const int64_t dim = impl_->summary.meta.featureDim * impl_->summary.meta.crops;
   if (first < 0 || count < 0 || first + count > impl_->summary.featureRows) {
     throw InputError(impl_->path, "rows " + std::to_string(first) + "+" + std::to_string(count) +
                                       " are outside /features (" + std::to_string(impl_->summary.featureRows) + " rows)");
@@ -872,10 +889,16 @@ void StoreReader::readRows(int64_t first, int64_t count, std::vector<SegmentReco
   }
   {
     h5::Dataspace fileSpace = h5::spaceOf(impl_->features, "/features");
-    hsize_t start[2] = {hsize_t(first), 0}, n[2] = {hsize_t(count), hsize_t(dim)};
-    h5::check(H5Sselect_hyperslab(fileSpace.id(), H5S_SELECT_SET, start, nullptr, n, nullptr),
+    std::vector<hsize_t> start{hsize_t(first)}, n{hsize_t(count)};
+    if (impl_->summary.meta.crops > 1) {
+      start.push_back(0);
+      n.push_back(hsize_t(impl_->summary.meta.crops));
+    }
+    start.push_back(0);
+    n.push_back(hsize_t(impl_->summary.meta.featureDim));
+    h5::check(H5Sselect_hyperslab(fileSpace.id(), H5S_SELECT_SET, start.data(), nullptr, n.data(), nullptr),
               "H5Sselect_hyperslab", "/features");
-    h5::Dataspace memSpace = h5::simpleSpace({n[0], n[1]});
+    h5::Dataspace memSpace = h5::simpleSpace(n);
     h5::check(H5Dread(impl_->features.id(), H5T_NATIVE_FLOAT, memSpace.id(), fileSpace.id(),
                       H5P_DEFAULT, features.data()),
               "H5Dread", "/features");

@@ -1,7 +1,7 @@
 """Researcher-facing commands: models, locate, export, and --model with a cached download from a
 local HTTP server (127.0.0.1 only) whose first response breaks off mid-file.
 
-  test_researcher.py MODE VIDFEAT SOURCE_DIR SHARED_DIR      MODE: models | locate_export | download
+  test_researcher.py MODE VIDFEAT SOURCE_DIR SHARED_DIR      MODE: models | locate_export | download | crops
 """
 import hashlib
 import http.server
@@ -88,6 +88,30 @@ def mode_locate_export(tmp):
     check(not os.path.exists(os.path.join(tmp, "inner", "escaped.npy")), "nothing written outside the folder")
 
 
+def mode_crops(tmp):
+    m = os.path.join(tmp, "m.csv")
+    open(m, "w").write("video_id,path\nchaplin,%s\n" % os.path.join(SHARED, "videos/chaplin.mp4"))
+    cfg = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
+    one, three = os.path.join(tmp, "c1.h5"), os.path.join(tmp, "c3.h5")
+    r1 = vidfeat("extract", "--config", cfg, "--random-weights", "1", "--manifest", m, "--output", one, *TINY)
+    r3 = vidfeat("extract", "--config", cfg, "--random-weights", "1", "--manifest", m, "--output", three,
+                 "--crops", "3", *TINY)
+    check(r1.returncode == 0 and r3.returncode == 0, "extract with --crops 1 and 3")
+    with h5py.File(one) as f1, h5py.File(three) as f3:
+        a, b = f1["features"][:], f3["features"][:]
+        check(b.ndim == 3 and b.shape[1] == 3 and b.shape[0] == a.shape[0] and b.shape[2] == a.shape[1],
+              f"--crops 3 adds an axis: {b.shape} vs {a.shape}")
+        check(int(f3.attrs["crops"]) == 3, "the file records crops = 3")
+        err = np.linalg.norm(b[:, 1] - a) / np.linalg.norm(a)
+        check(err < 1e-5, f"the centre crop equals the single-crop run (rel. error {err:.1e})")
+        check(not np.allclose(b[:, 0], b[:, 1]) and not np.allclose(b[:, 2], b[:, 1]), "left and right crops differ")
+    d = os.path.join(tmp, "npy")
+    r = vidfeat("export", three, "--npy", d)
+    check(r.returncode == 0 and np.load(os.path.join(d, "chaplin.npy")).shape == b.shape, "export keeps the crop axis")
+    r = vidfeat("extract", "--config", cfg, "--random-weights", "1", "--manifest", m, "--output", three, *TINY)
+    check(r.returncode != 0 and "--crops" in r.stderr, "resuming with another --crops is refused")
+
+
 class Server(http.server.BaseHTTPRequestHandler):
     payload = b""
     broken_once = True
@@ -164,7 +188,8 @@ def mode_download(tmp):
 
 tmp = tempfile.mkdtemp(prefix="vidfeat-cli-")
 try:
-    {"models": mode_models, "locate_export": mode_locate_export, "download": mode_download}[MODE](tmp)
+    {"models": mode_models, "locate_export": mode_locate_export, "download": mode_download,
+     "crops": mode_crops}[MODE](tmp)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 print(f"{len(failures)} failed")

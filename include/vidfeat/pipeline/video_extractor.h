@@ -20,6 +20,7 @@ struct ExtractOptions {
   double targetFps = 0.0;  // --fps: resample by presentation time first; 0 = native rate
   uint64_t tailSeed = 0;   // seeds the sample tail policy (mixed with the video id)
   int batch = 1;           // clips per forward
+  int crops = 1;           // --crops: 1 (centre) or 3 (PySlowFast's left/centre/right test crops)
   int decodeThreads = 0;   // codec threads, 0 = FFmpeg's choice
   double timeoutSeconds = 0.0;  // --video-timeout: fail a video still running after this long
 };

@@ -19,7 +19,7 @@ struct Located {
 Located locateSegments(const StoredVideo& video, const std::vector<SegmentRecord>& segments,
                        double start, double end);
 
-// Writes one .npy per selected video (all complete ones when `ids` is empty) under `dir`.
+// Writes one .npy per selected video ([segments, D], or [segments, crops, D] with --crops 3) (all complete ones when `ids` is empty) under `dir`.
 // Ids become relative paths (a/b -> dir/a/b.npy); an id that would leave `dir` (absolute, "..",
 // NUL) is refused with an error naming it. Returns the number of files written.
 int64_t exportNpy(const std::string& file, const std::string& dir, const std::vector<std::string>& ids);
@@ -27,7 +27,7 @@ int64_t exportNpy(const std::string& file, const std::string& dir, const std::ve
 // The path `<dir>/<id>.npy`, or throws Error when the id would escape `dir`.
 std::string npyPathFor(const std::string& dir, const std::string& videoId);
 
-// Writes a little-endian float32 .npy (format 1.0) of shape [rows, cols].
-void writeNpy(const std::string& path, const float* data, int64_t rows, int64_t cols);
+// Writes a little-endian float32 .npy (format 1.0) of the given C-order shape.
+void writeNpy(const std::string& path, const float* data, const std::vector<int64_t>& shape);
 
 }  // namespace vidfeat

@@ -37,7 +37,7 @@ struct VideoResult {
   std::string error;           // reason, when status == Failed
   std::string failureStage;    // where it failed: manifest, open, decode, model, timeout
   std::vector<SegmentRecord> segments;
-  std::vector<float> features;  // segments.size() x featureDim, row-major
+  std::vector<float> features;  // segments.size() x crops x featureDim, row-major
 };
 
 // File-level provenance, stored as attributes of the root group.
@@ -51,6 +51,7 @@ struct FileMetadata {
   std::string tailPolicy;        // repeat | sample | drop
   std::string featureName;       // what a feature row is, in words
   int64_t featureDim = 0;
+  int32_t crops = 1;             // spatial crops per segment (--crops); > 1 adds a /features axis
   int32_t numFrames = 0;         // DATA.NUM_FRAMES
   int32_t samplingRate = 0;      // DATA.SAMPLING_RATE
   int32_t stride = 0;            // frames between consecutive clip starts
