@@ -166,7 +166,8 @@ def mode_unbalanced(tmp):
     out = os.path.join(tmp, "u.h5")
     r = mpirun(2, ["--manifest", m, "--output", out])
     check(r.returncode == 0, "unbalanced run completes")
-    ranks = re.findall(r"rank (\d+): (\d+) videos, busy ([\d.]+) s of ([\d.]+) s \((\d+)% idle\)", r.stderr)
+    ranks = re.findall(r"rank (\d+): (\d+) videos, \d+ clips, [\d.]+ clips/s, busy ([\d.]+) s of ([\d.]+) s \((\d+)% idle\)",
+                       r.stderr)
     for rk, n, busy, wall, idle in ranks:
         print(f"rank {rk}: {n} videos, busy {busy} s of {wall} s, {idle}% idle")
     counts = sorted(int(n) for _, n, *_ in ranks)
