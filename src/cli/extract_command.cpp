@@ -122,13 +122,9 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
           error = e.what();
         }
       }
-      for (std::string* text : {&error, &a.checkpoint}) {
-        int length = int(text->size());
-        MPI_Bcast(&length, 1, MPI_INT, 0, comm);
-        text->resize(size_t(length));
-        MPI_Bcast(text->data(), length, MPI_CHAR, 0, comm);
-      }
-      if (!error.empty()) throw Error(error);
+      broadcastString(error, 0, comm);
+      broadcastString(a.checkpoint, 0, comm);
+      if (!error.empty()) throw CollectiveError(error);
     }
   }
   if (a.config.empty()) throw Error("give --config FILE or --model NAME");

@@ -25,11 +25,8 @@ using Clock = std::chrono::steady_clock;
 
 // Rank 0's verdict, shared so every rank throws together (nobody is left in a collective).
 void shareVerdict(std::string& error, MPI_Comm comm) {
-  int length = static_cast<int>(error.size());
-  MPI_Bcast(&length, 1, MPI_INT, 0, comm);
-  error.resize(static_cast<size_t>(length));
-  MPI_Bcast(error.data(), length, MPI_CHAR, 0, comm);
-  if (length > 0) throw CollectiveError(error);
+  broadcastString(error, 0, comm);
+  if (!error.empty()) throw CollectiveError(error);
 }
 
 struct SharedManifest {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "vidfeat/common/error.h"
+#include "vidfeat/dist/mpi_session.h"
 
 namespace vidfeat {
 
@@ -192,15 +193,7 @@ std::vector<VideoEntry> broadcastEntries(const std::vector<VideoEntry>& entries,
       blob += '\0';
     }
   }
-  unsigned long long size = blob.size();
-  MPI_Bcast(&size, 1, MPI_UNSIGNED_LONG_LONG, root, comm);
-  blob.resize(size);
-  // MPI counts are int: send in chunks so huge manifests work too.
-  const size_t chunk = size_t(1) << 30;
-  for (size_t off = 0; off < size; off += chunk) {
-    int n = int(std::min(chunk, size_t(size) - off));
-    MPI_Bcast(blob.data() + off, n, MPI_CHAR, root, comm);
-  }
+  broadcastString(blob, root, comm);
   if (rank == root) return entries;
   std::vector<VideoEntry> out;
   size_t pos = 0;

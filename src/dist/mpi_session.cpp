@@ -2,6 +2,8 @@
 
 #include "vidfeat/common/error.h"
 
+#include <algorithm>
+
 namespace vidfeat {
 
 MpiSession::MpiSession(int* argc, char*** argv) {
@@ -35,6 +37,17 @@ NodeRanks nodeRanks(MPI_Comm comm) {
   MPI_Comm_size(node, &r.localSize);
   MPI_Comm_free(&node);
   return r;
+}
+
+void broadcastString(std::string& text, int root, MPI_Comm comm) {
+  unsigned long long length = text.size();
+  MPI_Bcast(&length, 1, MPI_UNSIGNED_LONG_LONG, root, comm);
+  text.resize(size_t(length));
+  // MPI counts are int: send in chunks so any length works.
+  const size_t chunk = size_t(1) << 30;
+  for (size_t off = 0; off < length; off += chunk) {
+    MPI_Bcast(text.data() + off, int(std::min<size_t>(chunk, size_t(length) - off)), MPI_CHAR, root, comm);
+  }
 }
 
 int commRank(MPI_Comm comm) {

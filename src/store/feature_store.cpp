@@ -15,6 +15,7 @@
 
 #include "hdf5.h"
 #include "vidfeat/common/error.h"
+#include "vidfeat/dist/mpi_session.h"
 #include "vidfeat/version.h"
 
 namespace vidfeat {
@@ -467,10 +468,7 @@ FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm,
       refusal = std::string("cannot resume: ") + e.what();
     }
   }
-  int length = static_cast<int>(refusal.size());
-  checkMpi(MPI_Bcast(&length, 1, MPI_INT, 0, comm), "MPI_Bcast");
-  refusal.resize(static_cast<size_t>(length));
-  checkMpi(MPI_Bcast(refusal.data(), length, MPI_CHAR, 0, comm), "MPI_Bcast");
+  broadcastString(refusal, 0, comm);
   if (!refusal.empty()) throw CollectiveError(refusal);
 
   h5::FileAccessProps fapl;

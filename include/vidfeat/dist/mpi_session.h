@@ -3,6 +3,8 @@
 // takes the communicator it uses as a parameter (never MPI_COMM_WORLD below main).
 #include <mpi.h>
 
+#include <string>
+
 namespace vidfeat {
 
 class MpiSession {
@@ -29,6 +31,9 @@ struct NodeRanks {
   int localSize = 1;
 };
 NodeRanks nodeRanks(MPI_Comm comm);
+
+// Collective: every rank of `comm` ends with `root`'s value of `text`.
+void broadcastString(std::string& text, int root, MPI_Comm comm);
 
 // Rank and size of `comm` (small conveniences; both are local calls).
 int commRank(MPI_Comm comm);
