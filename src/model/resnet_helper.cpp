@@ -9,12 +9,19 @@ namespace vidfeat::model {
 
 namespace nn = torch::nn;
 
-namespace {
-nn::Conv3dOptions conv(int64_t in, int64_t out, std::vector<int64_t> k, std::vector<int64_t> s,
-                       std::vector<int64_t> p) {
+nn::Conv3dOptions conv3dNoBias(int64_t in, int64_t out, std::vector<int64_t> k, std::vector<int64_t> s,
+                               std::vector<int64_t> p) {
   return nn::Conv3dOptions(in, out, torch::IntArrayRef(k)).stride(s).padding(p).bias(false);
 }
-nn::BatchNorm3dOptions bn(int64_t c, double eps) { return nn::BatchNorm3dOptions(c).eps(eps).momentum(0.1); }
+nn::BatchNorm3dOptions batchNorm3d(int64_t c, double eps) { return nn::BatchNorm3dOptions(c).eps(eps).momentum(0.1); }
+
+namespace {
+// Short local names for the builders above.
+nn::Conv3dOptions conv(int64_t in, int64_t out, std::vector<int64_t> k, std::vector<int64_t> s,
+                       std::vector<int64_t> p) {
+  return conv3dNoBias(in, out, std::move(k), std::move(s), std::move(p));
+}
+nn::BatchNorm3dOptions bn(int64_t c, double eps) { return batchNorm3d(c, eps); }
 }  // namespace
 
 ResNetBasicStemImpl::ResNetBasicStemImpl(int64_t dimIn, int64_t dimOut, std::vector<int64_t> kernel,

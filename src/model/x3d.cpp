@@ -12,11 +12,12 @@ namespace vidfeat::model {
 namespace nn = torch::nn;
 
 namespace {
+// The shared builders of resnet_helper.h under this file's names.
 nn::Conv3dOptions convOpts(int64_t in, int64_t out, std::vector<int64_t> k, std::vector<int64_t> s,
-                       std::vector<int64_t> p) {
-  return nn::Conv3dOptions(in, out, torch::IntArrayRef(k)).stride(s).padding(p).bias(false);
+                           std::vector<int64_t> p) {
+  return conv3dNoBias(in, out, std::move(k), std::move(s), std::move(p));
 }
-nn::BatchNorm3dOptions bnOpts(int64_t c, double eps) { return nn::BatchNorm3dOptions(c).eps(eps).momentum(0.1); }
+nn::BatchNorm3dOptions bnOpts(int64_t c, double eps) { return batchNorm3d(c, eps); }
 }  // namespace
 
 int64_t roundWidth(int64_t width, double multiplier, int64_t minWidth, int64_t divisor) {

@@ -13,6 +13,12 @@
 
 namespace vidfeat::model {
 
+// Layer options shared by the 3-D conv nets: a bias-free Conv3d (every conv of PySlowFast's
+// ResNet/X3D is followed by a norm) and PySlowFast's BatchNorm3d (momentum 0.1).
+torch::nn::Conv3dOptions conv3dNoBias(int64_t in, int64_t out, std::vector<int64_t> kernel,
+                                      std::vector<int64_t> stride, std::vector<int64_t> padding);
+torch::nn::BatchNorm3dOptions batchNorm3d(int64_t channels, double eps);
+
 // Conv -> BN -> ReLU -> max pool [1,3,3]/[1,2,2] (ResNetBasicStem).
 struct ResNetBasicStemImpl : torch::nn::Module {
   ResNetBasicStemImpl(int64_t dimIn, int64_t dimOut, std::vector<int64_t> kernel,
