@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 
+#include "fixture_parity.h"
 #include "test_support.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
@@ -23,7 +24,7 @@ Config zooConfig(const std::string& rel, const std::vector<std::string>& overrid
   return Config::load((vidfeat::testing::sourceDir() / "configs" / rel).string(), overrides);
 }
 
-std::filesystem::path fixtureDir() { return vidfeat::testing::sourceDir() / "tests" / "fixtures"; }
+using vidfeat::testing::fixtureDir;
 
 void expectErrorNaming(const std::string& rel, const std::vector<std::string>& overrides, const std::string& key) {
   try {
@@ -116,27 +117,10 @@ TEST(MViT, RoundWidthIsPySlowFastsOnFloat32Multipliers) {
 }
 
 TEST(MViT, FixtureFeaturesEqualPySlowFasts) {
-  const YAML::Node root = YAML::LoadFile((fixtureDir() / "fixtures.json").string());
   // The last two: fusion MLPs of the reversible model; max pooling, separate q/k/v, a single
   // positional embedding and mean pooling without a cls token.
-  const std::vector<std::string> mine = {"MVIT_B_32x3_CONV", "MVITv2_S_16x4", "REV_MVIT_B_16x4_CONV",
+  vidfeat::testing::expectFixtureParity({"MVIT_B_32x3_CONV", "MVITv2_S_16x4", "REV_MVIT_B_16x4_CONV",
                                          "REV_MVIT_B_16x4_CONV_concat_linear",
-                                         "MVIT_B_32x3_CONV_max_sepqkv_meanpool"};
-  size_t seen = 0;
-  for (const auto& f : root["fixtures"]) {
-    const auto name = f["name"].as<std::string>();
-    if (std::find(mine.begin(), mine.end(), name) == mine.end()) continue;
-    ++seen;
-    SCOPED_TRACE(name);
-    auto cfg = Config::load((vidfeat::testing::sourceDir() / f["config"].as<std::string>()).string(),
-                            f["overrides"].as<std::vector<std::string>>());
-    auto m = FeatureModel::build(cfg);
-    EXPECT_EQ(m->featureDim(), f["feature_dim"].as<int64_t>());
-    const auto io = (fixtureDir() / f["files"]["io"].as<std::string>()).string();
-    m->loadCheckpoint((fixtureDir() / f["files"]["pyth"].as<std::string>()).string(), "pytorch");
-    const double rel = m->verifyIo(io).relativeError;
-    EXPECT_LE(rel, 1e-4);
-    std::printf("[mvit parity] %-38s rel.err %.3g\n", name.c_str(), rel);
-  }
-  EXPECT_EQ(seen, mine.size()) << "an MViT fixture is missing from tests/fixtures/fixtures.json";
+                                         "MVIT_B_32x3_CONV_max_sepqkv_meanpool"},
+                                        "mvit");
 }

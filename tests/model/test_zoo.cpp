@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <map>
 
+#include "fixture_parity.h"
 #include "test_support.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
@@ -299,34 +300,8 @@ TEST(ModelZoo, UnsupportedValuesNameTheKey) {
 // weights and BN statistics, TEST_CROP_SIZE > TRAIN_CROP_SIZE so the head's pool slides). Unlike
 // test_checkpoint's sweep, a model that fails to build here is a failure, not a skip.
 TEST(ModelZoo, FixtureFeaturesEqualPySlowFastsInEveryCheckpointFormat) {
-  const auto dir = vidfeat::testing::sourceDir() / "tests" / "fixtures";
-  // fixtures.json is JSON, which yaml-cpp reads as YAML.
-  const YAML::Node root = YAML::LoadFile((dir / "fixtures.json").string());
-  const std::vector<std::string> mine = {"I3D_NLN_8x8_R50",        "C2D_NOPOOL_8x8_R50",
-                                         "SLOWFAST_8x8_R50",       "Charades_SLOWFAST_16x8_R50",
-                                         "Charades_SLOWFAST_16x8_R50_multigrid",
-                                         "SSv2_SLOWFAST_16x8_R50", "SLOWFAST_16x8_R101_50_50",
-                                         "X3D_S",                  "X3D_M"};
-  size_t seen = 0;
-  for (const auto& f : root["fixtures"]) {
-    const auto name = f["name"].as<std::string>();
-    if (std::find(mine.begin(), mine.end(), name) == mine.end()) continue;
-    ++seen;
-    SCOPED_TRACE(name);
-    auto cfg = Config::load((vidfeat::testing::sourceDir() / f["config"].as<std::string>()).string(),
-                            f["overrides"].as<std::vector<std::string>>());
-    auto m = FeatureModel::build(cfg);
-    EXPECT_EQ(m->featureDim(), f["feature_dim"].as<int64_t>());
-    const auto io = (dir / f["files"]["io"].as<std::string>()).string();
-    for (const auto& kv : f["files"]) {
-      const auto format = kv.first.as<std::string>();
-      if (format == "io") continue;
-      SCOPED_TRACE(format);
-      m->loadCheckpoint((dir / kv.second.as<std::string>()).string(), format == "caffe2" ? "caffe2" : "pytorch");
-      const double rel = m->verifyIo(io).relativeError;
-      EXPECT_LE(rel, 1e-4);
-      std::printf("[zoo parity] %-36s %-7s rel.err %.3g\n", name.c_str(), format.c_str(), rel);
-    }
-  }
-  EXPECT_EQ(seen, mine.size()) << "a fixture of the zoo is missing from tests/fixtures/fixtures.json";
+  vidfeat::testing::expectFixtureParity({"I3D_NLN_8x8_R50", "C2D_NOPOOL_8x8_R50", "SLOWFAST_8x8_R50",
+                                         "Charades_SLOWFAST_16x8_R50", "Charades_SLOWFAST_16x8_R50_multigrid",
+                                         "SSv2_SLOWFAST_16x8_R50", "SLOWFAST_16x8_R101_50_50", "X3D_S", "X3D_M"},
+                                        "zoo");
 }

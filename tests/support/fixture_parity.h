@@ -1,0 +1,51 @@
+#pragma once
+// Parity with the reference on the committed fixtures (tests/fixtures/fixtures.json, written by
+// tools/make_fixtures.py): each named fixture's model is built from its config and overrides,
+// loaded from every checkpoint format the fixture has, and its feature compared with the
+// reference's, ||ours - ref|| / ||ref|| <= 1e-4. A name missing from the manifest is a failure,
+// and so is a model that does not build (this is not a skip).
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "test_support.h"
+#include "vidfeat/config/config.h"
+#include "vidfeat/model/feature_model.h"
+
+namespace vidfeat::testing {
+
+inline fs::path fixtureDir() { return sourceDir() / "tests" / "fixtures"; }
+
+inline void expectFixtureParity(const std::vector<std::string>& names, const char* tag) {
+  // fixtures.json is JSON, which yaml-cpp reads as YAML.
+  const YAML::Node root = YAML::LoadFile((fixtureDir() / "fixtures.json").string());
+  size_t seen = 0;
+  for (const auto& f : root["fixtures"]) {
+    const auto name = f["name"].as<std::string>();
+    if (std::find(names.begin(), names.end(), name) == names.end()) continue;
+    ++seen;
+    SCOPED_TRACE(name);
+    auto cfg = Config::load((sourceDir() / f["config"].as<std::string>()).string(),
+                            f["overrides"].as<std::vector<std::string>>());
+    auto m = FeatureModel::build(cfg);
+    EXPECT_EQ(m->featureDim(), f["feature_dim"].as<int64_t>());
+    const auto io = (fixtureDir() / f["files"]["io"].as<std::string>()).string();
+    for (const auto& kv : f["files"]) {
+      const auto format = kv.first.as<std::string>();
+      if (format == "io") continue;
+      SCOPED_TRACE(format);
+      m->loadCheckpoint((fixtureDir() / kv.second.as<std::string>()).string(),
+                        format == "caffe2" ? "caffe2" : "pytorch");
+      const double rel = m->verifyIo(io).relativeError;
+      EXPECT_LE(rel, 1e-4);
+      std::printf("[%s parity] %-38s %-7s rel.err %.3g\n", tag, name.c_str(), format.c_str(), rel);
+    }
+  }
+  EXPECT_EQ(seen, names.size()) << "a fixture is missing from tests/fixtures/fixtures.json";
+}
+
+}  // namespace vidfeat::testing
