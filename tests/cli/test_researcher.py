@@ -16,17 +16,12 @@ import h5py
 import numpy as np
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from vftest import MPI_ENV as ENV, TINY, check, failures  # noqa: E402
+
 MODE, VIDFEAT, SRC, SHARED = sys.argv[1:5]
-failures = []
-TINY = ["--set", "RESNET.WIDTH_PER_GROUP=4", "--set", "DATA.TRAIN_CROP_SIZE=64", "--set",
-        "DATA.TEST_CROP_SIZE=64", "--set", "DATA.TRAIN_JITTER_SCALES=[64, 80]", "--set",
-        "DATA.NUM_FRAMES=4", "--set", "DATA.SAMPLING_RATE=2"]
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def vidfeat(*args, env=None):

@@ -18,23 +18,16 @@ import time
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from vftest import MPI_ENV as ENV, TINY, check, failures  # noqa: E402
+
 MODE, VIDFEAT, SRC, SHARED = sys.argv[1:5]
 VIDEOS = os.path.join(SHARED, "videos")
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
-TINY = ["--set", "RESNET.WIDTH_PER_GROUP=4", "--set", "DATA.TRAIN_CROP_SIZE=64", "--set",
-        "DATA.TEST_CROP_SIZE=64", "--set", "DATA.TRAIN_JITTER_SCALES=[64, 80]", "--set",
-        "DATA.NUM_FRAMES=4", "--set", "DATA.SAMPLING_RATE=2"]
 GOOD = ["v_GGSY1Qvo990.mp4", "chaplin.mp4", "big_buck_bunny_432_433.webm", "no_duration.webm",
         "video_90.mov", "video_270.mov", "unordered.mov", "-video-with-dash-.mp4"]
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1")
-failures = []
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def mpirun(n, args, **kw):

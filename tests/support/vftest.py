@@ -1,0 +1,21 @@
+"""Shared pieces of the Python end-to-end tests (run with Debian's /usr/bin/python3 + h5py)."""
+import os
+
+# SLOW_8x8_R50 made tiny and fast: every layer is still there, a clip takes milliseconds.
+TINY = ["--set", "RESNET.WIDTH_PER_GROUP=4", "--set", "DATA.TRAIN_CROP_SIZE=64", "--set",
+        "DATA.TEST_CROP_SIZE=64", "--set", "DATA.TRAIN_JITTER_SCALES=[64, 80]", "--set",
+        "DATA.NUM_FRAMES=4", "--set", "DATA.SAMPLING_RATE=2"]
+
+# mpirun as root (CI) and more ranks than this machine's 2 cores.
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+
+failures = []
+
+
+def check(cond, what):
+    """Records one assertion; the script exits non-zero at the end when any failed."""
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+    return cond
