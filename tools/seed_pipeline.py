@@ -125,7 +125,8 @@ def main():
     frames = decode_rgb(a.video)
     n = len(frames)
     h, w = frames[0].shape[:2]
-    print(f"decoded {n} frames {w}x{h} in {time.perf_counter() - t0:.1f} s", flush=True)
+    t_decode = time.perf_counter() - t0
+    print(f"decoded {n} frames {w}x{h} in {t_decode:.1f} s", flush=True)
 
     segs = plan_buckets(n, cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE)
     scale = cfg.DATA.TRAIN_JITTER_SCALES[0]
@@ -141,6 +142,7 @@ def main():
 
     feats = []
     dump = {}
+    t_forward = 0.0
     with torch.no_grad():
         for b in range(0, len(segs), a.batch):
             group = segs[b:b + a.batch]
@@ -148,6 +150,7 @@ def main():
             inputs = [torch.stack([p[i] for p in packed]) for i in range(len(packed[0]))]
             t1 = time.perf_counter()
             model(inputs)
+            t_forward += time.perf_counter() - t1
             feats.append(box["feat"].float().numpy())
             for j, s in enumerate(group):
                 if b + j == a.dump_clip:
@@ -163,6 +166,10 @@ def main():
              padded_frames=np.array([s[3] for s in segs], np.int64),
              decoded_frames=np.int64(n), frame_size=np.array([h, w], np.int64), **dump)
     print(f"wrote {a.out}: {features.shape[0]} segments x {features.shape[1]}")
+    # decode -> buckets -> preprocessing -> forward -> written, without imports and model loading
+    # (tools/bench parses this line).
+    print(f"pipeline {time.perf_counter() - t0:.3f} s: decode {t_decode:.3f} s, forward {t_forward:.3f} s, "
+          f"{len(segs)} segments", flush=True)
 
     if a.compare:
         compare(a.compare, a.video_id or os.path.splitext(os.path.basename(a.video))[0], features, segs)
