@@ -18,7 +18,7 @@ int verifyCommand(const std::vector<std::string>& argv) {
   std::string config, checkpoint, io, device;
   std::vector<std::string> sets;
   double tolerance = 1e-4;
-  int threads = 0;
+  int threads = 0, repeat = 1;
   po::options_description opts(
       "vidfeat verify: run the model on the inputs stored in an .io.pt file ({\"inputs\": [pathway\n"
       "tensors], \"feature\": tensor}, as tools/make_fixtures.py and ../shared/reference/pysf_ref.py\n"
@@ -31,7 +31,8 @@ int verifyCommand(const std::vector<std::string>& argv) {
       ("set", po::value(&sets)->composing(), "override a config value: --set KEY=VALUE (repeatable)")
       ("device", po::value(&device)->default_value("cpu"), "cpu, cuda, cuda:N or auto")
       ("tolerance", po::value(&tolerance)->default_value(1e-4), "largest accepted ||ours - ref|| / ||ref||")
-      ("threads", po::value(&threads)->default_value(0), "LibTorch threads (0 = default)");
+      ("threads", po::value(&threads)->default_value(0), "LibTorch threads (0 = default)")
+      ("repeat", po::value(&repeat)->default_value(1), "timed forwards after the warm-up (the median is printed)");
   po::variables_map vm;
   po::store(po::command_line_parser(argv).options(opts).style(po::command_line_style::unix_style).run(), vm);
   if (vm.count("help")) {
@@ -39,12 +40,13 @@ int verifyCommand(const std::vector<std::string>& argv) {
     return 0;
   }
   po::notify(vm);
+  if (repeat < 1) throw Error("--repeat must be >= 1");
 
   setComputeThreads(threads);
   const Config cfg = Config::load(config, sets);
   auto model = FeatureModel::build(cfg, resolveDevice(device));
   const CheckpointReport report = model->loadCheckpoint(checkpoint, cfg.get<std::string>("TEST.CHECKPOINT_TYPE"));
-  const auto r = model->verifyIo(io);
+  const auto r = model->verifyIo(io, repeat);
   const bool ok = r.relativeError <= tolerance;
   std::printf("checkpoint   %s (%s, %lld tensors, sha256 %s)\n", checkpoint.c_str(), checkpointFormatName(report.format),
               static_cast<long long>(report.tensorsLoaded), report.sha256.c_str());
@@ -54,7 +56,13 @@ int verifyCommand(const std::vector<std::string>& argv) {
               static_cast<long long>(r.featureDim));
   std::printf("rel. error   %.3e  (||ours - ref|| / ||ref||, tolerance %.1e): %s\n", r.relativeError, tolerance,
               ok ? "OK" : "FAILED");
-  std::printf("forward      %.4f s\n", r.forwardSeconds);
+  std::printf("forward      %.4f s", r.forwardSeconds);
+  if (r.forwardRuns.size() > 1) {
+    std::printf("  (median of %zu:", r.forwardRuns.size());
+    for (double s : r.forwardRuns) std::printf(" %.4f", s);
+    std::printf(")");
+  }
+  std::printf("\n");
   return ok ? 0 : 1;
 }
 

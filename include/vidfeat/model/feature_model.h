@@ -48,14 +48,15 @@ class FeatureModel {
   virtual CheckpointReport loadCheckpoint(const std::string& path, const std::string& checkpointType) = 0;
 
   // Runs the pathways stored in an .io.pt file (tools/make_fixtures.py, pysf_ref.py) and compares
-  // the features with the stored reference.
+  // the features with the stored reference: one warm-up forward, then `repeats` timed ones.
   struct VerifyResult {
     double relativeError = 0.0;  // ||ours - ref|| / ||ref||
-    double forwardSeconds = 0.0;
+    double forwardSeconds = 0.0;         // median of forwardRuns
+    std::vector<double> forwardRuns;     // seconds of each timed forward
     int64_t batch = 0;
     int64_t featureDim = 0;
   };
-  virtual VerifyResult verifyIo(const std::string& ioPath) = 0;
+  virtual VerifyResult verifyIo(const std::string& ioPath, int repeats = 1) = 0;
 
   // Runs `batch` clips (batch * inputShape().numel() floats) and writes batch * featureDim()
   // features, and batch * numClasses() head outputs when `logits` is not null.
