@@ -1,0 +1,208 @@
+"""Lying headers never stop the job nor blow up its memory: containers claiming 10^9 frames,
+16384x16384 or 16384x2 frames, a zero or absurd time base, next to a good video, extracted with
+2 ranks. Every entry ends complete (the claim ignored, frames counted by decoding) or failed with
+a reason; the good video equals a run of it alone; the peak RSS of the ranks stays within a bound
+of the run of the good video alone.
+
+  test_hostile_headers.py VIDFEAT SOURCE_DIR SHARED_DIR
+
+The files are made here by patching the bytes of ../shared/videos/chaplin.mp4 (its MP4 boxes)
+and of its Matroska remux, and by writing YUV4MPEG2 headers.
+"""
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from vftest import MPI_ENV as ENV, TINY, check, failures  # noqa: E402
+
+VIDFEAT, SRC, SHARED = sys.argv[1:4]
+VIDEOS = os.path.join(SHARED, "videos")
+CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
+GOOD = os.path.join(VIDEOS, "chaplin.mp4")
+GOOD_FRAMES = 241  # ffprobe -count_frames (../shared/videos/README.md)
+
+# Bound on the growth of a rank's peak RSS over the good video alone. Each claim, if trusted to
+# size memory, costs far more: one 16384x16384 RGB frame is 768 MiB, a 16384x2 video scaled to a
+# 64-pixel short side is 96 MiB a frame (a clip holds 4), 10^9 of anything per frame is >= 1 GB.
+# Decoding these files for real needs no more than the good video (640x360 or smaller frames),
+# so 160 MiB is slack for allocator noise only.
+RSS_SLACK_KIB = 160 * 1024
+
+
+def boxes(data, path, start=0, end=None):
+    """(offset, size) of every MP4 box along `path` (a list of 4-byte types) inside data[start:end]."""
+    end = len(data) if end is None else end
+    found = []
+    off = start
+    while off + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[off:off + 8])
+        header = 8
+        if size == 1:
+            size = struct.unpack(">Q", data[off + 8:off + 16])[0]
+            header = 16
+        elif size == 0:
+            size = end - off
+        if size < header:
+            break
+        if kind == path[0]:
+            if len(path) == 1:
+                found.append((off, size))
+            else:  # stsd has 8 bytes (version, flags, entry count) before its entries
+                inner = off + header + (8 if kind == b"stsd" else 0)
+                found += boxes(data, path[1:], inner, off + size)
+        off += size
+    return found
+
+
+def video_box(data, path):
+    """The one box along `path` inside the video track of an MP4."""
+    for off, size in boxes(data, [b"moov", b"trak"]):
+        hdlr = boxes(data, [b"mdia", b"hdlr"], off + 8, off + size)
+        if hdlr and data[hdlr[0][0] + 16:hdlr[0][0] + 20] == b"vide":
+            (found,) = boxes(data, path, off + 8, off + size)
+            return found
+    raise RuntimeError("no video track")
+
+
+def y4m(path, w, h, frames, rate="25:1", frame_bytes=None):
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{rate} Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            f.write(b"FRAME\n" + bytes([(37 * i) % 256]) * (frame_bytes or w * h * 3 // 2))
+
+
+def make_inputs(tmp):
+    """{id: (path, expectation)}: 'complete', 'failed', or 'either'."""
+    base = open(GOOD, "rb").read()
+    made = {}
+
+    def patched(name, edits, expect, data=base):
+        d = bytearray(data)
+        for off, fmt, value in edits:
+            struct.pack_into(fmt, d, off, value)
+        p = os.path.join(tmp, name)
+        open(p, "wb").write(bytes(d))
+        made[name] = (p, expect)
+
+    # 10^9 frames: the time-to-sample table says 10^9 samples (ffprobe's nb_frames), the media
+    # and movie durations are at their 32-bit maximum. The sample table is real: 241 frames.
+    stts, _ = video_box(base, [b"mdia", b"minf", b"stbl", b"stts"])
+    mdhd, _ = video_box(base, [b"mdia", b"mdhd"])
+    ((mvhd, _),) = boxes(base, [b"moov", b"mvhd"])
+    patched("frames1e9.mp4", [(stts + 16, ">I", 10**9), (mdhd + 24, ">I", 0xFFFFFFFF),
+                              (mvhd + 24, ">I", 0xFFFFFFFF)], "complete")
+    # 10^9 entries in the sample size table, which holds 241: the demuxer must not trust it.
+    stsz, _ = video_box(base, [b"mdia", b"minf", b"stbl", b"stsz"])
+    patched("stsz1e9.mp4", [(stsz + 16, ">I", 10**9)], "failed")
+    # 16384x16384 in the track header and the sample description (the SPS says 640x360).
+    tkhd, tkhd_size = video_box(base, [b"tkhd"])
+    avc1, _ = video_box(base, [b"mdia", b"minf", b"stbl", b"stsd", b"avc1"])
+    patched("size16384.mp4", [(tkhd + tkhd_size - 8, ">I", 16384 << 16), (tkhd + tkhd_size - 4, ">I", 16384 << 16),
+                              (avc1 + 32, ">H", 16384), (avc1 + 34, ">H", 16384)], "complete")
+    # Time base: media timescale 0 and 2^31-1.
+    patched("timescale0.mp4", [(mdhd + 20, ">I", 0)], "either")
+    patched("timescale_max.mp4", [(mdhd + 20, ">I", 2**31 - 1)], "either")
+
+    # Matroska: a Duration of 4*10^10 ms (10^9 frames at 25 fps), a TimecodeScale of 1 ns and
+    # of 2^24-1 ns.
+    mkv = os.path.join(tmp, "remux.mkv")
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", GOOD, "-an", "-c", "copy", mkv], check=True)
+    m = open(mkv, "rb").read()
+    os.remove(mkv)
+    dur = m.find(b"\x44\x89\x88")  # Duration, an 8-byte float
+    tcs = m.find(b"\x2a\xd7\xb1\x83")  # TimecodeScale, 3 bytes
+    assert dur > 0 and tcs > 0, "the remux has a Duration and a 3-byte TimecodeScale"
+    patched("frames1e9.mkv", [(dur + 3, ">d", 4e10)], "complete", m)
+    patched("timecodescale1.mkv", [(tcs + 4, ">H", 0), (tcs + 6, ">B", 1)], "either", m)
+    patched("timecodescale_max.mkv", [(tcs + 4, ">H", 0xFFFF), (tcs + 6, ">B", 0xFF)], "either", m)
+
+    # YUV4MPEG2: a 16384x16384 header (beyond FFmpeg's own picture size limit) and a 16000x16000
+    # one (within it) over 100 kB of data; real 16384x2 frames (a 8192:1 aspect ratio); frame
+    # rates (the stream time base) 0:0 and 2147483647:1 over real 64x48 frames.
+    for name, w, h, frames, rate, nbytes, expect in (
+            ("size16384.y4m", 16384, 16384, 1, "25:1", 100000, "failed"),
+            ("size16000.y4m", 16000, 16000, 1, "25:1", 100000, "failed"),
+            ("wide16384x2.y4m", 16384, 2, 20, "25:1", None, "failed"),
+            ("rate0.y4m", 64, 48, 20, "0:0", None, "either"),
+            ("rate_max.y4m", 64, 48, 20, "2147483647:1", None, "either")):
+        p = os.path.join(tmp, name)
+        y4m(p, w, h, frames, rate, nbytes)
+        made[name] = (p, expect)
+    return made
+
+
+def extract(manifest, out):
+    """Runs the job on 2 ranks; returns (CompletedProcess-like, peak RSS of its processes in KiB)."""
+    cmd = ["mpirun", "-n", "2", "--oversubscribe", VIDFEAT, "extract", "--config", CONFIG, "--random-weights", "5",
+           "--threads", "1", "--skip-invalid", "--video-timeout", "120", "--manifest", manifest, "--output", out] + TINY
+    log = out + ".log"
+    with open(log, "w") as f:
+        p = subprocess.Popen(cmd, env=ENV, stdout=f, stderr=subprocess.STDOUT)
+        # wait4's rusage covers mpirun and the ranks it waited for: ru_maxrss is the largest peak.
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+    p.output = open(log).read()
+    return p, usage.ru_maxrss
+
+
+tmp = tempfile.mkdtemp(prefix="vidfeat-headers-")
+try:
+    inputs = make_inputs(tmp)
+    alone_m = os.path.join(tmp, "alone.csv")
+    open(alone_m, "w").write("video_id,path\ngood,%s\n" % GOOD)
+    alone = os.path.join(tmp, "alone.h5")
+    r, rss_alone = extract(alone_m, alone)
+    check(r.returncode == 0, f"the good video alone extracts {r.output[-1500:] if r.returncode else ''}")
+    print(f"peak RSS, good video alone: {rss_alone / 1024:.0f} MiB")
+
+    manifest = os.path.join(tmp, "m.csv")
+    with open(manifest, "w") as f:
+        f.write("video_id,path\ngood,%s\n" % GOOD + "".join(f"{k},{p}\n" for k, (p, _) in inputs.items()))
+    out = os.path.join(tmp, "o.h5")
+    r, rss = extract(manifest, out)
+    check(r.returncode in (0, 3), f"the run finishes (exit {r.returncode}) {r.output[-3000:] if r.returncode not in (0, 3) else ''}")
+    print(f"peak RSS, with the lying headers: {rss / 1024:.0f} MiB")
+    check(rss <= rss_alone + RSS_SLACK_KIB,
+          f"peak RSS {rss / 1024:.0f} MiB is within {RSS_SLACK_KIB // 1024} MiB of the good video alone ({rss_alone / 1024:.0f} MiB)")
+    with h5py.File(out) as f:
+        vids = {v["video_id"].decode(): v for v in f["videos"][:]}
+        check(len(vids) == len(inputs) + 1, f"every entry has a row ({len(vids)} of {len(inputs) + 1})")
+        for k, (_, expect) in inputs.items():
+            v = vids[k]
+            status = {0: "pending", 1: "complete", 2: "failed"}[int(v["status"])]
+            err = v["error"].decode()
+            print(f"  {k}: {status}, {int(v['decoded_frames'])} frames, {int(v['decode_errors'])} decode errors, "
+                  f"{int(v['segment_count'])} segments, fps {float(v['fps']):.4g} {err[:150]}")
+            check(status != "pending", f"{k} is not left pending")
+            check(status != "failed" or err, f"{k}: a failure has a reason")
+            check(expect == "either" or status == expect, f"{k} is {expect} (is {status}: {err[:120]})")
+            if status == "complete":
+                rows = f["segments"][v["first_row"]:v["first_row"] + v["segment_count"]]
+                check(v["segment_count"] > 0 and np.all(np.isfinite(rows["start_time"]))
+                      and np.all(np.diff(rows["start_time"]) >= 0), f"{k}: finite, ordered segment times")
+        # The claims are ignored: the frame count is what decoding yields, and a false frame size
+        # in the container does not change the frames (the SPS has the true one).
+        for k in ("frames1e9.mp4", "frames1e9.mkv", "size16384.mp4"):
+            check(int(vids[k]["decoded_frames"]) == GOOD_FRAMES,
+                  f"{k}: {GOOD_FRAMES} frames decoded, not the header's claim ({int(vids[k]['decoded_frames'])})")
+        g = vids["good"]
+        good = f["features"][g["first_row"]:g["first_row"] + g["segment_count"]]
+        s = vids["size16384.mp4"]
+        lying = f["features"][s["first_row"]:s["first_row"] + s["segment_count"]]
+        check(np.array_equal(lying, good), "size16384.mp4 gives the good video's features")
+        for k in ("size16384.y4m", "size16000.y4m", "wide16384x2.y4m"):
+            check("16" in vids[k]["error"].decode() or "size" in vids[k]["error"].decode(),
+                  f"{k}: the reason names the size: {vids[k]['error'].decode()[:150]}")
+    with h5py.File(alone) as f:
+        check(np.array_equal(f["features"][:], good), "the good video's features equal a run of it alone")
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+print(f"{len(failures)} failed")
+sys.exit(1 if failures else 0)
