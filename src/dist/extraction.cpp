@@ -111,6 +111,8 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   MPI_Bcast(&exists, 1, MPI_INT, 0, comm);
   std::vector<StoredVideo> stored;
   std::optional<FeatureStore> store;
+  double writeSeconds = 0.0;  // this rank's time inside HDF5 (create/resume, waves, close)
+  auto tWrite = Clock::now();
   if (exists && !plan.overwrite) {
     store.emplace(FeatureStore::resume(plan.outputPath, comm, plan.meta, stored));
     if (rank == 0) spdlog::info("{}: resuming ({} videos recorded)", plan.outputPath, stored.size());
@@ -118,6 +120,7 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     store.emplace(FeatureStore::create(plan.outputPath, comm, plan.meta));
   }
   std::map<std::string, int64_t> rowOf;
+  std::map<int64_t, std::string> idOfRow;
   for (size_t i = 0; i < stored.size(); ++i) rowOf[stored[i].videoId] = int64_t(i);
   std::vector<VideoEntry> added;
   for (const auto* list : {&manifest.valid, &manifest.invalid}) {
@@ -130,7 +133,9 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   }
   // Rows are assigned in manifest order across both lists, the same on every rank.
   const int64_t firstNew = store->addVideos(added);
+  writeSeconds += std::chrono::duration<double>(Clock::now() - tWrite).count();
   for (size_t i = 0; i < added.size(); ++i) rowOf[added[i].videoId] = firstNew + int64_t(i);
+  for (const auto& [id, row] : rowOf) idOfRow[row] = id;
   auto statusOf = [&](const std::string& id) {
     int64_t row = rowOf.at(id);
     return row < int64_t(stored.size()) ? stored[size_t(row)].status : VideoStatus::Pending;
@@ -196,9 +201,11 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     return int(buffer.size()) >= plan.waveVideos || held >= plan.waveSeconds;
   };
   auto writeWave = [&] {
+    const auto w0 = Clock::now();
     store->writeWave(buffer);  // collective
     buffer.clear();
     lastWave = Clock::now();
+    writeSeconds += std::chrono::duration<double>(lastWave - w0).count();
   };
   // Progress counts the videos attempted by this run, over all ranks (totals ride on WaveSync).
   ProgressReporter progress(int64_t(pending.size()), rank == 0);
@@ -210,25 +217,41 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   };
   const auto safePoint = [&] { act(sync.poll(wantWave(), false, false, progressSoFar())); };
 
-  for (int64_t item; (item = queue.next()) >= 0;) {
-    const VideoEntry& e = manifest.valid[size_t(item)];
-    VideoResult r = extractor.run(e, rowOf.at(e.videoId), safePoint);
-    ++done;
-    if (r.status == VideoStatus::Failed) {
-      ++failed;
-    } else {
-      ++complete;
-      segments += int64_t(r.segments.size());
-      spdlog::info("{}: {} frames, {} segments", e.videoId, r.decodedFrames, r.segments.size());
+  // Videos go to the extractor's decode worker as it becomes free; this thread batches their
+  // clips through the model and takes part in waves between batches.
+  bool outOfWork = false;
+  while (true) {
+    while (!outOfWork && extractor.wantsWork()) {
+      const int64_t item = queue.next();
+      if (item < 0) {
+        outOfWork = true;
+        break;
+      }
+      const VideoEntry& e = manifest.valid[size_t(item)];
+      extractor.submit(e, rowOf.at(e.videoId));
     }
-    buffer.push_back(std::move(r));
+    if (outOfWork && extractor.idle()) break;
+    for (VideoResult& r : extractor.step(std::chrono::milliseconds(50))) {
+      ++done;
+      if (r.status == VideoStatus::Failed) {
+        ++failed;
+      } else {
+        ++complete;
+        segments += int64_t(r.segments.size());
+        spdlog::info("{}: {} frames, {} segments", idOfRow.at(r.videoRow), r.decodedFrames, r.segments.size());
+      }
+      buffer.push_back(std::move(r));
+    }
     safePoint();
   }
   // Out of work: keep joining waves until every rank is out of work, then the last wave.
   while (act(sync.poll(wantWave(), true, true, progressSoFar())) != WaveSync::Action::Finish) {
   }
   progress.finish();
+  tWrite = Clock::now();
   store->close();
+  writeSeconds += std::chrono::duration<double>(Clock::now() - tWrite).count();
+  summary.writeSeconds = writeSeconds;
 
   long long mine[4] = {complete, failed, segments, extractor.clipsProcessed()}, totals[4];
   MPI_Allreduce(mine, totals, 4, MPI_LONG_LONG, MPI_SUM, comm);
@@ -236,9 +259,16 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   summary.failed = totals[1] + failedHere;
   summary.segments = totals[2];
   summary.clips = totals[3];
-  double busy = extractor.busySeconds();
-  summary.busySeconds.resize(size_t(size));
-  MPI_Allgather(&busy, 1, MPI_DOUBLE, summary.busySeconds.data(), 1, MPI_DOUBLE, comm);
+  const auto& timing = extractor.timing();
+  double mineSeconds[4] = {timing.busySeconds, timing.modelSeconds, timing.starvedSeconds, writeSeconds};
+  std::vector<double> allSeconds(size_t(size) * 4);
+  MPI_Allgather(mineSeconds, 4, MPI_DOUBLE, allSeconds.data(), 4, MPI_DOUBLE, comm);
+  for (int r = 0; r < size; ++r) {
+    summary.busySeconds.push_back(allSeconds[size_t(r) * 4]);
+    summary.modelSeconds.push_back(allSeconds[size_t(r) * 4 + 1]);
+    summary.starvedSeconds.push_back(allSeconds[size_t(r) * 4 + 2]);
+    summary.storeSeconds.push_back(allSeconds[size_t(r) * 4 + 3]);
+  }
   long long taken = done;
   std::vector<long long> perRank(static_cast<size_t>(size));
   MPI_Allgather(&taken, 1, MPI_LONG_LONG, perRank.data(), 1, MPI_LONG_LONG, comm);

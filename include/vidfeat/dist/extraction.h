@@ -43,7 +43,10 @@ struct ExtractionSummary {
   int64_t segments = 0;
   int64_t clips = 0;
   double wallSeconds = 0.0;
-  std::vector<double> busySeconds;  // per rank, seconds inside video extraction
+  double writeSeconds = 0.0;        // this rank's seconds writing the output (create, waves, close)
+  // Per rank, seconds: with videos in flight; inside the model's forward; waiting for decoded clips
+  // while videos were in flight; writing the output (collective waves and the close).
+  std::vector<double> busySeconds, modelSeconds, starvedSeconds, storeSeconds;
   std::vector<int64_t> videosPerRank;
   std::vector<int64_t> clipsPerRank;
 };

@@ -1,10 +1,14 @@
 #pragma once
-// One video through the data path: decode -> clips -> preprocessing -> model, into a VideoResult
+// Videos through the data path: decode -> clips -> preprocessing -> model, into VideoResults
 // ready for the store. A video that cannot be opened or decoded becomes a Failed result with the
 // reason; it never throws for a bad video.
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "vidfeat/clip/bucket_plan.h"
 #include "vidfeat/clip/preprocess.h"
@@ -19,33 +23,75 @@ struct ExtractOptions {
   PreprocessSpec preprocess;
   double targetFps = 0.0;  // --fps: resample by presentation time first; 0 = native rate
   uint64_t tailSeed = 0;   // seeds the sample tail policy (mixed with the video id)
-  int batch = 1;           // clips per forward
+  int batch = 1;           // clips per forward (of one or several videos)
+  int queueClips = 0;      // ready clips the decode worker may hold ahead; 0 = 2 x batch
   int crops = 1;           // --crops: 1 (centre) or 3 (PySlowFast's left/centre/right test crops)
   int decodeThreads = 0;   // codec threads, 0 = FFmpeg's choice
+  std::string decodeDevice = "cpu";  // --decode-device: cpu, cuda or cuda:N (DecodeOptions::device)
   double timeoutSeconds = 0.0;  // --video-timeout: fail a video still running after this long
 };
 
+// The per-rank pipeline (docs/DESIGN.md, "Inside a rank"): a decode worker thread turns each
+// submitted video into preprocessed clips (decode -> clips -> crops, normalised) and hands them
+// through a bounded queue to the caller's thread, which batches clips (of one or several videos)
+// through the model and completes each video's VideoResult. Decoding runs while the model works
+// and waits only when the queue is full, so memory is bounded by the queue whatever the video
+// length. Only the caller's thread touches the model and MPI.
 class VideoExtractor {
  public:
   VideoExtractor(FeatureModel& model, const ExtractOptions& options);
+  ~VideoExtractor();  // stops the worker, dropping unfinished videos
+  VideoExtractor(const VideoExtractor&) = delete;
+  VideoExtractor& operator=(const VideoExtractor&) = delete;
 
-  // Extracts every segment of `video`. `videoRow` is its row in the store. `safePoint`, when
-  // given, is called between decoded frames: the distributed driver takes part in collective
-  // wave writes from there, so a rank busy with a long video never holds the others up.
+  // True when the worker has no video waiting and is not in the middle of one: the moment to
+  // submit the next (taking work earlier would hold it back from other ranks).
+  bool wantsWork() const;
+  // Queues `video` (its row in the store is `videoRow`) for decoding.
+  void submit(const VideoEntry& video, int64_t videoRow);
+  // Moves clips from the worker into batches and runs at most one batch; waits up to `wait` for
+  // clips when none are ready. Returns the videos finished meanwhile (complete or failed; a bad
+  // video never throws).
+  std::vector<VideoResult> step(std::chrono::milliseconds wait);
+  // Nothing submitted is unfinished.
+  bool idle() const { return open_.empty(); }
+
+  // Extracts one video start to finish (tests, single-video tools); `safePoint` is called between
+  // steps.
   VideoResult run(const VideoEntry& video, int64_t videoRow,
                   const std::function<void()>& safePoint = {});
 
-  // Seconds spent inside run() (for the per-rank busy time in the summary).
-  double busySeconds() const { return busy_; }
-
+  struct Timing {
+    double busySeconds = 0;   // wall time with at least one video in flight
+    double modelSeconds = 0;  // inside the model's forward
+    double starvedSeconds = 0;  // waiting for clips while videos were in flight (decode-bound)
+  };
+  const Timing& timing() const { return timing_; }
+  double busySeconds() const { return timing_.busySeconds; }
   // Clips run through the model since construction (for throughput figures).
   int64_t clipsProcessed() const { return clips_; }
 
  private:
+  struct Worker;
+  struct Open {
+    std::string videoId;
+    VideoResult result;     // segments as clips arrive, features as their batches run
+    bool decodeDone = false;  // the worker has sent the video's end
+    int inBatch = 0;          // clips waiting in the current batch
+  };
+  void runBatch(std::vector<VideoResult>& finished);
+  void finishIfDone(int64_t ticket, std::vector<VideoResult>& finished);
+
   FeatureModel& model_;
   ExtractOptions opt_;
+  std::unique_ptr<Worker> worker_;
+  std::map<int64_t, Open> open_;  // by ticket: submitted, not yet returned
+  int64_t nextTicket_ = 0;
+  // The batch being filled: crops x clip floats per entry, and whose clip each entry is.
+  std::vector<float> input_;
+  std::vector<int64_t> batchTickets_;
   int64_t clips_ = 0;
-  double busy_ = 0.0;
+  Timing timing_;
 };
 
 }  // namespace vidfeat
