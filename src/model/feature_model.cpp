@@ -35,6 +35,7 @@ class TorchFeatureModel : public FeatureModel {
     net_->to(torch::kCPU);  // the generator is a CPU one; same numbers on any device
     model::randomizeParameters(*net_, seed);
     net_->to(device_);
+    model::foldBatchNorms(*net_);  // BatchNorm into the convs, from the weights just set
   }
 
   std::vector<std::pair<std::string, std::vector<int64_t>>> stateShapes() const override {
@@ -67,6 +68,7 @@ class TorchFeatureModel : public FeatureModel {
       throw InputError(path, e.what());
     }
     net_->to(device_);
+    model::foldBatchNorms(*net_);  // BatchNorm into the convs, from the weights just set
     report.tensorsLoaded = applied.loaded;
     report.absentHeadKeys = applied.absentHeadKeys;
     if (!report.absentHeadKeys.empty()) {

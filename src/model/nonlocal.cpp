@@ -26,6 +26,8 @@ NonlocalImpl::NonlocalImpl(int64_t dim, int64_t dimInner, const std::vector<int6
   conv_g = register_module("conv_g", nn::Conv3d(conv1(dim, dimInner)));
   conv_out = register_module("conv_out", nn::Conv3d(conv1(dimInner, dim)));
   bn = register_module("bn", nn::BatchNorm3d(nn::BatchNorm3dOptions(dim).eps(eps).momentum(0.1)));
+  outBn = ConvBn(conv_out, bn);
+  addPair(outBn);
   if (std::any_of(poolSize.begin(), poolSize.end(), [](int64_t s) { return s > 1; })) {
     pool = register_module(
         "pool", nn::MaxPool3d(nn::MaxPool3dOptions(torch::IntArrayRef(poolSize)).stride(torch::IntArrayRef(poolSize))));
@@ -46,7 +48,7 @@ torch::Tensor NonlocalImpl::forward(torch::Tensor x) {
     thetaPhi = thetaPhi / double(thetaPhi.size(2));
   }
   torch::Tensor y = torch::einsum("ntg,ncg->nct", {thetaPhi, g}).view({n, dimInner_, t, h, w});
-  return x + bn(conv_out(y));
+  return outBn(y).add_(x);
 }
 
 }  // namespace vidfeat::model

@@ -93,7 +93,7 @@ ResNetBasicHeadImpl::ResNetBasicHeadImpl(const std::vector<int64_t>& dimIn, int6
 
 NetOutput ResNetBasicHeadImpl::forward(const std::vector<torch::Tensor>& x, bool withLogits) {
   std::vector<torch::Tensor> pooled;
-  for (size_t p = 0; p < x.size(); ++p) pooled.push_back(avgpools[p].forward(x[p]));
+  for (size_t p = 0; p < x.size(); ++p) pooled.push_back(avgpools[p].forward(toDense(x[p])));
   torch::Tensor h = torch::cat(pooled, 1).permute({0, 2, 3, 4, 1});  // B, T, H, W, C
   NetOutput out;
   // The seed's feature: the projection's input averaged over W then H, flattened over T*C.
@@ -176,7 +176,7 @@ ResNetImpl::ResNetImpl(const Config& cfg, bool nopool) {
 NetOutput ResNetImpl::forwardFeatures(std::vector<torch::Tensor> x, bool withLogits) {
   x = s1->forward(std::move(x));
   x = s2->forward(std::move(x));
-  x[0] = pathway0_pool(x[0]);
+  x[0] = maxPool3d(pathway0_pool, x[0]);
   x = s3->forward(std::move(x));
   x = s4->forward(std::move(x));
   x = s5->forward(std::move(x));

@@ -31,10 +31,12 @@ ResNetBasicStemImpl::ResNetBasicStemImpl(int64_t dimIn, int64_t dimOut, std::vec
   this->bn = register_module("bn", nn::BatchNorm3d(vidfeat::model::bn(dimOut, eps)));
   pool_layer = register_module(
       "pool_layer", nn::MaxPool3d(nn::MaxPool3dOptions({1, 3, 3}).stride({1, 2, 2}).padding({0, 1, 1})));
+  convBn = ConvBn(conv, this->bn);
+  addPair(convBn);
 }
 
 torch::Tensor ResNetBasicStemImpl::forward(torch::Tensor x) {
-  return pool_layer(bn(conv(x)).relu_());
+  return maxPool3d(pool_layer, convBn(toBlocked(x)).relu_());
 }
 
 VideoModelStemImpl::VideoModelStemImpl(const std::vector<int64_t>& dimIn,
@@ -66,12 +68,16 @@ BottleneckTransformImpl::BottleneckTransformImpl(int64_t dimIn, int64_t dimOut, 
   b_bn = register_module("b_bn", nn::BatchNorm3d(bn(dimInner, opt.eps)));
   c = register_module("c", nn::Conv3d(conv(dimInner, dimOut, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
   c_bn = register_module("c_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
+  aBn = ConvBn(a, a_bn);
+  bBn = ConvBn(b, b_bn);
+  cBn = ConvBn(c, c_bn);
+  for (ConvBn* p : {&aBn, &bBn, &cBn}) addPair(*p);
 }
 
 torch::Tensor BottleneckTransformImpl::forward(torch::Tensor x) {
-  x = a_bn(a(x)).relu_();
-  x = b_bn(b(x)).relu_();
-  return c_bn(c(x));
+  x = aBn(x).relu_();
+  x = bBn(x).relu_();
+  return cBn(x);
 }
 
 BasicTransformImpl::BasicTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel,
@@ -81,11 +87,14 @@ BasicTransformImpl::BasicTransformImpl(int64_t dimIn, int64_t dimOut, int64_t te
   b = register_module("b", nn::Conv3d(conv(dimOut, dimOut, {1, 3, 3}, {1, 1, 1}, {0, dilation, dilation})
                                           .dilation({1, dilation, dilation})));
   b_bn = register_module("b_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
+  aBn = ConvBn(a, a_bn);
+  bBn = ConvBn(b, b_bn);
+  for (ConvBn* p : {&aBn, &bBn}) addPair(*p);
 }
 
 torch::Tensor BasicTransformImpl::forward(torch::Tensor x) {
-  x = a_bn(a(x)).relu_();
-  return b_bn(b(x));
+  x = aBn(x).relu_();
+  return bBn(x);
 }
 
 ResBlockImpl::ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, int64_t stride,
@@ -94,12 +103,15 @@ ResBlockImpl::ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, in
   if (dimIn != dimOut || stride != 1) {
     branch1 = register_module("branch1", nn::Conv3d(conv(dimIn, dimOut, {1, 1, 1}, {1, stride, stride}, {0, 0, 0})));
     branch1_bn = register_module("branch1_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
+    branch1Bn = ConvBn(branch1, branch1_bn);
+    addPair(branch1Bn);
   }
   if (opt.transFunc == "bottleneck_transform") {
     branch2 = nn::AnyModule(BottleneckTransform(dimIn, dimOut, tempKernel, stride, dimInner, numGroups, dilation, opt));
   } else if (opt.transFunc == "basic_transform") {
     branch2 = nn::AnyModule(BasicTransform(dimIn, dimOut, tempKernel, stride, dilation, opt));
   } else if (opt.transFunc == "x3d_transform") {
+    blockable = false;  // depth-wise conv, SE and swish: dense tensors
     branch2 = nn::AnyModule(X3DTransform(dimIn, dimOut, tempKernel, stride, dimInner, numGroups,
                                          dilation, opt, blockIdx));
   } else {
@@ -110,8 +122,9 @@ ResBlockImpl::ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, in
 }
 
 torch::Tensor ResBlockImpl::forward(torch::Tensor x) {
-  torch::Tensor f = branch2.forward(x);
-  torch::Tensor out = branch1 ? branch1_bn(branch1(x)).add_(f) : f.add_(x);
+  if (blockable) x = toBlocked(x);
+  torch::Tensor f = branch2.forward<torch::Tensor>(x);
+  torch::Tensor out = branch1 ? branch1Bn(x).add_(f) : f.add_(x);
   return out.relu_();
 }
 
@@ -166,6 +179,7 @@ std::vector<torch::Tensor> ResStageImpl::forward(std::vector<torch::Tensor> x) {
     for (size_t i = 0; i < blocks[p].size(); ++i) {
       x[p] = blocks[p][i]->forward(x[p]);
       if (!nonlocals[p][i]) continue;
+      x[p] = toDense(x[p]);
       const int64_t b = x[p].size(0), c = x[p].size(1), t = x[p].size(2), h = x[p].size(3),
                     w = x[p].size(4);
       if (groups > 1) {

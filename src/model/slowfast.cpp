@@ -15,11 +15,13 @@ FuseFastToSlowImpl::FuseFastToSlowImpl(int64_t dimIn, int64_t channelRatio, int6
                                  .padding({kernel / 2, 0, 0})
                                  .bias(false)));
   bn = register_module("bn", nn::BatchNorm3d(nn::BatchNorm3dOptions(dimIn * channelRatio).eps(eps).momentum(0.1)));
+  convBn = ConvBn(conv_f2s, bn);
+  addPair(convBn);
 }
 
 std::vector<torch::Tensor> FuseFastToSlowImpl::forward(std::vector<torch::Tensor> x) {
-  torch::Tensor fuse = bn(conv_f2s(x[1])).relu_();
-  x[0] = torch::cat({x[0], fuse}, 1);
+  torch::Tensor fuse = convBn(x[1]).relu_();
+  x[0] = torch::cat({toDense(x[0]), toDense(fuse)}, 1);
   return x;
 }
 
@@ -130,8 +132,8 @@ NetOutput SlowFastImpl::forwardFeatures(std::vector<torch::Tensor> x, bool withL
   x = s1_fuse->forward(std::move(x));
   x = s2->forward(std::move(x));
   x = s2_fuse->forward(std::move(x));
-  x[0] = pathway0_pool(x[0]);
-  x[1] = pathway1_pool(x[1]);
+  x[0] = maxPool3d(pathway0_pool, x[0]);
+  x[1] = maxPool3d(pathway1_pool, x[1]);
   x = s3->forward(std::move(x));
   x = s3_fuse->forward(std::move(x));
   x = s4->forward(std::move(x));

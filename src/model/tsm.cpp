@@ -70,25 +70,33 @@ TvBottleneckImpl::TvBottleneckImpl(int64_t inplanes, int64_t planes, int64_t str
   conv3 = register_module("conv3", conv(planes, planes * kExpansion, 1, 1, 0));
   bn3 = register_module("bn3", torch::nn::BatchNorm2d(planes * kExpansion));
   if (stride != 1 || inplanes != planes * kExpansion) {
-    downsample = register_module(
-        "downsample", torch::nn::Sequential(conv(inplanes, planes * kExpansion, 1, stride, 0),
-                                            torch::nn::BatchNorm2d(planes * kExpansion)));
+    auto dsConv = conv(inplanes, planes * kExpansion, 1, stride, 0);
+    torch::nn::BatchNorm2d dsBn(planes * kExpansion);
+    downsample = register_module("downsample", torch::nn::Sequential(dsConv, dsBn));
+    downsamplePair = ConvBn(dsConv, dsBn);
+    addPair(downsamplePair);
   }
+  bn1Pair = ConvBn(conv1, bn1);
+  bn2Pair = ConvBn(conv2, bn2);
+  bn3Pair = ConvBn(conv3, bn3);
+  for (ConvBn* p : {&bn1Pair, &bn2Pair, &bn3Pair}) addPair(*p);
 }
 
 torch::Tensor TvBottleneckImpl::forward(const torch::Tensor& x) {
-  auto out = shift ? shift->forward(x) : conv1(x);
-  out = torch::relu(bn1(out));
-  out = torch::relu(bn2(conv2(out)));
-  out = bn3(conv3(out));
-  out += downsample ? downsample->forward(x) : x;
-  return torch::relu(out);
+  // TemporalShift(conv1) is conv1 on the shifted input: conv1 and bn1 fold as any pair.
+  auto out = bn1Pair(shift ? temporalShift(x, shift->segments, shift->foldDiv) : x).relu_();
+  out = bn2Pair(out).relu_();
+  out = bn3Pair(out);
+  out.add_(downsample ? downsamplePair(x) : x);
+  return out.relu_();
 }
 
 TvResNetImpl::TvResNetImpl(const std::vector<int64_t>& depths, int64_t width, int64_t shiftSegments,
                            int64_t foldDiv, int64_t shiftEvery) {
   conv1 = register_module("conv1", conv(3, width, 7, 2, 3));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(width));
+  bn1Pair = ConvBn(conv1, bn1);
+  addPair(bn1Pair);
   int64_t inplanes = width;
   layer1 = register_module(
       "layer1", makeLayer(inplanes, width, depths[0], 1, shiftSegments, foldDiv, shiftEvery));
@@ -102,7 +110,7 @@ TvResNetImpl::TvResNetImpl(const std::vector<int64_t>& depths, int64_t width, in
 }
 
 torch::Tensor TvResNetImpl::forward(torch::Tensor x) {
-  x = torch::relu(bn1(conv1(x)));
+  x = bn1Pair(x).relu_();
   x = torch::max_pool2d(x, 3, 2, 1);
   x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
   // AdaptiveAvgPool2d(1) + flatten, as TSN sets base_model.avgpool.

@@ -37,7 +37,7 @@ SEImpl::SEImpl(int64_t dimIn, double ratio) {
 }
 
 torch::Tensor SEImpl::forward(torch::Tensor x) {
-  return x * torch::sigmoid(fc2(torch::relu(fc1(avg_pool(x)))));
+  return x.mul_(torch::sigmoid(fc2(torch::relu(fc1(avg_pool(x))))));  // x is the block's own tensor
 }
 
 X3DTransformImpl::X3DTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, int64_t stride,
@@ -54,14 +54,18 @@ X3DTransformImpl::X3DTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKe
   if (seRatio > 0.0 && (blockIdx + 1) % 2 != 0) se = register_module("se", SE(dimInner, seRatio));
   c = register_module("c", nn::Conv3d(convOpts(dimInner, dimOut, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
   c_bn = register_module("c_bn", nn::BatchNorm3d(bnOpts(dimOut, opt.eps)));
+  aBn = ConvBn(a, a_bn);
+  bBn = ConvBn(b, b_bn);
+  cBn = ConvBn(c, c_bn);
+  for (ConvBn* p : {&aBn, &bBn, &cBn}) addPair(*p);
 }
 
 torch::Tensor X3DTransformImpl::forward(torch::Tensor x) {
-  x = a_bn(a(x)).relu_();
-  x = b_bn(b(x));
+  x = aBn(toDense(x)).relu_();
+  x = bBn(x);
   if (se) x = se(x);  // PySlowFast applies SE before the swish
-  x = x * torch::sigmoid(x);
-  return c_bn(c(x));
+  x.mul_(torch::sigmoid(x));  // swish, as PySlowFast's x * sigmoid(x)
+  return cBn(x);
 }
 
 X3DStemImpl::X3DStemImpl(int64_t dimIn, int64_t dimOut, const std::vector<int64_t>& kernel,
@@ -73,9 +77,11 @@ X3DStemImpl::X3DStemImpl(int64_t dimIn, int64_t dimOut, const std::vector<int64_
       "conv", nn::Conv3d(convOpts(dimOut, dimOut, {kernel[0], 1, 1}, {stride[0], 1, 1}, {padding[0], 0, 0})
                              .groups(dimOut)));
   this->bn = register_module("bn", nn::BatchNorm3d(bnOpts(dimOut, eps)));
+  convBn = ConvBn(this->conv, this->bn);
+  addPair(convBn);
 }
 
-torch::Tensor X3DStemImpl::forward(torch::Tensor x) { return bn(conv(conv_xy(x))).relu_(); }
+torch::Tensor X3DStemImpl::forward(torch::Tensor x) { return convBn(conv_xy(x)).relu_(); }
 
 X3DHeadImpl::X3DHeadImpl(int64_t dimIn, int64_t dimInner, int64_t dimOut, int64_t numClasses,
                          const std::vector<int64_t>& poolSize, const std::string& act_, bool bnLin5,
@@ -96,12 +102,18 @@ X3DHeadImpl::X3DHeadImpl(int64_t dimIn, int64_t dimInner, int64_t dimOut, int64_
   lin_5 = register_module("lin_5", nn::Conv3d(convOpts(dimInner, dimOut, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
   if (bnLin5) lin_5_bn = register_module("lin_5_bn", nn::BatchNorm3d(bnOpts(dimOut, eps)));
   projection = register_module("projection", nn::Linear(dimOut, numClasses));
+  conv5Bn = ConvBn(conv_5, conv_5_bn);
+  addPair(conv5Bn);
+  if (lin_5_bn) {
+    lin5Bn = ConvBn(lin_5, lin_5_bn);
+    addPair(lin5Bn);
+  }
 }
 
 NetOutput X3DHeadImpl::forward(const torch::Tensor& in, bool withLogits) {
-  torch::Tensor x = conv_5_bn(conv_5(in)).relu_();
-  x = lin_5(avg_pool.forward(x));
-  if (lin_5_bn) x = lin_5_bn(x);
+  torch::Tensor x = conv5Bn(in).relu_();
+  x = avg_pool.forward(x);
+  x = lin5Bn ? lin5Bn(x) : lin_5(x);
   torch::Tensor h = x.relu_().permute({0, 2, 3, 4, 1});  // B, T, H, W, C
   NetOutput out;
   out.features = h.mean(3).mean(2).reshape({h.size(0), -1});

@@ -5,12 +5,14 @@
 // ("s3.pathway0_nonlocal1.conv_theta.weight", ...).
 #include <torch/torch.h>
 
+#include "vidfeat/model/conv_bn.h"
+
 #include <string>
 #include <vector>
 
 namespace vidfeat::model {
 
-struct NonlocalImpl : torch::nn::Module {
+struct NonlocalImpl : torch::nn::Module, BnFoldable {
   // dimInner: channels inside the block (PySlowFast uses dim / 2). poolSize: {T, H, W} kernel and
   // stride of the max pool in front of phi and g; all ones (or empty) means no pool.
   // instantiation: "softmax" (scaled by dimInner^-0.5) or "dot_product" (divided by the number of
@@ -22,6 +24,7 @@ struct NonlocalImpl : torch::nn::Module {
   torch::nn::Conv3d conv_theta{nullptr}, conv_phi{nullptr}, conv_g{nullptr}, conv_out{nullptr};
   torch::nn::BatchNorm3d bn{nullptr};
   torch::nn::MaxPool3d pool{nullptr};  // only when some pool size is > 1
+  ConvBn outBn;                        // conv_out -> bn
 
  private:
   int64_t dimInner_;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "vidfeat/model/conv_bn.h"
 #include "vidfeat/model/nonlocal.h"
 
 namespace vidfeat::model {
@@ -20,7 +21,7 @@ torch::nn::Conv3dOptions conv3dNoBias(int64_t in, int64_t out, std::vector<int64
 torch::nn::BatchNorm3dOptions batchNorm3d(int64_t channels, double eps);
 
 // Conv -> BN -> ReLU -> max pool [1,3,3]/[1,2,2] (ResNetBasicStem).
-struct ResNetBasicStemImpl : torch::nn::Module {
+struct ResNetBasicStemImpl : torch::nn::Module, BnFoldable {
   ResNetBasicStemImpl(int64_t dimIn, int64_t dimOut, std::vector<int64_t> kernel,
                       std::vector<int64_t> stride, std::vector<int64_t> padding, double eps);
   torch::Tensor forward(torch::Tensor x);
@@ -28,6 +29,7 @@ struct ResNetBasicStemImpl : torch::nn::Module {
   torch::nn::Conv3d conv{nullptr};
   torch::nn::BatchNorm3d bn{nullptr};
   torch::nn::MaxPool3d pool_layer{nullptr};
+  ConvBn convBn;
 };
 TORCH_MODULE(ResNetBasicStem);
 
@@ -52,7 +54,7 @@ struct BlockOptions {
 };
 
 // a (Tx1x1) -> b (1x3x3, grouped, dilated) -> c (1x1x1), each followed by BN (ReLU after a, b).
-struct BottleneckTransformImpl : torch::nn::Module {
+struct BottleneckTransformImpl : torch::nn::Module, BnFoldable {
   BottleneckTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, int64_t stride,
                           int64_t dimInner, int64_t numGroups, int64_t dilation,
                           const BlockOptions& opt);
@@ -60,22 +62,24 @@ struct BottleneckTransformImpl : torch::nn::Module {
 
   torch::nn::Conv3d a{nullptr}, b{nullptr}, c{nullptr};
   torch::nn::BatchNorm3d a_bn{nullptr}, b_bn{nullptr}, c_bn{nullptr};
+  ConvBn aBn, bBn, cBn;
 };
 TORCH_MODULE(BottleneckTransform);
 
 // a (Tx3x3) -> b (1x3x3) (ResNet-18/34 blocks).
-struct BasicTransformImpl : torch::nn::Module {
+struct BasicTransformImpl : torch::nn::Module, BnFoldable {
   BasicTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, int64_t stride,
                      int64_t dilation, const BlockOptions& opt);
   torch::Tensor forward(torch::Tensor x);
 
   torch::nn::Conv3d a{nullptr}, b{nullptr};
   torch::nn::BatchNorm3d a_bn{nullptr}, b_bn{nullptr};
+  ConvBn aBn, bBn;
 };
 TORCH_MODULE(BasicTransform);
 
 // relu(branch2(x) + shortcut(x)); the shortcut is branch1 (1x1x1 conv + BN) when the shape changes.
-struct ResBlockImpl : torch::nn::Module {
+struct ResBlockImpl : torch::nn::Module, BnFoldable {
   // blockIdx: the block's index in its stage (X3D puts squeeze-excitation on even blocks only).
   ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, int64_t stride, int64_t dimInner,
                int64_t numGroups, int64_t dilation, const BlockOptions& opt, int64_t blockIdx = 0);
@@ -84,6 +88,8 @@ struct ResBlockImpl : torch::nn::Module {
   torch::nn::Conv3d branch1{nullptr};
   torch::nn::BatchNorm3d branch1_bn{nullptr};
   torch::nn::AnyModule branch2;
+  ConvBn branch1Bn;
+  bool blockable = true;  // branch2 runs on blocked (MKL-DNN) tensors: bottleneck and basic
 };
 TORCH_MODULE(ResBlock);
 

@@ -6,6 +6,7 @@
 // the published TSM_kinetics_RGB_resnet50_*.pth files load as they are.
 #include <torch/torch.h>
 
+#include "vidfeat/model/conv_bn.h"
 #include "vidfeat/model/video_net.h"
 
 namespace vidfeat::model {
@@ -28,7 +29,7 @@ TORCH_MODULE(TemporalShift);
 
 // torchvision.models.resnet.Bottleneck (stride on the 3x3 conv, "ResNet v1.5"); when
 // shiftSegments > 0 its conv1 is wrapped in TemporalShift.
-struct TvBottleneckImpl : torch::nn::Module {
+struct TvBottleneckImpl : torch::nn::Module, BnFoldable {
   TvBottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t shiftSegments,
                    int64_t foldDiv);
   torch::Tensor forward(const torch::Tensor& x);
@@ -38,13 +39,14 @@ struct TvBottleneckImpl : torch::nn::Module {
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
   TemporalShift shift{nullptr};  // registered as "conv1" in place of conv1 when shifting
+  ConvBn bn1Pair, bn2Pair, bn3Pair, downsamplePair;
 };
 TORCH_MODULE(TvBottleneck);
 
 // torchvision.models.ResNet up to the global average pool (TSN replaces fc with a Dropout, which
 // has no parameters and is the identity at test time). `width` scales every channel count by
 // width/64 (torchvision's is 64): small parity fixtures keep the published key names.
-struct TvResNetImpl : torch::nn::Module {
+struct TvResNetImpl : torch::nn::Module, BnFoldable {
   TvResNetImpl(const std::vector<int64_t>& depths, int64_t width, int64_t shiftSegments,
                int64_t foldDiv, int64_t shiftEvery);
   torch::Tensor forward(torch::Tensor x);  // [N, 3, H, W] -> [N, 32 * width]
@@ -53,6 +55,7 @@ struct TvResNetImpl : torch::nn::Module {
   torch::nn::BatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   int64_t outDim = 0;
+  ConvBn bn1Pair;
 };
 TORCH_MODULE(TvResNet);
 

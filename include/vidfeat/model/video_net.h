@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "vidfeat/model/conv_bn.h"  // foldBatchNorms: after weights change
+
 namespace vidfeat {
 class Config;
 }

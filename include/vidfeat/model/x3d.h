@@ -28,7 +28,7 @@ TORCH_MODULE(SE);
 
 // a (1x1x1) -> b (Tx3x3, grouped: channel-wise when groups == dimInner) -> [se] -> swish ->
 // c (1x1x1), each conv followed by BN, ReLU after a. SE only on even blocks (blockIdx 0, 2, ...).
-struct X3DTransformImpl : torch::nn::Module {
+struct X3DTransformImpl : torch::nn::Module, BnFoldable {
   X3DTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, int64_t stride,
                    int64_t dimInner, int64_t numGroups, int64_t dilation, const BlockOptions& opt,
                    int64_t blockIdx, double seRatio = 0.0625);
@@ -37,11 +37,12 @@ struct X3DTransformImpl : torch::nn::Module {
   torch::nn::Conv3d a{nullptr}, b{nullptr}, c{nullptr};
   torch::nn::BatchNorm3d a_bn{nullptr}, b_bn{nullptr}, c_bn{nullptr};
   SE se{nullptr};
+  ConvBn aBn, bBn, cBn;
 };
 TORCH_MODULE(X3DTransform);
 
 // conv_xy (1xKxK, spatial stride) -> conv (Kt x1x1, depth-wise) -> BN -> ReLU; no max pool.
-struct X3DStemImpl : torch::nn::Module {
+struct X3DStemImpl : torch::nn::Module, BnFoldable {
   X3DStemImpl(int64_t dimIn, int64_t dimOut, const std::vector<int64_t>& kernel,
               const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
               double eps = 1e-5);
@@ -49,11 +50,12 @@ struct X3DStemImpl : torch::nn::Module {
 
   torch::nn::Conv3d conv_xy{nullptr}, conv{nullptr};
   torch::nn::BatchNorm3d bn{nullptr};
+  ConvBn convBn;  // conv -> bn
 };
 TORCH_MODULE(X3DStem);
 
 // conv_5 -> conv_5_bn -> ReLU -> average pool -> lin_5 -> [lin_5_bn] -> ReLU -> projection.
-struct X3DHeadImpl : torch::nn::Module {
+struct X3DHeadImpl : torch::nn::Module, BnFoldable {
   // poolSize: {T, H, W} kernel (stride 1); empty = adaptive pool to 1x1x1.
   X3DHeadImpl(int64_t dimIn, int64_t dimInner, int64_t dimOut, int64_t numClasses,
               const std::vector<int64_t>& poolSize, const std::string& act, bool bnLin5,
@@ -65,6 +67,7 @@ struct X3DHeadImpl : torch::nn::Module {
   torch::nn::AnyModule avg_pool;
   torch::nn::Linear projection{nullptr};
   std::string act;
+  ConvBn conv5Bn, lin5Bn;  // lin5Bn only with lin_5_bn
 };
 TORCH_MODULE(X3DHead);
 

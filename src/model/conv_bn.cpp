@@ -1,0 +1,136 @@
+#include "vidfeat/model/conv_bn.h"
+
+#include <torch/version.h>
+
+#include <ATen/ops/mkldnn_convolution.h>
+#include <ATen/ops/mkldnn_reorder_conv2d_weight.h>
+#include <ATen/ops/mkldnn_reorder_conv3d_weight.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "vidfeat/common/error.h"
+
+namespace vidfeat::model {
+
+namespace {
+
+std::atomic<bool> gBlocked{true};
+
+template <size_t D, typename Opts>
+std::vector<int64_t> explicitPadding(const Opts& o) {
+  // The padding option is a c10::variant in LibTorch 1.x and a std::variant from 2.1 on.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  const auto* p = std::get_if<torch::ExpandingArray<D>>(&o.padding());
+#else
+  const auto* p = c10::get_if<torch::ExpandingArray<D>>(&o.padding());
+#endif
+  if (!p) throw Error("internal: BatchNorm folding needs a conv with explicit padding");
+  return at::IntArrayRef(*p).vec();
+}
+
+}  // namespace
+
+ConvBn::ConvBn(torch::nn::Conv3d conv, torch::nn::BatchNorm3d bn) {
+  const auto& o = conv->options;
+  convWeight_ = conv->weight;
+  convBias_ = conv->bias;  // undefined when the conv has none
+  gamma_ = bn->weight;
+  beta_ = bn->bias;
+  mean_ = bn->running_mean;
+  var_ = bn->running_var;
+  eps_ = bn->options.eps();
+  stride_ = at::IntArrayRef(o.stride()).vec();
+  padding_ = explicitPadding<3>(o);
+  dilation_ = at::IntArrayRef(o.dilation()).vec();
+  groups_ = o.groups();
+  unfolded_ = [conv, bn](const torch::Tensor& x) mutable { return bn->forward(conv->forward(x)); };
+  training_ = [bn] { return bn->is_training(); };
+}
+
+ConvBn::ConvBn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn) {
+  const auto& o = conv->options;
+  convWeight_ = conv->weight;
+  convBias_ = conv->bias;
+  gamma_ = bn->weight;
+  beta_ = bn->bias;
+  mean_ = bn->running_mean;
+  var_ = bn->running_var;
+  eps_ = bn->options.eps();
+  stride_ = at::IntArrayRef(o.stride()).vec();
+  padding_ = explicitPadding<2>(o);
+  dilation_ = at::IntArrayRef(o.dilation()).vec();
+  groups_ = o.groups();
+  unfolded_ = [conv, bn](const torch::Tensor& x) mutable { return bn->forward(conv->forward(x)); };
+  training_ = [bn] { return bn->is_training(); };
+}
+
+void ConvBn::fold(bool on) {
+  weight_ = bias_ = packed_ = torch::Tensor();
+  if (!on) return;
+  if (!gamma_.defined() || !beta_.defined() || !mean_.defined() || !var_.defined()) {
+    throw Error("internal: BatchNorm folding needs an affine BatchNorm with running statistics");
+  }
+  torch::NoGradGuard noGrad;
+  // In double, rounded once to float: the folded tensors are as close to the exact product as
+  // float allows.
+  auto scale = gamma_.to(torch::kFloat64) / (var_.to(torch::kFloat64) + eps_).sqrt();
+  std::vector<int64_t> shape(size_t(convWeight_.dim()), 1);
+  shape[0] = -1;
+  weight_ = (convWeight_.to(torch::kFloat64) * scale.view(shape)).to(convWeight_.scalar_type()).contiguous();
+  auto shift = convBias_.defined() ? convBias_.to(torch::kFloat64) - mean_.to(torch::kFloat64)
+                                   : -mean_.to(torch::kFloat64);
+  bias_ = (beta_.to(torch::kFloat64) + scale * shift).to(convWeight_.scalar_type()).contiguous();
+  if (blockedLayout() && weight_.device().is_cpu() && weight_.scalar_type() == torch::kFloat32) {
+    packed_ = weight_.dim() == 5
+                  ? at::mkldnn_reorder_conv3d_weight(weight_.to_mkldnn(), padding_, stride_, dilation_, groups_)
+                  : at::mkldnn_reorder_conv2d_weight(weight_.to_mkldnn(), padding_, stride_, dilation_, groups_);
+  }
+}
+
+torch::Tensor ConvBn::runFolded(const torch::Tensor& x) const {
+  if (x.is_mkldnn()) {
+    return at::mkldnn_convolution(x, packed_.defined() ? packed_ : weight_, bias_, padding_, stride_, dilation_,
+                                  groups_);
+  }
+  return at::convolution(x, weight_, bias_, stride_, padding_, dilation_, /*transposed=*/false,
+                         std::vector<int64_t>(padding_.size(), 0), groups_);
+}
+
+torch::Tensor ConvBn::operator()(const torch::Tensor& x) const {
+  if (folded() && !training_()) return runFolded(x);
+  // Unfolded (or training): the two modules as they are, in x's layout.
+  auto y = unfolded_(toDense(x));
+  return x.is_mkldnn() ? y.to_mkldnn() : y;
+}
+
+size_t foldBatchNorms(torch::nn::Module& net, bool on) {
+  size_t pairs = 0;
+  for (const auto& m : net.modules(/*include_self=*/true)) {
+    if (auto* f = dynamic_cast<BnFoldable*>(m.get())) pairs += f->foldPairs(on);
+  }
+  return pairs;
+}
+
+void setBlockedLayout(bool on) { gBlocked = on; }
+bool blockedLayout() { return gBlocked; }
+
+torch::Tensor toBlocked(const torch::Tensor& x) {
+  if (!blockedLayout() || x.is_mkldnn() || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32) return x;
+  return x.to_mkldnn();
+}
+
+torch::Tensor toDense(const torch::Tensor& x) { return x.is_mkldnn() ? x.to_dense() : x; }
+
+torch::Tensor maxPool3d(const torch::nn::MaxPool3d& pool, const torch::Tensor& x) {
+  const auto& o = pool->options;
+  const auto kernel = at::IntArrayRef(o.kernel_size()).vec(), stride = at::IntArrayRef(o.stride()).vec(),
+             padding = at::IntArrayRef(o.padding()).vec();
+  const bool identity = std::all_of(kernel.begin(), kernel.end(), [](int64_t k) { return k == 1; }) &&
+                        std::all_of(stride.begin(), stride.end(), [](int64_t s) { return s == 1; }) &&
+                        std::all_of(padding.begin(), padding.end(), [](int64_t p) { return p == 0; });
+  if (identity) return x;
+  return at::max_pool3d(x, kernel, stride, padding, at::IntArrayRef(o.dilation()).vec(), o.ceil_mode());
+}
+
+}  // namespace vidfeat::model
