@@ -416,6 +416,28 @@ def render(run, ceiling, results, flat, argv):
       "(a loaded machine makes every time longer and the ratios noisy).\n")
     w("Regenerate (from the repository root, with the machine otherwise idle):\n")
     w("```\n" + " ".join(shlex.quote(x) for x in argv) + "\n```\n")
+    w("## Targets (issue 6)\n")
+    fwd = [(r["name"], r["vidfeat"]["forward_s"] / r["reference"]["forward_s"]) for r in results
+           if r["name"] in ZOO_I and "vidfeat" in r and "reference" in r]
+    bad = [f"{n} {x:.2f}" for n, x in fwd if x > FORWARD_TARGET]
+    w(f"- Forward ≤ {FORWARD_TARGET}× PySlowFast eager, model zoo I: {len(fwd) - len(bad)} of {len(fwd)} measured "
+      f"models" + (f" (over: {', '.join(bad)})" if bad else "") + ".")
+    e2e = [(r["name"], e) for r in results for e in r.get("e2e", []) if e.get("model_only_s")]
+    bad = [f"{n} {e['video']} {e['vidfeat_s'] / e['model_only_s']:.2f}" for n, e in e2e
+           if e["vidfeat_s"] / e["model_only_s"] > E2E_TARGET]
+    w(f"- End to end ≤ {E2E_TARGET}× vidfeat's model-only time: {len(e2e) - len(bad)} of {len(e2e)} model × video "
+      f"rows" + (f" (over: {', '.join(bad)})" if bad else "") + ".")
+    shares = [e["write_s"] / e["vidfeat_s"] for _, e in e2e if e.get("write_s") is not None and e["vidfeat_s"]]
+    w(f"- HDF5 write time ≤ {WRITE_TARGET:.0%} of wall time: " +
+      (f"largest share {max(shares):.2%} over {len(shares)} runs." if shares else "not measured."))
+    if flat and len(flat["rows"]) >= 2:
+        f0, f1 = flat["rows"][0], flat["rows"][-1]
+        growth = f1["rss_mb"] / f0["rss_mb"] - 1
+        w(f"- Peak RSS flat from {f0['minutes']} to {f1['minutes']} min of video (within {RSS_TARGET:.0%}): "
+          f"{growth:+.1%} {'✅' if abs(growth) <= RSS_TARGET else '❌'}.")
+    else:
+        w("- Peak RSS flatness: not measured.")
+    w("")
     w("## Settings of each side\n")
     w(f"- **Threads**: {run['threads']} on both sides — vidfeat `--threads {run['threads']}` "
       f"(`torch::set_num_threads`), Python `torch.set_num_threads({run['threads']})`; `OMP_NUM_THREADS="
@@ -456,7 +478,7 @@ def render(run, ceiling, results, flat, argv):
       "matrix products, counted on the PySlowFast model. RSS = peak resident memory of each process "
       "(model, checkpoint reading and the forward). Rel. error = ‖vidfeat − PySlowFast‖/‖PySlowFast‖ of "
       "the feature.\n")
-    w("| model | input | GFLOP/clip | vidfeat s | PySlowFast s | ratio | target | vidfeat GFLOP/s (% ceiling) "
+    w("| model | input | GFLOP/clip | vidfeat s | PySlowFast s | vidfeat / PySlowFast | target | vidfeat GFLOP/s (% ceiling) "
       "| PySlowFast GFLOP/s (% ceiling) | peak RSS vidfeat / PySlowFast MB | rel. error |")
     w("|---|---|---|---|---|---|---|---|---|---|---|")
     notes = []
@@ -491,7 +513,7 @@ def render(run, ceiling, results, flat, argv):
           f"e2e / model-only target ≤ {E2E_TARGET}. HDF5 = vidfeat's time writing the output "
           f"(target ≤ {WRITE_TARGET:.0%} of its wall time). Rel. error = vidfeat's features against the seed's "
           "(the difference is the documented uint8 rounding of the resized frame, docs/MODELS.md).\n")
-        w("| model | video (clips) | vidfeat s | seed s | ratio | vidfeat model-only s | e2e / model-only | "
+        w("| model | video (clips) | vidfeat s | seed s | vidfeat / seed | vidfeat model-only s | e2e / model-only | "
           "HDF5 write s (% wall) | peak RSS vidfeat / seed MB | rel. error vs seed |")
         w("|---|---|---|---|---|---|---|---|---|---|")
         for r in results:
