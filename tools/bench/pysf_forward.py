@@ -87,7 +87,8 @@ def build_pysf(a):
     model.load_state_dict(ckpt["model_state"], strict=True)
     box = pysf_ref.capture_feature(model)
     io = torch.load(a.io, map_location="cpu")
-    return model, list(io["inputs"]), lambda: box["feat"], io["feature"], cfg.MODEL.ARCH
+    inputs = list(io["inputs"])
+    return model, inputs, lambda: box["feat"], io["feature"], cfg.MODEL.ARCH, [list(t.shape) for t in inputs]
 
 
 def build_tsm(a):
@@ -116,7 +117,8 @@ def build_tsm(a):
         def forward(self, inputs):
             return net(inputs[0])
 
-    return Call(), [x], lambda: box["base"].reshape(B, T, -1).mean(1), io["feature"], cfg["MODEL"]["ARCH"]
+    return (Call(), [x], lambda: box["base"].reshape(B, T, -1).mean(1), io["feature"], cfg["MODEL"]["ARCH"],
+            [list(clip.shape)])
 
 
 def main():
@@ -134,7 +136,7 @@ def main():
     a, a.opts = ap.parse_known_args()
 
     t_load = time.perf_counter()
-    model, inputs, feature, stored, arch = (build_tsm if a.tsm else build_pysf)(a)
+    model, inputs, feature, stored, arch, shapes = (build_tsm if a.tsm else build_pysf)(a)
     import torch
 
     torch.set_num_threads(a.threads)
@@ -153,7 +155,7 @@ def main():
     print(json.dumps({"arch": arch, "threads": torch.get_num_threads(), "torch": torch.__version__,
                       "forward_s": statistics.median(runs), "runs": runs, "load_s": t_load,
                       "gflop": gflop, "feature_rel_err": rel,
-                      "input": [list(t.shape) for t in inputs]}))
+                      "input": shapes}))  # the .io.pt's tensors, [B, C, T, H, W] each
 
 
 if __name__ == "__main__":
