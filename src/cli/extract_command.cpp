@@ -225,6 +225,8 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
                  "{} segments, {:.1f} s, {:.2f} clips/s -> {}",
                  s.videos, s.complete, s.skipped, s.failed, s.segments, s.wallSeconds,
                  s.wallSeconds > 0 ? s.clips / s.wallSeconds : 0.0, a.output);
+    spdlog::info("HDF5 writes {:.3f} s ({:.2f}% of {:.1f} s)", s.writeSeconds,
+                 100.0 * s.writeSeconds / std::max(1e-9, s.wallSeconds), s.wallSeconds);
     for (int r = 0; r < size; ++r) {
       const double busy = s.busySeconds[size_t(r)];
       spdlog::info("rank {}: {} videos, {} clips, {:.2f} clips/s, busy {:.1f} s of {:.1f} s ({:.0f}% idle)", r,
