@@ -590,7 +590,8 @@ def main():
                     help="also measure the ceiling with this OPENBLAS_CORETYPE, for the header ('' = no)")
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument("--skip-flatness", action="store_true")
-    ap.add_argument("--resume", action="store_true", help="keep results an earlier run left in --work")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the complete results an earlier run left in --work; measure the missing or failed")
     ap.add_argument("--fixtures-only", action="store_true",
                     help="only make the missing checkpoints and inputs in --work (slow, once; no timing)")
     a = ap.parse_args()
@@ -635,9 +636,12 @@ def main():
         path = b.path("results", spec[0] + ".json")
         if a.resume and os.path.exists(path):
             with open(path) as f:
-                results.append(json.load(f))
-            print(f"bench: {spec[0]}: kept from the earlier run", flush=True)
-            continue
+                kept = json.load(f)
+            failed = kept.get("error") or any("vidfeat_error" in e or "seed_error" in e for e in kept.get("e2e", []))
+            if not failed:
+                results.append(kept)
+                print(f"bench: {spec[0]}: kept from the earlier run", flush=True)
+                continue
         print(f"bench: {spec[0]} ...", flush=True)
         r = b.measure_model(spec)
         with open(path, "w") as f:
