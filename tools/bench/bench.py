@@ -229,7 +229,9 @@ class Bench:
                "--threads", str(self.a.threads), "--repeat", str(self.a.repeat), "--device", "cpu"]
         for s in sets:
             cmd += ["--set", s]
-        res = must(self.child(cmd, f"{name}.verify.log"), f"{name}: vidfeat verify")
+        res = self.child(cmd, f"{name}.verify.log")
+        if res["rc"] != 1 or "rel. error" not in res["text"]:  # 1: above the tolerance, still timed
+            must(res, f"{name}: vidfeat verify")
         runs = find(r"^forward\s+\S+ s\s+\(median of \d+:([\d. ]+)\)", res["text"], "vidfeat verify", str) \
             if self.a.repeat > 1 else find(r"^forward\s+(\S+) s", res["text"], "vidfeat verify", str)
         runs = [float(x) for x in runs.split()]
@@ -500,6 +502,9 @@ def render(run, ceiling, results, flat, argv):
           f"{ratio:.2f} | {target} | {gv} | {gp} | {v['rss_mb']:.0f} / {p['rss_mb']:.0f} | {v['rel_err']:.1e} |")
         if r.get("error"):
             notes.append(f"- **{r['name']}**: {r['error']}")
+        if v["rel_err"] > 1e-4:
+            notes.append(f"- **{r['name']}: vidfeat's feature differs from PySlowFast's by {v['rel_err']:.1e}** "
+                         "(`vidfeat verify` tolerance 1e-4): its times are of a model that is not the reference.")
         spread = max(v["runs"]) / min(v["runs"]) if min(v["runs"]) > 0 else 0
         if spread > 1.3:
             notes.append(f"- {r['name']}: vidfeat's runs spread {spread:.1f}× ({', '.join(f'{x:.2f}' for x in v['runs'])} s)"
