@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string>
 
 #include "vidfeat/common/error.h"
 
@@ -15,7 +17,12 @@ namespace vidfeat::model {
 
 namespace {
 
-std::atomic<bool> gBlocked{true};
+// VIDFEAT_BLOCKED_LAYOUT=0 in the environment turns the blocked layout off (for measuring).
+bool blockedFromEnvironment() {
+  const char* v = std::getenv("VIDFEAT_BLOCKED_LAYOUT");
+  return !(v && std::string(v) == "0");
+}
+std::atomic<bool> gBlocked{blockedFromEnvironment()};
 
 template <size_t D, typename Opts>
 std::vector<int64_t> explicitPadding(const Opts& o) {
