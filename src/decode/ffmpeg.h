@@ -12,6 +12,7 @@ extern "C" {
 #include <libavutil/display.h>
 #include <libavutil/error.h>
 #include <libavutil/frame.h>
+#include <libavutil/hwcontext.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 }
@@ -47,6 +48,8 @@ using UniqueAVCodecContext =
 using UniqueAVFrame = std::unique_ptr<AVFrame, DeleterP<AVFrame, av_frame_free>>;
 using UniqueAVPacket = std::unique_ptr<AVPacket, DeleterP<AVPacket, av_packet_free>>;
 using UniqueSwsContext = std::unique_ptr<SwsContext, Deleter<SwsContext, sws_freeContext>>;
+// A reference to a refcounted buffer (e.g. a hardware device context); av_buffer_unref drops it.
+using UniqueAVBufferRef = std::unique_ptr<AVBufferRef, DeleterP<AVBufferRef, av_buffer_unref>>;
 
 // FFmpeg's text for a return code, e.g. "Invalid data found when processing input".
 // Local paths go to the file protocol explicitly, so that a name containing ':' (e.g.

@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <new>
+#include <set>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -43,6 +46,48 @@ int streamRotation(const AVStream* stream) {
   if (std::isnan(ccw)) return 0;
   long quarterTurns = std::lround(-ccw / 90.0);
   return static_cast<int>(((quarterTurns % 4) + 4) % 4) * 90;
+}
+
+// One warning per `key` per process (the NVDEC fallbacks: every video would repeat them).
+void warnOnce(const std::string& key, const std::string& message) {
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (said.insert(key).second) spdlog::warn("{}", message);
+}
+
+// "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N; anything else -2.
+int cudaIndex(const std::string& device) {
+  if (device == "cpu") return -1;
+  if (device == "cuda") return 0;
+  if (device.rfind("cuda:", 0) != 0 || device.size() == 5 || device.size() > 8) return -2;
+  for (size_t i = 5; i < device.size(); ++i) {
+    if (device[i] < '0' || device[i] > '9') return -2;
+  }
+  return std::stoi(device.substr(5));
+}
+
+// The process's CUDA device context for NVDEC on GPU `index`, created at first use and shared by
+// every decoder (creating one costs a CUDA context); nullptr, with FFmpeg's reason in `why`, when
+// it cannot be created (no driver, no GPU, an FFmpeg without CUDA). Borrowed: a decoder takes its
+// own reference (av_buffer_ref). A failure is remembered, not retried for every video.
+AVBufferRef* cudaDeviceContext(int index, std::string& why) {
+  static std::mutex mutex;
+  static std::map<int, ffmpeg::UniqueAVBufferRef> devices;
+  static std::map<int, std::string> failures;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = devices.find(index); it != devices.end()) return it->second.get();
+  if (auto it = failures.find(index); it != failures.end()) {
+    why = it->second;
+    return nullptr;
+  }
+  AVBufferRef* raw = nullptr;
+  const int rc = av_hwdevice_ctx_create(&raw, AV_HWDEVICE_TYPE_CUDA, std::to_string(index).c_str(), nullptr, 0);
+  if (rc < 0 || raw == nullptr) {
+    why = failures[index] = errorString(rc < 0 ? rc : AVERROR_UNKNOWN);
+    return nullptr;
+  }
+  return (devices[index] = ffmpeg::UniqueAVBufferRef(raw)).get();
 }
 
 double toDouble(AVRational r) { return (r.num > 0 && r.den > 0) ? av_q2d(r) : 0.0; }
@@ -148,6 +193,10 @@ void rotateRgb(const uint8_t* src, int w, int h, size_t srcStride, int rotation,
 
 }  // namespace
 
+void checkDecodeDevice(const std::string& device) {
+  if (cudaIndex(device) < -1) throw Error("--decode-device must be cpu, cuda or cuda:N, got '" + device + "'");
+}
+
 struct VideoDecoder::Impl {
   // A decoded frame waiting in the reorder window.
   struct Pending {
@@ -191,6 +240,11 @@ struct VideoDecoder::Impl {
   int64_t lastReceivedDuration = 0;
   int64_t lastEmittedPts = AV_NOPTS_VALUE;
   ffmpeg::UniqueAVFrame current;  // frame last returned by next(), for convert()
+
+  // NVDEC (DecodeOptions::device cuda): the pixel format of frames in GPU memory while the
+  // hardware decodes (AV_PIX_FMT_NONE on the CPU), and the host copy convert() makes of one.
+  AVPixelFormat hwFormat = AV_PIX_FMT_NONE;
+  ffmpeg::UniqueAVFrame hostFrame;
 
   int outWidth = 0;
   int outHeight = 0;
@@ -243,6 +297,7 @@ struct VideoDecoder::Impl {
     codec->pkt_timebase = timeBase;
     codec->thread_count = std::max(0, options.threads);
     codec->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+    if (cudaIndex(options.device) >= 0) setupHardware(decoder);
     rc = avcodec_open2(codec.get(), decoder, nullptr);
     if (rc < 0) fail("cannot open the " + std::string(decoder->name) + " decoder", rc);
 
@@ -253,6 +308,70 @@ struct VideoDecoder::Impl {
     readInfo();
     outWidth = info.displayWidth;
     outHeight = info.displayHeight;
+  }
+
+  // Asks FFmpeg to decode with NVDEC: the decoder's CUDA hwaccel, the process's device context,
+  // and getFormat() to pick the GPU format when the stream allows it. Falls back to the CPU (a
+  // warning once per reason) when any of it is missing.
+  void setupHardware(const AVCodec* decoder) {
+    checkDecodeDevice(options.device);
+    const AVCodecHWConfig* config = nullptr;
+    for (int i = 0;; ++i) {
+      const AVCodecHWConfig* c = avcodec_get_hw_config(decoder, i);
+      if (c == nullptr) break;
+      if ((c->methods & AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX) && c->device_type == AV_HWDEVICE_TYPE_CUDA) {
+        config = c;
+        break;
+      }
+    }
+    if (config == nullptr) {
+      warnOnce(std::string("nvdec-codec:") + decoder->name,
+               std::string("--decode-device ") + options.device + ": FFmpeg's " + decoder->name +
+                   " decoder has no NVDEC (CUDA) support; decoding those videos on the CPU (first: " + path + ")");
+      return;
+    }
+    std::string why;
+    AVBufferRef* device = cudaDeviceContext(std::max(0, cudaIndex(options.device)), why);
+    if (device == nullptr) {
+      warnOnce("nvdec-device:" + options.device, "--decode-device " + options.device +
+                                                      ": no CUDA device for NVDEC (" + why +
+                                                      "); decoding on the CPU");
+      return;
+    }
+    codec->hw_device_ctx = av_buffer_ref(device);
+    if (codec->hw_device_ctx == nullptr) throw std::bad_alloc();
+    hwFormat = config->pix_fmt;
+    codec->opaque = this;
+    codec->get_format = &Impl::getFormat;
+    // Surfaces held outside the decoder: the reorder window and the current frame.
+    codec->extra_hw_frames = int(kReorderDepth) + 2;
+    // The GPU decodes; CPU frame threads would only multiply the surfaces held (NVDEC has at most
+    // 32) and could make the hwaccel refuse the stream.
+    codec->thread_count = 1;
+    hostFrame.reset(av_frame_alloc());
+    if (!hostFrame) throw std::bad_alloc();
+  }
+
+  // FFmpeg's get_format: the GPU format when offered, else (NVDEC refused the stream: its
+  // profile, bit depth or size; FFmpeg calls again without the GPU format after a failed hwaccel
+  // set-up) the decoder's first software format, with a warning.
+  static AVPixelFormat getFormat(AVCodecContext* ctx, const AVPixelFormat* formats) {
+    auto* self = static_cast<Impl*>(ctx->opaque);
+    for (const AVPixelFormat* f = formats; *f != AV_PIX_FMT_NONE; ++f) {
+      if (*f == self->hwFormat) return *f;
+    }
+    for (const AVPixelFormat* f = formats; *f != AV_PIX_FMT_NONE; ++f) {
+      const AVPixFmtDescriptor* d = av_pix_fmt_desc_get(*f);
+      if (d != nullptr && !(d->flags & AV_PIX_FMT_FLAG_HWACCEL)) {
+        warnOnce(std::string("nvdec-stream:") + avcodec_get_name(ctx->codec_id) + ":" +
+                     (av_get_pix_fmt_name(*f) ? av_get_pix_fmt_name(*f) : "?"),
+                 "--decode-device " + self->options.device + ": NVDEC cannot decode " + self->path + " (" +
+                     avcodec_get_name(ctx->codec_id) + ", " + std::to_string(ctx->width) + "x" +
+                     std::to_string(ctx->height) + "); such streams are decoded on the CPU");
+        return *f;
+      }
+    }
+    return AV_PIX_FMT_NONE;
   }
 
   void readInfo() {
@@ -395,6 +514,7 @@ struct VideoDecoder::Impl {
     if (lastEmittedPts != AV_NOPTS_VALUE && first.pts < lastEmittedPts) ++stats.framesLate;
     lastEmittedPts = first.pts;
     current = std::move(first.frame);
+    if (hwFormat != AV_PIX_FMT_NONE && current->format == hwFormat) ++stats.framesOnDevice;
     out.index = stats.framesDecoded++;
     out.pts = first.pts * av_q2d(timeBase);
     return true;
@@ -419,6 +539,14 @@ struct VideoDecoder::Impl {
   void convert(uint8_t* rgb) {
     if (!current) throw std::logic_error("VideoDecoder::convert() called without a current frame");
     const AVFrame* f = current.get();
+    if (hwFormat != AV_PIX_FMT_NONE && f->format == hwFormat) {
+      // An NVDEC frame: copied to host memory (NV12, or P010/P016 for more than 8 bits) only now,
+      // for the frames a clip uses; converted from there as any software frame.
+      av_frame_unref(hostFrame.get());
+      const int rc = av_hwframe_transfer_data(hostFrame.get(), f, 0);
+      if (rc < 0) fail("cannot copy an NVDEC frame to host memory", rc);
+      f = hostFrame.get();
+    }
     const bool swap = info.rotation == 90 || info.rotation == 270;
     if (outWidth <= 0 || outHeight <= 0) {
       // The header had no frame size and no size was set: use the decoded one.

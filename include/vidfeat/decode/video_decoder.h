@@ -22,7 +22,17 @@ struct DecodeOptions {
   // Watchdog: give up on the video this many seconds after opening it (0 = never). Checked by
   // FFmpeg's interrupt callback during demuxer I/O and before every frame; DecodeTimeout is thrown.
   double timeoutSeconds = 0.0;
+  // --decode-device: "cpu", or "cuda" / "cuda:N" to decode with NVDEC through FFmpeg's hwaccel
+  // (frames stay on the GPU until convert() copies the one it needs back; colour conversion and
+  // resizing are the CPU path's, so the pixels are those of CPU decoding). When FFmpeg has no
+  // CUDA device (no driver or GPU, or an FFmpeg built without it) or NVDEC cannot decode the
+  // stream (codec, profile, size), decoding falls back to the CPU with one warning per reason
+  // per process.
+  std::string device = "cpu";
 };
+
+// Checks a --decode-device value ("cpu", "cuda", "cuda:N"); throws Error naming the option.
+void checkDecodeDevice(const std::string& device);
 
 // The watchdog fired (DecodeOptions::timeoutSeconds).
 class DecodeTimeout : public InputError {
@@ -58,6 +68,7 @@ struct DecodeStats {
                                // (error-concealed pictures; ffprobe counts them too)
   int64_t framesLate = 0;      // frames too far out of order for the reorder window, returned
                                // with a pts below their predecessor's
+  int64_t framesOnDevice = 0;  // frames NVDEC decoded (DecodeOptions::device cuda); 0 on the CPU
 };
 
 class VideoDecoder {

@@ -1,0 +1,127 @@
+// --decode-device cuda: NVDEC through FFmpeg's hwaccel, with the CPU fallback.
+// - On a machine without a CUDA device (CI, this one) the fallback runs: every frame, its time and
+//   its converted pixels equal CPU decoding. On a GPU machine the same test checks NVDEC's frames
+//   (framesOnDevice > 0) against the CPU's, pixel for pixel.
+// - NVDEC hands frames to the host as NV12 where CPU decoding gives yuv420p: libswscale's colour
+//   conversion of the two layouts of the same samples must give the same RGB, or the GPU path
+//   would change the features. Checked here on random planes (no GPU needed).
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../../src/decode/ffmpeg.h"
+#include "test_support.h"
+#include "vidfeat/common/error.h"
+#include "vidfeat/decode/video_decoder.h"
+
+namespace vidfeat {
+namespace {
+
+using testing::sharedVideo;
+
+struct Frames {
+  std::vector<double> pts;
+  std::vector<std::vector<uint8_t>> rgb;
+  DecodeStats stats;
+};
+
+// Every frame's time, and the pixels of every `every`-th frame at `w` x `h` (0: display size).
+Frames decodeAll(const std::string& path, const std::string& device, int every, int w = 0, int h = 0) {
+  DecodeOptions o;
+  o.device = device;
+  VideoDecoder d(path, o);
+  if (w > 0) d.setOutputSize(w, h);
+  Frames out;
+  DecodedFrame f;
+  while (d.next(f)) {
+    out.pts.push_back(f.pts);
+    if (f.index % every == 0) {
+      out.rgb.emplace_back(size_t(d.outputWidth()) * d.outputHeight() * 3);
+      d.convert(out.rgb.back().data());
+    }
+  }
+  out.stats = d.stats();
+  return out;
+}
+
+TEST(DecodeDevice, Names) {
+  for (const char* ok : {"cpu", "cuda", "cuda:0", "cuda:3"}) EXPECT_NO_THROW(checkDecodeDevice(ok)) << ok;
+  for (const char* bad : {"gpu", "cuda:", "cuda:x", "CUDA", "cuda:1:2", ""}) {
+    try {
+      checkDecodeDevice(bad);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--decode-device"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// h264 (NVDEC has it), a rotated h264 and VP9 in WebM; resized as the pipeline does and at
+// display size.
+TEST(DecodeDevice, CudaGivesTheCpuFrames) {
+  struct Case {
+    const char* video;
+    int w, h;
+  };
+  for (const Case& c : {Case{"chaplin.mp4", 455, 256}, Case{"video_90.mov", 0, 0},
+                        Case{"big_buck_bunny_432_433.webm", 0, 0}, Case{"v_GGSY1Qvo990.mp4", 341, 256}}) {
+    SCOPED_TRACE(c.video);
+    const std::string path = sharedVideo(c.video).string();
+    const Frames cpu = decodeAll(path, "cpu", 7, c.w, c.h);
+    const Frames cuda = decodeAll(path, "cuda", 7, c.w, c.h);
+    ASSERT_GT(cpu.pts.size(), 10u);
+    EXPECT_EQ(cpu.stats.framesOnDevice, 0);
+    EXPECT_EQ(cuda.pts, cpu.pts);
+    ASSERT_EQ(cuda.rgb.size(), cpu.rgb.size());
+    for (size_t i = 0; i < cpu.rgb.size(); ++i) EXPECT_TRUE(cuda.rgb[i] == cpu.rgb[i]) << "frame " << i * 7;
+    EXPECT_EQ(cuda.stats.decodeErrors, cpu.stats.decodeErrors);
+    std::printf("[decode-device] %-28s %zu frames, %lld decoded by NVDEC\n", c.video, cpu.pts.size(),
+                static_cast<long long>(cuda.stats.framesOnDevice));
+  }
+}
+
+// RGB24 of a w x h picture given as yuv420p or as nv12 (the same samples), with the decoder's
+// colour conversion settings (1:1 size, SWS_BILINEAR, swscale's default matrix).
+std::vector<uint8_t> toRgb(AVPixelFormat format, const std::vector<const uint8_t*>& planes,
+                           const std::vector<int>& strides, int w, int h) {
+  ffmpeg::UniqueSwsContext sws(
+      sws_getContext(w, h, format, w, h, AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr));
+  EXPECT_TRUE(sws);
+  const int stride = FFALIGN(w, 32) * 3;
+  std::vector<uint8_t> padded(size_t(stride) * h + 64), rgb(size_t(w) * h * 3);
+  uint8_t* dst[4] = {padded.data(), nullptr, nullptr, nullptr};
+  int dstStride[4] = {stride, 0, 0, 0};
+  const uint8_t* src[4] = {planes[0], planes[1], planes.size() > 2 ? planes[2] : nullptr, nullptr};
+  int srcStride[4] = {strides[0], strides[1], strides.size() > 2 ? strides[2] : 0, 0};
+  EXPECT_EQ(sws_scale(sws.get(), src, srcStride, 0, h, dst, dstStride), h);
+  for (int y = 0; y < h; ++y) std::copy_n(padded.data() + size_t(y) * stride, size_t(w) * 3, rgb.data() + size_t(y) * w * 3);
+  return rgb;
+}
+
+TEST(DecodeDevice, Nv12ConvertsLikeYuv420p) {
+  std::mt19937 gen(3);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto [w, h] : {std::pair{64, 48}, std::pair{568, 320}, std::pair{640, 360}, std::pair{342, 258}}) {
+    SCOPED_TRACE(std::to_string(w) + "x" + std::to_string(h));
+    const int cw = (w + 1) / 2, ch = (h + 1) / 2;
+    const int ys = FFALIGN(w, 64), cs = FFALIGN(cw, 64), nvs = FFALIGN(2 * cw, 64);  // padded rows
+    std::vector<uint8_t> y(size_t(ys) * h), u(size_t(cs) * ch), v(size_t(cs) * ch), uv(size_t(nvs) * ch);
+    for (auto& x : y) x = uint8_t(byte(gen));
+    for (int r = 0; r < ch; ++r) {
+      for (int c = 0; c < cw; ++c) {
+        u[size_t(r) * cs + c] = uv[size_t(r) * nvs + 2 * c] = uint8_t(byte(gen));
+        v[size_t(r) * cs + c] = uv[size_t(r) * nvs + 2 * c + 1] = uint8_t(byte(gen));
+      }
+    }
+    const auto planar = toRgb(AV_PIX_FMT_YUV420P, {y.data(), u.data(), v.data()}, {ys, cs, cs}, w, h);
+    const auto nv12 = toRgb(AV_PIX_FMT_NV12, {y.data(), uv.data()}, {ys, nvs}, w, h);
+    size_t differ = 0;
+    for (size_t i = 0; i < planar.size(); ++i) differ += planar[i] != nv12[i];
+    EXPECT_EQ(differ, 0u) << "of " << planar.size() << " values";
+  }
+}
+
+}  // namespace
+}  // namespace vidfeat
