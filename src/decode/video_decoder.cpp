@@ -245,6 +245,7 @@ struct VideoDecoder::Impl {
   // hardware decodes (AV_PIX_FMT_NONE on the CPU), and the host copy convert() makes of one.
   AVPixelFormat hwFormat = AV_PIX_FMT_NONE;
   ffmpeg::UniqueAVFrame hostFrame;
+  ffmpeg::UniqueAVFrame planarFrame;  // hostFrame repacked planar (ffmpeg::planarYuv)
 
   int outWidth = 0;
   int outHeight = 0;
@@ -541,11 +542,13 @@ struct VideoDecoder::Impl {
     const AVFrame* f = current.get();
     if (hwFormat != AV_PIX_FMT_NONE && f->format == hwFormat) {
       // An NVDEC frame: copied to host memory (NV12, or P010/P016 for more than 8 bits) only now,
-      // for the frames a clip uses; converted from there as any software frame.
+      // for the frames a clip uses; converted from there as a software frame.
       av_frame_unref(hostFrame.get());
       const int rc = av_hwframe_transfer_data(hostFrame.get(), f, 0);
       if (rc < 0) fail("cannot copy an NVDEC frame to host memory", rc);
-      f = hostFrame.get();
+      // Repacked into the planar format CPU decoding gives, so the RGB is the same (see planarYuv).
+      f = ffmpeg::planarYuv(hostFrame.get(), planarFrame);
+      if (f == nullptr) throw std::bad_alloc();
     }
     const bool swap = info.rotation == 90 || info.rotation == 270;
     if (outWidth <= 0 || outHeight <= 0) {
