@@ -299,6 +299,10 @@ struct VideoDecoder::Impl {
     codec->thread_count = std::max(0, options.threads);
     codec->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
     if (cudaIndex(options.device) >= 0) setupHardware(decoder);
+    // A stream may change its frame size mid-way (a new SPS): the decoder refuses to allocate a
+    // picture over the limit, whatever the header said.
+    codec->max_pixels = kMaxFramePixels;
+    checkFrameSize(stream->codecpar->width, stream->codecpar->height);  // before the decoder refuses it, unclearly
     rc = avcodec_open2(codec.get(), decoder, nullptr);
     if (rc < 0) fail("cannot open the " + std::string(decoder->name) + " decoder", rc);
 
@@ -309,6 +313,20 @@ struct VideoDecoder::Impl {
     readInfo();
     outWidth = info.displayWidth;
     outHeight = info.displayHeight;
+  }
+
+  // The header's frame size, before anything is sized by it (kMaxFramePixels, kMaxAspectRatio).
+  void checkFrameSize(int w, int h) const {
+    const std::string size = std::to_string(w) + "x" + std::to_string(h);
+    if (w <= 0 || h <= 0) throw InputError(path, "the stream header gives no frame size (" + size + ")");
+    if (int64_t(w) * h > kMaxFramePixels) {
+      throw InputError(path, "frame size " + size + " is over the limit of " + std::to_string(kMaxFramePixels) +
+                                 " pixels (8192x8192)");
+    }
+    if (int64_t(std::max(w, h)) > int64_t(kMaxAspectRatio) * std::min(w, h)) {
+      throw InputError(path, "frame size " + size + " has an aspect ratio over " +
+                                 std::to_string(kMaxAspectRatio) + ":1");
+    }
   }
 
   // Asks FFmpeg to decode with NVDEC: the decoder's CUDA hwaccel, the process's device context,

@@ -16,6 +16,18 @@
 
 namespace vidfeat {
 
+// Limits on frame sizes an untrusted file may ask for; a video beyond them fails with its reason
+// instead of sizing allocations by its claim.
+// - Pixels of one decoded frame: 8192x8192 (8K UHD, 7680x4320, and DCI 8K fit). The header's size
+//   is checked at open, and FFmpeg's decoder refuses larger pictures mid-stream (AVCodecContext
+//   max_pixels: a broken frame, skipped and counted), so no decoded frame can be larger.
+//   (FFmpeg's own limit is about 16384x16384: one RGB frame of that is 768 MiB.)
+// - Aspect ratio: 32:1. The frame is scaled to the model's short side, so a 16384x2 frame at a
+//   64-pixel short side would be 524288x64 (96 MiB each, a clip holds dozens); at 32:1 and a
+//   320-pixel short side a frame is 9.4 MiB. Real video is at most about 4:1.
+constexpr int64_t kMaxFramePixels = int64_t(8192) * 8192;
+constexpr int kMaxAspectRatio = 32;
+
 struct DecodeOptions {
   // Codec threads (frame/slice threading). 0 lets FFmpeg choose from the core count.
   int threads = 0;
@@ -74,7 +86,8 @@ struct DecodeStats {
 class VideoDecoder {
  public:
   // Opens `path` and its first video stream. Throws InputError (naming the file and FFmpeg's
-  // reason) when it cannot be opened, has no video stream, or has no decoder for its codec.
+  // reason) when it cannot be opened, has no video stream, has no decoder for its codec, or its
+  // header gives no frame size or one beyond kMaxFramePixels / kMaxAspectRatio.
   explicit VideoDecoder(const std::string& path, const DecodeOptions& options = {});
   ~VideoDecoder();
   VideoDecoder(const VideoDecoder&) = delete;
