@@ -176,6 +176,32 @@ std::vector<hsize_t> dimsOf(const Dataset& dataset, const char* what) {
   return dims;
 }
 
+hsize_t storedRowsBound(const Dataset& dataset, const char* what) {
+  const std::vector<hsize_t> dims = dimsOf(dataset, what);
+  if (dims.empty()) return 0;
+  hsize_t rowElements = 1;
+  for (size_t i = 1; i < dims.size(); ++i) rowElements *= dims[i];
+  if (rowElements == 0) return dims[0];  // rows of nothing cost nothing
+  auto dcpl = Handle<PropertyListTraits>::take(H5Dget_create_plist(dataset.id()), "H5Dget_create_plist", what);
+  const H5D_layout_t layout = H5Pget_layout(dcpl.id());
+  if (layout == H5D_COMPACT) return dims[0];  // stored in the object header, whole
+  if (layout == H5D_CHUNKED) {
+    std::vector<hsize_t> chunk(dims.size());
+    check(H5Pget_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data()), "H5Pget_chunk", what);
+    hsize_t chunkElements = 1;
+    for (hsize_t c : chunk) chunkElements *= c;
+    hsize_t allocated = 0;
+    Dataspace space = spaceOf(dataset, what);  // all of it (HDF5 1.10 does not take H5S_ALL here)
+    check(H5Dget_num_chunks(dataset.id(), space.id(), &allocated), "H5Dget_num_chunks", what);
+    // Allocated chunks take file space, so `allocated` is bounded by the file size.
+    return static_cast<hsize_t>(static_cast<long double>(allocated) * chunkElements / rowElements);
+  }
+  Datatype type = Datatype::take(H5Dget_type(dataset.id()), "H5Dget_type", what);
+  const size_t typeSize = H5Tget_size(type.id());
+  if (typeSize == 0) fail(std::string("H5Tget_size(") + what + ")");
+  return H5Dget_storage_size(dataset.id()) / (typeSize * rowElements);
+}
+
 Datatype fixedString(size_t bytes) {
   auto type = Datatype::take(H5Tcopy(H5T_C_S1), "H5Tcopy(H5T_C_S1)");
   check(H5Tset_size(type.id(), bytes), "H5Tset_size");

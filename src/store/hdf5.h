@@ -228,6 +228,11 @@ Dataspace simpleSpace(const std::vector<hsize_t>& dims, const std::vector<hsize_
 // The dataset's current dataspace and its dimensions.
 Dataspace spaceOf(const Dataset& dataset, const char* what);
 std::vector<hsize_t> dimsOf(const Dataset& dataset, const char* what);
+// An upper bound on how many rows (along the first dimension) of `dataset` have storage in the
+// file: allocated chunks times their size, or the contiguous block. A file may declare an extent
+// of 10^9 rows without storing them; a reader of an untrusted file checks the rows it will
+// allocate memory for against this before trusting the extent.
+hsize_t storedRowsBound(const Dataset& dataset, const char* what);
 
 // Fixed-length, NUL-padded UTF-8 string type of `bytes` bytes.
 Datatype fixedString(size_t bytes);
