@@ -79,6 +79,9 @@ Manifest parseManifest(const std::string& path) {
   const std::string dir = fs::absolute(fs::path(path)).parent_path().lexically_normal().string();
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(trimEol(line));
+  // A UTF-8 byte order mark (spreadsheets write one) is not part of the first column's name:
+  // kept, it would hide a `video_id` or `path` header and turn the CSV into a list of paths.
+  if (!lines.empty() && lines[0].compare(0, 3, "\xEF\xBB\xBF") == 0) lines[0].erase(0, 3);
   for (size_t i = 0; i < lines.size(); ++i) {
     if (lines[i].find('\0') != std::string::npos) {
       throw InputError(path, "line " + std::to_string(i + 1) + " contains a NUL byte");

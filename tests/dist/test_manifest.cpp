@@ -46,6 +46,25 @@ TEST(Manifest, CsvWithQuotesCommasAndIds) {
   EXPECT_EQ(e[2].videoId, "videos/say \"hi\"");  // empty id column: the default id
 }
 
+TEST(Manifest, ByteOrderMarkIsNotPartOfTheHeader) {
+  // Spreadsheets save CSV with a UTF-8 BOM: the header still names its columns (kept, the BOM
+  // made `video_id` unknown and the ids silently came from the paths).
+  ScratchDir d;
+  auto e = readManifest(write(d, "bom.csv", "\xEF\xBB\xBFvideo_id,path\r\nmine,\" spaced , name.mp4\"\r\n"));
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].videoId, "mine");
+  EXPECT_EQ(e[0].path, (d.path() / " spaced , name.mp4").string());
+  // Path first: without the fix the file was read as a plain list of "path" lines.
+  e = readManifest(write(d, "bom2.csv", "\xEF\xBB\xBFpath,video_id\nx.mp4,y\n"));
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].videoId, "y");
+  EXPECT_EQ(e[0].path, (d.path() / "x.mp4").string());
+  // A plain list: the first path does not start with the BOM.
+  e = readManifest(write(d, "bom.txt", "\xEF\xBB\xBF" "a.mp4\n"));
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].videoId, "a");
+}
+
 TEST(Manifest, ErrorsNameTheFile) {
   ScratchDir d;
   auto expectError = [&](const std::string& name, const std::string& text, const std::string& what) {
