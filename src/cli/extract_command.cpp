@@ -16,6 +16,7 @@
 #include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
 #include "vidfeat/config/model_zoo.h"
+#include "vidfeat/decode/video_decoder.h"
 #include "vidfeat/model/checkpoint_cache.h"
 #include "vidfeat/dist/extraction.h"
 #include "vidfeat/dist/mpi_session.h"
@@ -38,6 +39,7 @@ struct ExtractArgs {
   unsigned long long tailSeed = 0;
   bool overwrite = false, skipInvalid = false, retryFailed = false;
   std::string shard = "0/1";
+  std::string precision = "fp32", decodeDevice = "cpu";
 };
 
 // "K/N" -> {K, N}.
@@ -72,6 +74,12 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
       ("random-weights", po::value(&a.randomWeights),
        "use seeded random weights instead of a checkpoint (UNTRAINED: for tests and demos)")
       ("device", po::value(&a.device)->default_value("auto"), "cpu, cuda, cuda:N or auto")
+      ("precision", po::value(&a.precision)->default_value("fp32"),
+       "forward pass arithmetic: fp32 (PySlowFast's), or bf16 / fp16 (weights and input cast on the device; "
+       "feature error in docs/MODELS.md; fp16 needs a CUDA device)")
+      ("decode-device", po::value(&a.decodeDevice)->default_value("cpu"),
+       "cpu, or cuda: decode with NVDEC through FFmpeg (on the model's GPU when it has one); falls back to "
+       "the CPU with a warning when there is no CUDA device or NVDEC cannot decode a stream")
       ("batch", po::value(&a.batch)->default_value(1), "clips per forward pass")
       ("crops", po::value(&a.crops)->default_value(1),
        "spatial crops per clip: 1 (centre) or 3 (PySlowFast's left/centre/right), an extra /features axis")
@@ -134,6 +142,8 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   if (a.batch < 1) throw Error("--batch must be >= 1");
   if (a.crops != 1 && a.crops != 3) throw Error("--crops must be 1 or 3");
   if (a.wave < 1) throw Error("--wave must be >= 1");
+  const Precision precision = parsePrecision(a.precision);
+  checkDecodeDevice(a.decodeDevice);
 
   const int rank = commRank(comm), size = commSize(comm);
   const NodeRanks node = nodeRanks(comm);
@@ -166,7 +176,9 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
                                     : std::max(1, int(std::thread::hardware_concurrency()) / node.localSize);
   setComputeThreads(threads);
   const std::string device = resolveDevice(a.device, node.localRank);
-  auto model = FeatureModel::build(cfg, device);
+  auto model = FeatureModel::build(cfg, device, precision);
+  // NVDEC on the model's GPU: "cuda" follows the rank's device when that is a GPU.
+  eo.decodeDevice = a.decodeDevice == "cuda" && device.rfind("cuda:", 0) == 0 ? device : a.decodeDevice;
   std::string weights, checkpointSha256;
   if (!a.checkpoint.empty()) {
     // Every rank reads the file itself: no broadcast of hundreds of MB, and a rank that cannot
@@ -194,7 +206,9 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   meta.configYaml = cfg.dump();
   meta.checkpointPath = a.checkpoint;
   meta.checkpointSha256 = checkpointSha256;
-  meta.weights = weights;
+  // Features of a reduced-precision forward differ from fp32 ones: recorded with the weights, so a
+  // resume with another --precision is refused rather than mixing the two in one file.
+  meta.weights = precision == Precision::Fp32 ? weights : weights + ", " + precisionName(precision) + " forward";
   meta.tailPolicy = tailPolicyName(eo.buckets.tail);
   const std::string netName = cfg.get<std::string>("MODEL.MODEL_NAME");
   if (netName == "TSN") {

@@ -55,8 +55,22 @@ std::pair<int, int> cropOffset(int width, int height, int size, int spatialIndex
   return {x, y};
 }
 
-void packClip(const std::vector<const uint8_t*>& frames, int width, int height,
-              const PreprocessSpec& spec, float* out) {
+ClipNormalisation normalisationOf(const PreprocessSpec& spec) {
+  ClipNormalisation n;
+  for (int k = 0; k < 3; ++k) {
+    const int c = spec.reverseChannels ? 2 - k : k;  // the RGB channel output plane k holds
+    n.scale[size_t(k)] = 1.0f / (255.0f * spec.std[size_t(c)]);
+    n.shift[size_t(k)] = -spec.mean[size_t(c)] / spec.std[size_t(c)];
+  }
+  return n;
+}
+
+namespace {
+
+// The crop of T frames, one output value per (plane, t, y, x): put(plane, index, byte).
+template <typename Put>
+void forEachCropValue(const std::vector<const uint8_t*>& frames, int width, int height,
+                      const PreprocessSpec& spec, Put&& put) {
   const int s = spec.cropSize;
   if (width < s || height < s) {
     throw Error("frame " + std::to_string(width) + "x" + std::to_string(height) +
@@ -65,28 +79,42 @@ void packClip(const std::vector<const uint8_t*>& frames, int width, int height,
   auto [x0, y0] = cropOffset(width, height, s, spec.spatialIndex);
   const size_t T = frames.size();
   const size_t plane = size_t(s) * s;
-  // x/255 then (x - mean)/std, folded into one multiply-add per channel.
-  float scale[3], shift[3];
-  for (int c = 0; c < 3; ++c) {
-    scale[c] = 1.0f / (255.0f * spec.std[c]);
-    shift[c] = -spec.mean[c] / spec.std[c];
-  }
   for (size_t t = 0; t < T; ++t) {
     const uint8_t* src = frames[t];
-    float* dst[3];
+    size_t base[3];
     for (int c = 0; c < 3; ++c) {
-      const size_t plane_c = size_t(spec.reverseChannels ? 2 - c : c);
-      dst[c] = out + (plane_c * T + t) * plane;
+      const size_t k = size_t(spec.reverseChannels ? 2 - c : c);  // output plane of RGB channel c
+      base[c] = (k * T + t) * plane;
     }
     for (int y = 0; y < s; ++y) {
       const uint8_t* row = src + (size_t(y0 + y) * width + x0) * 3;
       for (int x = 0; x < s; ++x) {
-        for (int c = 0; c < 3; ++c) {
-          dst[c][size_t(y) * s + x] = float(row[3 * x + c]) * scale[c] + shift[c];
-        }
+        for (int c = 0; c < 3; ++c) put(c, base[c] + size_t(y) * s + x, row[3 * x + c]);
       }
     }
   }
+}
+
+}  // namespace
+
+void packClip(const std::vector<const uint8_t*>& frames, int width, int height,
+              const PreprocessSpec& spec, float* out) {
+  // x/255 then (x - mean)/std, folded into one multiply-add per channel.
+  const ClipNormalisation n = normalisationOf(spec);
+  float scale[3], shift[3];  // indexed by RGB channel
+  for (int c = 0; c < 3; ++c) {
+    const size_t k = size_t(spec.reverseChannels ? 2 - c : c);
+    scale[c] = n.scale[k];
+    shift[c] = n.shift[k];
+  }
+  forEachCropValue(frames, width, height, spec, [&](int c, size_t at, uint8_t v) {
+    out[at] = float(v) * scale[c] + shift[c];
+  });
+}
+
+void cropClip(const std::vector<const uint8_t*>& frames, int width, int height,
+              const PreprocessSpec& spec, uint8_t* out) {
+  forEachCropValue(frames, width, height, spec, [&](int, size_t at, uint8_t v) { out[at] = v; });
 }
 
 }  // namespace vidfeat

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <typeinfo>
 
 #include "vidfeat/common/error.h"
+#include "vidfeat/model/conv_bn.h"  // pool3d
 
 namespace vidfeat::model {
 
@@ -35,7 +37,9 @@ torch::Tensor attentionPool(torch::Tensor x, nn::AnyModule& pool, Thw& thw, bool
   }
   const int64_t B = x.size(0), N = x.size(1), C = x.size(3);
   x = x.reshape({B * N, thw[0], thw[1], thw[2], C}).permute({0, 4, 1, 2, 3}).contiguous();
-  x = pool.forward(x);
+  // A conv pool runs in the weights' type; a max/avg pool may need pool3d's bf16 fallback.
+  x = pool.type_info() == typeid(nn::Conv3dImpl) ? pool.forward(x)
+                                                 : pool3d([&](const torch::Tensor& t) { return pool.forward(t); }, x);
   thw = {x.size(2), x.size(3), x.size(4)};
   x = x.reshape({B, N, C, thw[0] * thw[1] * thw[2]}).transpose(2, 3);
   if (hasCls) x = torch::cat({cls, x}, 2);

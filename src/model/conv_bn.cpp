@@ -137,7 +137,9 @@ torch::Tensor maxPool3d(const torch::nn::MaxPool3d& pool, const torch::Tensor& x
                         std::all_of(stride.begin(), stride.end(), [](int64_t s) { return s == 1; }) &&
                         std::all_of(padding.begin(), padding.end(), [](int64_t p) { return p == 0; });
   if (identity) return x;
-  return at::max_pool3d(x, kernel, stride, padding, at::IntArrayRef(o.dilation()).vec(), o.ceil_mode());
+  return pool3d([&](const torch::Tensor& t) {
+    return at::max_pool3d(t, kernel, stride, padding, at::IntArrayRef(o.dilation()).vec(), o.ceil_mode());
+  }, x);
 }
 
 }  // namespace vidfeat::model

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <sstream>
 
 #include "vidfeat/common/error.h"
@@ -11,17 +12,55 @@
 #include "vidfeat/model/state_dict.h"
 #include "vidfeat/model/video_net.h"
 
+// A LibTorch built with CUDA (src/model/CMakeLists.txt defines VIDFEAT_WITH_CUDA; PyPI's wheel,
+// tools/ci_cuda_build.sh) gives each model its own CUDA stream. Debian's LibTorch has no CUDA: there
+// the CUDA device is refused in build() and these paths are never needed.
+#ifdef VIDFEAT_WITH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 namespace vidfeat {
 
 namespace {
 
+torch::ScalarType scalarType(Precision p) {
+  switch (p) {
+    case Precision::Fp16: return torch::kHalf;
+    case Precision::Bf16: return torch::kBFloat16;
+    case Precision::Fp32: break;
+  }
+  return torch::kFloat32;
+}
+
+// Host memory of at least `bytes`, kept across calls: page-locked when it feeds a CUDA device
+// (so copies to and from it can be asynchronous), ordinary otherwise.
+class HostBuffer {
+ public:
+  void* get(size_t bytes, bool pinned) {
+    if (!buffer_.defined() || size_t(buffer_.numel()) < bytes) {
+      buffer_ = torch::empty({int64_t(bytes)}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(pinned));
+    }
+    return buffer_.data_ptr();
+  }
+  torch::Tensor view(size_t bytes, bool pinned, at::IntArrayRef sizes, torch::ScalarType type) {
+    return torch::from_blob(get(bytes, pinned), sizes, torch::TensorOptions().dtype(type));
+  }
+
+ private:
+  torch::Tensor buffer_;
+};
+
 class TorchFeatureModel : public FeatureModel {
  public:
-  TorchFeatureModel(const Config& cfg, const std::string& device)
-      : cfg_(cfg), device_(device), net_(model::buildVideoNet(cfg)) {
+  TorchFeatureModel(const Config& cfg, const std::string& device, Precision precision)
+      : cfg_(cfg), device_(device), precision_(precision), net_(model::buildVideoNet(cfg)) {
     shape_.frames = cfg.get<int>("DATA.NUM_FRAMES");
     shape_.height = shape_.width = cfg.get<int>("DATA.TEST_CROP_SIZE");
-    net_->to(device_);
+#ifdef VIDFEAT_WITH_CUDA
+    if (device_.is_cuda()) stream_.emplace(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index()));
+#endif
+    placeWeights();
     net_->eval();
   }
 
@@ -30,12 +69,13 @@ class TorchFeatureModel : public FeatureModel {
   int64_t numClasses() const override { return net_->numClasses(); }
   ClipShape inputShape() const override { return shape_; }
   std::string device() const override { return device_.str(); }
+  Precision precision() const override { return precision_; }
+  bool uploadsBytes() const override { return !device_.is_cpu(); }
 
   void randomizeWeights(uint64_t seed) override {
-    net_->to(torch::kCPU);  // the generator is a CPU one; same numbers on any device
+    net_->to(torch::kCPU, torch::kFloat32);  // the generator is a CPU one; same numbers on any device
     model::randomizeParameters(*net_, seed);
-    net_->to(device_);
-    model::foldBatchNorms(*net_);  // BatchNorm into the convs, from the weights just set
+    placeWeights();
   }
 
   std::vector<std::pair<std::string, std::vector<int64_t>>> stateShapes() const override {
@@ -57,7 +97,7 @@ class TorchFeatureModel : public FeatureModel {
       spdlog::warn("{}: TEST.CHECKPOINT_TYPE is {} but the file is a {}; reading it as what its bytes say", path,
                    checkpointType, checkpointFormatName(report.format));
     }
-    net_->to(torch::kCPU);
+    net_->to(torch::kCPU, torch::kFloat32);
     if (isCaffe2) model::conformCaffe2(dict, *net_, &report.notes);
     model::ApplyResult applied;
     try {
@@ -67,8 +107,7 @@ class TorchFeatureModel : public FeatureModel {
     } catch (const Error& e) {
       throw InputError(path, e.what());
     }
-    net_->to(device_);
-    model::foldBatchNorms(*net_);  // BatchNorm into the convs, from the weights just set
+    placeWeights();
     report.tensorsLoaded = applied.loaded;
     report.absentHeadKeys = applied.absentHeadKeys;
     if (!report.absentHeadKeys.empty()) {
@@ -82,14 +121,14 @@ class TorchFeatureModel : public FeatureModel {
     c10::InferenceMode guard;
     model::IoFile io = model::readIoFile(ioPath);
     std::vector<torch::Tensor> pathways;
-    for (auto& t : io.inputs) pathways.push_back(t.to(device_, torch::kFloat32));
+    for (auto& t : io.inputs) pathways.push_back(t.to(device_, computeType()));
     net_->forwardFeatures(pathways, false);  // warm-up (first-call allocations, cuDNN choices)
     VerifyResult r;
     torch::Tensor ours;
     for (int i = 0; i < std::max(1, repeats); ++i) {
       const auto t0 = std::chrono::steady_clock::now();
       auto out = net_->forwardFeatures(pathways, false);
-      ours = out.features.to(torch::kCPU, torch::kFloat64);
+      ours = out.features.to(torch::kCPU, torch::kFloat64);  // waits for the device
       r.forwardRuns.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     std::vector<double> sorted = r.forwardRuns;
@@ -109,34 +148,138 @@ class TorchFeatureModel : public FeatureModel {
 
   void extract(const float* clips, int64_t batch, float* features, float* logits) override {
     c10::InferenceMode guard;
-    auto input = torch::from_blob(const_cast<float*>(clips),
-                                  {batch, shape_.channels, shape_.frames, shape_.height, shape_.width},
-                                  torch::kFloat32)
-                     .to(device_);
-    auto out = net_->forwardFeatures(model::packPathways(cfg_, input), logits != nullptr);
-    copyOut(out.features, batch * featureDim(), features);
-    if (logits) copyOut(out.logits, batch * numClasses(), logits);
+    const std::vector<int64_t> sizes{batch, shape_.channels, shape_.frames, shape_.height, shape_.width};
+    if (device_.is_cpu()) {
+      // The caller's buffer as it is: no copy.
+      auto input = torch::from_blob(const_cast<float*>(clips), sizes, torch::kFloat32);
+      run(input, batch, features, logits);
+      return;
+    }
+    StreamScope scope(*this);
+    const size_t bytes = sizeof(float) * size_t(batch * shape_.numel());
+    auto staged = input_.view(bytes, true, sizes, torch::kFloat32);
+    std::memcpy(staged.data_ptr(), clips, bytes);
+    run(staged.to(device_, /*non_blocking=*/true), batch, features, logits);
+  }
+
+  void extractBytes(const uint8_t* clips, int64_t batch, const ClipNormalisation& norm, float* features,
+                    float* logits) override {
+    c10::InferenceMode guard;
+    StreamScope scope(*this);
+    const std::vector<int64_t> sizes{batch, shape_.channels, shape_.frames, shape_.height, shape_.width};
+    const size_t bytes = size_t(batch * shape_.numel());
+    torch::Tensor input;
+    if (device_.is_cpu()) {
+      input = torch::from_blob(const_cast<uint8_t*>(clips), sizes, torch::kUInt8);
+    } else {
+      input = input_.view(bytes, true, sizes, torch::kUInt8);
+      std::memcpy(input.data_ptr(), clips, bytes);
+      input = input.to(device_, /*non_blocking=*/true);
+    }
+    // Two elementwise ops, each rounded to float, as packClip's float(v) * scale + shift (no fused
+    // multiply-add on either side): the same floats on any device.
+    auto scale = torch::from_blob(const_cast<float*>(norm.scale.data()), {1, 3, 1, 1, 1}, torch::kFloat32).to(device_);
+    auto shift = torch::from_blob(const_cast<float*>(norm.shift.data()), {1, 3, 1, 1, 1}, torch::kFloat32).to(device_);
+    run(input.to(torch::kFloat32).mul_(scale).add_(shift), batch, features, logits);
   }
 
  private:
-  static void copyOut(const torch::Tensor& t, int64_t expected, float* dst) {
-    auto host = t.to(torch::kCPU, torch::kFloat32).contiguous();
-    if (host.numel() != expected) {
-      throw Error("internal: model produced " + std::to_string(host.numel()) + " values, expected " +
+  torch::ScalarType computeType() const { return scalarType(precision_); }
+
+  // Moves the weights (as set, in float on the CPU) to the device in the compute precision, then
+  // folds BatchNorm into the convs from them.
+  void placeWeights() {
+    net_->to(device_, computeType());
+    model::foldBatchNorms(*net_);  // BatchNorm into the convs, from the weights just set
+  }
+
+  // While alive, LibTorch work on a CUDA device goes to this model's stream; on leaving, the
+  // stream is synchronised (the pinned buffers may be reused and the host results read).
+  class StreamScope {
+   public:
+    explicit StreamScope(TorchFeatureModel& m) : model_(m) {
+#ifdef VIDFEAT_WITH_CUDA
+      if (m.stream_) guard_.emplace(*m.stream_);
+#endif
+    }
+    ~StreamScope() {
+#ifdef VIDFEAT_WITH_CUDA
+      if (model_.stream_) model_.stream_->synchronize();
+#endif
+    }
+    StreamScope(const StreamScope&) = delete;
+    StreamScope& operator=(const StreamScope&) = delete;
+
+   private:
+    TorchFeatureModel& model_;
+#ifdef VIDFEAT_WITH_CUDA
+    std::optional<c10::cuda::CUDAStreamGuard> guard_;
+#endif
+  };
+
+  // The forward pass of a normalised float batch on the device; the results come back once per
+  // batch (through pinned buffers and non-blocking copies on a CUDA device).
+  void run(const torch::Tensor& input, int64_t batch, float* features, float* logits) {
+    auto out = net_->forwardFeatures(model::packPathways(cfg_, input.to(computeType())), logits != nullptr);
+    const int64_t nf = batch * featureDim(), nl = logits ? batch * numClasses() : 0;
+    checkCount(out.features, nf);
+    if (logits) checkCount(out.logits, nl);
+    if (device_.is_cpu()) {
+      copyOut(out.features.to(torch::kFloat32).contiguous(), features);
+      if (logits) copyOut(out.logits.to(torch::kFloat32).contiguous(), logits);
+      return;
+    }
+    const size_t fb = sizeof(float) * size_t(nf), lb = sizeof(float) * size_t(nl);
+    auto host = output_.view(fb + lb, true, {nf + nl}, torch::kFloat32);
+    host.narrow(0, 0, nf).copy_(out.features.reshape({nf}), /*non_blocking=*/true);
+    if (logits) host.narrow(0, nf, nl).copy_(out.logits.reshape({nl}), /*non_blocking=*/true);
+#ifdef VIDFEAT_WITH_CUDA
+    if (stream_) stream_->synchronize();
+#endif
+    std::memcpy(features, host.data_ptr<float>(), fb);
+    if (logits) std::memcpy(logits, host.data_ptr<float>() + nf, lb);
+  }
+
+  static void checkCount(const torch::Tensor& t, int64_t expected) {
+    if (t.numel() != expected) {
+      throw Error("internal: model produced " + std::to_string(t.numel()) + " values, expected " +
                   std::to_string(expected));
     }
-    std::memcpy(dst, host.data_ptr<float>(), sizeof(float) * size_t(expected));
+  }
+  static void copyOut(const torch::Tensor& host, float* dst) {
+    std::memcpy(dst, host.data_ptr<float>(), sizeof(float) * size_t(host.numel()));
   }
 
   Config cfg_;
   torch::Device device_;
+  Precision precision_;
   std::shared_ptr<model::VideoNet> net_;
   ClipShape shape_;
+  HostBuffer input_, output_;  // staging for a CUDA device, reused across calls
+#ifdef VIDFEAT_WITH_CUDA
+  std::optional<c10::cuda::CUDAStream> stream_;
+#endif
 };
 
 }  // namespace
 
-std::unique_ptr<FeatureModel> FeatureModel::build(const Config& cfg, const std::string& device) {
+Precision parsePrecision(const std::string& name) {
+  if (name == "fp32") return Precision::Fp32;
+  if (name == "fp16") return Precision::Fp16;
+  if (name == "bf16") return Precision::Bf16;
+  throw Error("--precision must be fp32, fp16 or bf16, got '" + name + "'");
+}
+
+const char* precisionName(Precision p) {
+  switch (p) {
+    case Precision::Fp16: return "fp16";
+    case Precision::Bf16: return "bf16";
+    case Precision::Fp32: break;
+  }
+  return "fp32";
+}
+
+std::unique_ptr<FeatureModel> FeatureModel::build(const Config& cfg, const std::string& device, Precision precision) {
   torch::Device dev(torch::kCPU);
   try {
     dev = torch::Device(device);
@@ -147,7 +290,12 @@ std::unique_ptr<FeatureModel> FeatureModel::build(const Config& cfg, const std::
     throw Error("--device " + device + ": no CUDA device is available (LibTorch built " +
                 std::string(torch::cuda::is_available() ? "with" : "without or with no visible") + " CUDA)");
   }
-  return std::make_unique<TorchFeatureModel>(cfg, dev.str());
+  if (precision == Precision::Fp16 && !dev.is_cuda()) {
+    // LibTorch 1.13's CPU kernels have no Half conv3d ("compute_columns3d") or layer norm.
+    throw Error("--precision fp16 needs a CUDA device (LibTorch's CPU kernels have no fp16 convolution); "
+                "on the CPU use bf16");
+  }
+  return std::make_unique<TorchFeatureModel>(cfg, dev.str(), precision);
 }
 
 }  // namespace vidfeat

@@ -93,7 +93,9 @@ ResNetBasicHeadImpl::ResNetBasicHeadImpl(const std::vector<int64_t>& dimIn, int6
 
 NetOutput ResNetBasicHeadImpl::forward(const std::vector<torch::Tensor>& x, bool withLogits) {
   std::vector<torch::Tensor> pooled;
-  for (size_t p = 0; p < x.size(); ++p) pooled.push_back(avgpools[p].forward(toDense(x[p])));
+  for (size_t p = 0; p < x.size(); ++p) {
+    pooled.push_back(pool3d([&](const torch::Tensor& t) { return avgpools[p].forward(t); }, toDense(x[p])));
+  }
   torch::Tensor h = torch::cat(pooled, 1).permute({0, 2, 3, 4, 1});  // B, T, H, W, C
   NetOutput out;
   // The seed's feature: the projection's input averaged over W then H, flattened over T*C.

@@ -112,7 +112,7 @@ X3DHeadImpl::X3DHeadImpl(int64_t dimIn, int64_t dimInner, int64_t dimOut, int64_
 
 NetOutput X3DHeadImpl::forward(const torch::Tensor& in, bool withLogits) {
   torch::Tensor x = conv5Bn(in).relu_();
-  x = avg_pool.forward(x);
+  x = pool3d([&](const torch::Tensor& t) { return avg_pool.forward(t); }, toDense(x));
   x = lin5Bn ? lin5Bn(x) : lin_5(x);
   torch::Tensor h = x.relu_().permute({0, 2, 3, 4, 1});  // B, T, H, W, C
   NetOutput out;

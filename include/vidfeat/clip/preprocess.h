@@ -36,9 +36,24 @@ std::pair<int, int> shortSideScaledSize(int width, int height, int size);
 // Top-left corner of the crop (uniform_crop): {x, y}.
 std::pair<int, int> cropOffset(int width, int height, int size, int spatialIndex);
 
+// uint8 -> model input, per output channel plane k (after DATA.REVERSE_INPUT_CHANNEL):
+// value = float(byte) * scale[k] + shift[k], that is (x / 255 - MEAN) / STD folded into one
+// multiply and one add, each rounded to float (packClip on the CPU, FeatureModel::extractBytes on
+// a device: the same two roundings, so the same floats).
+struct ClipNormalisation {
+  std::array<float, 3> scale{1.0f, 1.0f, 1.0f};
+  std::array<float, 3> shift{0.0f, 0.0f, 0.0f};
+};
+ClipNormalisation normalisationOf(const PreprocessSpec& spec);
+
 // Packs T frames of packed RGB24 (width x height, already scaled) into `out`, a float buffer of
 // 3 x T x crop x crop (C, T, H, W), normalised. Throws Error when a frame is smaller than the crop.
 void packClip(const std::vector<const uint8_t*>& frames, int width, int height,
               const PreprocessSpec& spec, float* out);
+
+// packClip without the normalisation: the crop as bytes, 3 x T x crop x crop, channel planes in
+// output order (for FeatureModel::extractBytes, which normalises on the device).
+void cropClip(const std::vector<const uint8_t*>& frames, int width, int height,
+              const PreprocessSpec& spec, uint8_t* out);
 
 }  // namespace vidfeat

@@ -88,4 +88,15 @@ torch::Tensor toDense(const torch::Tensor& x);
 // (MKL-DNN's pooling for a blocked one; a max is exact in any order).
 torch::Tensor maxPool3d(const torch::nn::MaxPool3d& pool, const torch::Tensor& x);
 
+// pool(x) for a 3-D pool. With --precision bf16 on the CPU (LibTorch 1.13 has no bf16
+// max_pool3d / avg_pool3d kernels there) the pool runs in float on the bf16 values and its result
+// is rounded back to bf16: exact for a max, one rounding for a mean (as a GPU's bf16 kernel).
+template <typename Pool>
+torch::Tensor pool3d(Pool&& pool, const torch::Tensor& x) {
+  if (x.scalar_type() == torch::kBFloat16 && x.device().is_cpu() && !x.is_mkldnn()) {
+    return pool(x.to(torch::kFloat32)).to(torch::kBFloat16);
+  }
+  return pool(x);
+}
+
 }  // namespace vidfeat::model

@@ -8,11 +8,20 @@
 #include <string>
 #include <vector>
 
+#include "vidfeat/clip/preprocess.h"  // ClipNormalisation
 #include "vidfeat/model/checkpoint.h"
 
 namespace vidfeat {
 
 class Config;
+
+// Arithmetic of the forward pass. fp32 is the reference (PySlowFast's); fp16 and bf16 cast the
+// weights (after BatchNorm folding) and the normalised input on the device, and return the
+// features as float. The feature error each costs is measured in docs/MODELS.md.
+enum class Precision { Fp32, Fp16, Bf16 };
+// "fp32", "fp16", "bf16" -> Precision; Error naming the option otherwise.
+Precision parsePrecision(const std::string& name);
+const char* precisionName(Precision p);
 
 struct ClipShape {
   int64_t channels = 3;
@@ -27,7 +36,8 @@ class FeatureModel {
   // Builds the network the config describes on `device` ("cpu", "cuda", "cuda:1"). Its weights
   // are not set yet: call randomizeWeights() or (later) a checkpoint loader. Throws Error naming
   // the config key for unsupported values.
-  static std::unique_ptr<FeatureModel> build(const Config& cfg, const std::string& device = "cpu");
+  static std::unique_ptr<FeatureModel> build(const Config& cfg, const std::string& device = "cpu",
+                                             Precision precision = Precision::Fp32);
   virtual ~FeatureModel() = default;
 
   virtual std::string arch() const = 0;
@@ -35,6 +45,7 @@ class FeatureModel {
   virtual int64_t numClasses() const = 0;
   virtual ClipShape inputShape() const = 0;
   virtual std::string device() const = 0;
+  virtual Precision precision() const = 0;
 
   // Seeded random weights for every parameter and BatchNorm statistic (untrained!).
   virtual void randomizeWeights(uint64_t seed) = 0;
@@ -60,7 +71,18 @@ class FeatureModel {
 
   // Runs `batch` clips (batch * inputShape().numel() floats) and writes batch * featureDim()
   // features, and batch * numClasses() head outputs when `logits` is not null.
+  // On a CUDA device the clips go through a pinned host buffer (reused across calls) with a
+  // non-blocking copy on the model's own stream, and the features come back once per batch.
   virtual void extract(const float* clips, int64_t batch, float* features, float* logits = nullptr) = 0;
+
+  // The same from uint8 clips (batch x 3 x T x H x W bytes, channel planes in output order, as
+  // cropClip writes them): the bytes are uploaded (4x less than floats) and normalised on the
+  // model's device with one multiply and one add per value, the arithmetic packClip does, so the
+  // input is bit-identical to extract()'s from packClip. Worth it on a GPU (uploadsBytes()).
+  virtual void extractBytes(const uint8_t* clips, int64_t batch, const ClipNormalisation& norm, float* features,
+                            float* logits = nullptr) = 0;
+  // Whether extractBytes() is the cheaper path for this model (its device is not the CPU).
+  virtual bool uploadsBytes() const = 0;
 };
 
 }  // namespace vidfeat
