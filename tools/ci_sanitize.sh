@@ -15,7 +15,10 @@
 # - Leaks: tools/sanitize/lsan.supp holds the only suppressions (upstream bugs, each named);
 #   Open MPI's MPI_Init leaks are handled in src/dist/mpi_session.cpp.
 # Tests left out: label `slurm` (starts and stops a real SLURM; it runs the same vidfeat commands
-# as the other end-to-end tests, which are all in).
+# as the other end-to-end tests, which are all in), and Pipeline_memory, whose subject is peak-RSS
+# growth: ASan keeps up to 256 MiB of freed blocks in quarantine (to catch use-after-free) plus
+# shadow memory, so the RSS of a sanitized run grows by that much whatever our code does (measured:
+# +272 MiB from a 1-min to a 20-min video); the first, uninstrumented pass checks memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build-asan}
@@ -32,5 +35,5 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DVIDFEAT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Deb
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 
 start=$(date +%s)
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j 2 -LE slurm
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j 2 -LE slurm -E '^Pipeline_memory$'
 echo "ci_sanitize: sanitized test suite passed in $(( $(date +%s) - start )) s"
