@@ -84,12 +84,11 @@ def mode_checkpoints(tmp):
     r = verify(good)
     check(r.returncode == 0, f"the fixture checkpoint verifies {r.stderr[-500:] if r.returncode else ''}")
 
-    import torch  # Debian's python3-torch: only to write the mis-shaped checkpoint
-    state = torch.load(good, map_location="cpu")
-    key = "s2.pathway0_res0.branch2.a.weight"
-    state["model_state"][key] = state["model_state"][key][:, :-1].clone()
+    # Wrong shapes: the SLOW fixture has the same tensor names as C2D, but temporal kernels of 3
+    # where C2D has 1 (res4 and res5).
     shapes = os.path.join(tmp, "wrong_shapes.pyth")
-    torch.save(state, shapes)
+    shutil.copy(os.path.join(FIXTURES, "SLOW_8x8_R50.pyth"), shapes)
+    key = "s5.pathway0_res0.branch2.a.weight"
 
     data = open(good, "rb").read()
     truncated = os.path.join(tmp, "truncated.pyth")
@@ -110,7 +109,7 @@ def mode_checkpoints(tmp):
                 payload = pickle.dumps({"model_state": Evil()}, protocol=2)
             zout.writestr(item, payload)
 
-    cases = [("wrong shapes", shapes, [key, "shape"]), ("truncated zip", truncated, []),
+    cases = [("wrong shapes", shapes, [key, "shape mismatches"]), ("truncated zip", truncated, []),
              ("os.system in a .pkl", evil_pkl, ["system", "nothing was executed"]),
              ("os.system in a zip's data.pkl", evil_zip, ["system", "nothing was executed"])]
     for what, ckpt, needles in cases:
