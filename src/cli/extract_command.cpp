@@ -34,7 +34,7 @@ struct ExtractArgs {
   std::string model, config, manifest, output, checkpoint, device = "auto", tail = "repeat";
   std::vector<std::string> sets;
   long long randomWeights = -1;
-  int batch = 1, stride = 0, threads = 0, wave = 16, crops = 1;
+  int batch = 1, queue = 0, stride = 0, threads = 0, wave = 16, crops = 1;
   double fps = 0.0, waveSeconds = 60.0, videoTimeout = 0.0;
   unsigned long long tailSeed = 0;
   bool overwrite = false, skipInvalid = false, retryFailed = false;
@@ -80,7 +80,9 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
       ("decode-device", po::value(&a.decodeDevice)->default_value("cpu"),
        "cpu, or cuda: decode with NVDEC through FFmpeg (on the model's GPU when it has one); falls back to "
        "the CPU with a warning when there is no CUDA device or NVDEC cannot decode a stream")
-      ("batch", po::value(&a.batch)->default_value(1), "clips per forward pass")
+      ("batch", po::value(&a.batch)->default_value(1), "clips per forward pass (clips of several videos may share one)")
+      ("queue", po::value(&a.queue)->default_value(0),
+       "decoded, preprocessed clips a rank may hold ready ahead of the model (0 = 2 x --batch); bounds memory")
       ("crops", po::value(&a.crops)->default_value(1),
        "spatial crops per clip: 1 (centre) or 3 (PySlowFast's left/centre/right), an extra /features axis")
       ("tail", po::value(&a.tail)->default_value("repeat"),
@@ -140,6 +142,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
     throw Error("give exactly one of --checkpoint FILE or --random-weights SEED (weights are never chosen silently)");
   }
   if (a.batch < 1) throw Error("--batch must be >= 1");
+  if (a.queue < 0) throw Error("--queue must be >= 0");
   if (a.crops != 1 && a.crops != 3) throw Error("--crops must be 1 or 3");
   if (a.wave < 1) throw Error("--wave must be >= 1");
   const Precision precision = parsePrecision(a.precision);
@@ -168,6 +171,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   eo.targetFps = a.fps;
   eo.tailSeed = a.tailSeed;
   eo.batch = a.batch;
+  eo.queueClips = a.queue;
   eo.crops = a.crops;
   eo.timeoutSeconds = a.videoTimeout;
 
@@ -242,11 +246,13 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
     spdlog::info("HDF5 writes {:.3f} s ({:.2f}% of {:.1f} s)", s.writeSeconds,
                  100.0 * s.writeSeconds / std::max(1e-9, s.wallSeconds), s.wallSeconds);
     for (int r = 0; r < size; ++r) {
-      const double busy = s.busySeconds[size_t(r)];
-      spdlog::info("rank {}: {} videos, {} clips, {:.2f} clips/s, busy {:.1f} s of {:.1f} s ({:.0f}% idle)", r,
-                   s.videosPerRank[size_t(r)], s.clipsPerRank[size_t(r)],
-                   busy > 0 ? s.clipsPerRank[size_t(r)] / busy : 0.0, busy, s.wallSeconds,
-                   100.0 * (1.0 - busy / std::max(1e-9, s.wallSeconds)));
+      const size_t i = size_t(r);
+      const double busy = s.busySeconds[i];
+      spdlog::info("rank {}: {} videos, {} clips, {:.2f} clips/s, busy {:.1f} s of {:.1f} s ({:.0f}% idle); "
+                   "model {:.1f} s, waiting for decoded clips {:.1f} s, writing {:.2f} s", r,
+                   s.videosPerRank[i], s.clipsPerRank[i], busy > 0 ? s.clipsPerRank[i] / busy : 0.0, busy,
+                   s.wallSeconds, 100.0 * (1.0 - busy / std::max(1e-9, s.wallSeconds)), s.modelSeconds[i],
+                   s.starvedSeconds[i], s.storeSeconds[i]);
     }
     if (s.failed + s.failedBefore > 0) {
       StoreSummary file = readStoreSummary(a.output);
