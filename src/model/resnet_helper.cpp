@@ -111,7 +111,6 @@ ResBlockImpl::ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, in
   } else if (opt.transFunc == "basic_transform") {
     branch2 = nn::AnyModule(BasicTransform(dimIn, dimOut, tempKernel, stride, dilation, opt));
   } else if (opt.transFunc == "x3d_transform") {
-    blockable = false;  // depth-wise conv, SE and swish: dense tensors
     branch2 = nn::AnyModule(X3DTransform(dimIn, dimOut, tempKernel, stride, dimInner, numGroups,
                                          dilation, opt, blockIdx));
   } else {
@@ -122,7 +121,7 @@ ResBlockImpl::ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, in
 }
 
 torch::Tensor ResBlockImpl::forward(torch::Tensor x) {
-  if (blockable) x = toBlocked(x);
+  x = toBlocked(x);  // a no-op when the blocked layout is off or x is already blocked
   torch::Tensor f = branch2.forward<torch::Tensor>(x);
   torch::Tensor out = branch1 ? branch1Bn(x).add_(f) : f.add_(x);
   return out.relu_();

@@ -61,11 +61,11 @@ X3DTransformImpl::X3DTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKe
 }
 
 torch::Tensor X3DTransformImpl::forward(torch::Tensor x) {
-  x = aBn(toDense(x)).relu_();
-  x = bBn(x);
-  if (se) x = se(x);  // PySlowFast applies SE before the swish
+  x = aBn(x).relu_();  // blocked when the block's input is (ResBlock)
+  x = toDense(bBn(x));  // SE and swish take the strided layout
+  if (se) x = se(x);    // PySlowFast applies SE before the swish
   x.mul_(torch::sigmoid(x));  // swish, as PySlowFast's x * sigmoid(x)
-  return cBn(x);
+  return cBn(toBlocked(x));
 }
 
 X3DStemImpl::X3DStemImpl(int64_t dimIn, int64_t dimOut, const std::vector<int64_t>& kernel,

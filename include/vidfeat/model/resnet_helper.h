@@ -89,7 +89,6 @@ struct ResBlockImpl : torch::nn::Module, BnFoldable {
   torch::nn::BatchNorm3d branch1_bn{nullptr};
   torch::nn::AnyModule branch2;
   ConvBn branch1Bn;
-  bool blockable = true;  // branch2 runs on blocked (MKL-DNN) tensors: bottleneck and basic
 };
 TORCH_MODULE(ResBlock);
 
