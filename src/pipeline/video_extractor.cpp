@@ -31,9 +31,11 @@ double secondsSince(Clock::time_point t0) {
 struct WorkerItem {
   int64_t ticket = -1;
   bool isClip = false;
-  SegmentRecord segment;      // clip
-  std::vector<float> pixels;  // clip: crops x C x T x H x W, normalised
-  VideoResult end;            // end of the video
+  SegmentRecord segment;  // clip
+  // clip: crops x C x T x H x W, as normalised floats (packClip), or as bytes (cropClip) when the
+  // model normalises on its device (FeatureModel::uploadsBytes)
+  std::vector<unsigned char> pixels;
+  VideoResult end;        // end of the video
 };
 
 // The worker was stopped while a video was in flight.
@@ -47,8 +49,8 @@ struct VideoExtractor::Worker {
     VideoEntry video;
   };
 
-  Worker(const ExtractOptions& opt, size_t clipFloats, std::vector<int> spatial, size_t queueClips)
-      : opt(opt), clipFloats(clipFloats), spatial(std::move(spatial)), out(queueClips),
+  Worker(const ExtractOptions& opt, size_t clipValues, bool bytes, std::vector<int> spatial, size_t queueClips)
+      : opt(opt), clipValues(clipValues), bytes(bytes), spatial(std::move(spatial)), out(queueClips),
         thread([this] { loop(); }) {}
 
   ~Worker() {
@@ -82,16 +84,16 @@ struct VideoExtractor::Worker {
   }
 
   // Clip buffers go back to the worker once their floats are in a batch (no allocation per clip).
-  void recycle(std::vector<float> buffer) {
+  void recycle(std::vector<unsigned char> buffer) {
     std::lock_guard<std::mutex> lock(poolMutex);
     if (pool.size() < out.capacity() + 2) pool.push_back(std::move(buffer));
   }
 
  private:
-  std::vector<float> takeBuffer() {
+  std::vector<unsigned char> takeBuffer() {
     std::lock_guard<std::mutex> lock(poolMutex);
-    if (pool.empty()) return std::vector<float>(clipFloats * spatial.size());
-    std::vector<float> b = std::move(pool.back());
+    if (pool.empty()) return std::vector<unsigned char>(clipBytes() * spatial.size());
+    std::vector<unsigned char> b = std::move(pool.back());
     pool.pop_back();
     return b;
   }
@@ -168,7 +170,12 @@ struct VideoExtractor::Worker {
           for (size_t k = 0; k < spatial.size(); ++k) {
             PreprocessSpec crop = opt.preprocess;
             crop.spatialIndex = spatial[k];
-            packClip(frames, w, h, crop, item.pixels.data() + k * clipFloats);
+            unsigned char* at = item.pixels.data() + k * clipBytes();
+            if (bytes) {
+              cropClip(frames, w, h, crop, at);
+            } else {
+              packClip(frames, w, h, crop, reinterpret_cast<float*>(at));
+            }
           }
           emit(std::move(item));
         }
@@ -240,10 +247,12 @@ struct VideoExtractor::Worker {
   }
 
   const ExtractOptions opt;
-  const size_t clipFloats;
+  const size_t clipValues;  // per crop
+  const bool bytes;
   const std::vector<int> spatial;
 
  public:
+  size_t clipBytes() const { return clipValues * (bytes ? 1 : sizeof(float)); }
   BoundedQueue<WorkerItem> out;
 
  private:
@@ -253,7 +262,7 @@ struct VideoExtractor::Worker {
   bool midVideo = false;
   bool stopping = false;
   std::mutex poolMutex;
-  std::vector<std::vector<float>> pool;
+  std::vector<std::vector<unsigned char>> pool;
   std::thread thread;  // last: starts once everything above exists
 };
 
@@ -271,8 +280,11 @@ VideoExtractor::VideoExtractor(FeatureModel& model, const ExtractOptions& option
   // PySlowFast's three test crops are uniform_crop's left/top, centre, right/bottom.
   std::vector<int> spatial = opt_.crops == 3 ? std::vector<int>{0, 1, 2} : std::vector<int>{1};
   const size_t queueClips = opt_.queueClips > 0 ? size_t(opt_.queueClips) : size_t(2 * opt_.batch);
-  input_.resize(size_t(opt_.batch) * size_t(opt_.crops) * size_t(shape.numel()));
-  worker_ = std::make_unique<Worker>(opt_, size_t(shape.numel()), std::move(spatial), queueClips);
+  bytes_ = opt_.normaliseOnDevice == ExtractOptions::Normalise::Auto
+               ? model.uploadsBytes()
+               : opt_.normaliseOnDevice == ExtractOptions::Normalise::Model;
+  worker_ = std::make_unique<Worker>(opt_, size_t(shape.numel()), bytes_, std::move(spatial), queueClips);
+  input_.resize(size_t(opt_.batch) * size_t(opt_.crops) * worker_->clipBytes());
 }
 
 VideoExtractor::~VideoExtractor() = default;
@@ -309,7 +321,11 @@ void VideoExtractor::runBatch(std::vector<VideoResult>& finished) {
   std::string error;
   const auto t0 = Clock::now();
   try {
-    model_.extract(input_.data(), rows, features.data());
+    if (bytes_) {
+      model_.extractBytes(input_.data(), rows, normalisationOf(opt_.preprocess), features.data());
+    } else {
+      model_.extract(reinterpret_cast<const float*>(input_.data()), rows, features.data());
+    }
   } catch (const std::exception& e) {
     error = e.what();
   }
@@ -341,7 +357,7 @@ std::vector<VideoResult> VideoExtractor::step(std::chrono::milliseconds wait) {
   const bool busy = !open_.empty();
   const auto deadline = t0 + wait;
   const size_t batch = size_t(opt_.batch);
-  const size_t clipFloats = input_.size() / batch;
+  const size_t clipBytes = input_.size() / batch;  // all crops of one clip
   double starved = 0;
   for (;;) {
     if (batchTickets_.size() == batch) {
@@ -360,8 +376,7 @@ std::vector<VideoResult> VideoExtractor::step(std::chrono::milliseconds wait) {
     Open& o = open_.at(item.ticket);
     if (item.isClip) {
       if (o.result.status != VideoStatus::Failed) {
-        std::memcpy(input_.data() + batchTickets_.size() * clipFloats, item.pixels.data(),
-                    clipFloats * sizeof(float));
+        std::memcpy(input_.data() + batchTickets_.size() * clipBytes, item.pixels.data(), clipBytes);
         batchTickets_.push_back(item.ticket);
         ++o.inBatch;
         o.result.segments.push_back(item.segment);

@@ -29,6 +29,10 @@ struct ExtractOptions {
   int decodeThreads = 0;   // codec threads, 0 = FFmpeg's choice
   std::string decodeDevice = "cpu";  // --decode-device: cpu, cuda or cuda:N (DecodeOptions::device)
   double timeoutSeconds = 0.0;  // --video-timeout: fail a video still running after this long
+  // Where clips are normalised: Auto = on the model's device when it is not the CPU (uint8 crops
+  // uploaded, FeatureModel::extractBytes), else by the decode worker (packClip). Both give the
+  // same floats; tests force either.
+  enum class Normalise { Auto, Worker, Model } normaliseOnDevice = Normalise::Auto;
 };
 
 // The per-rank pipeline (docs/DESIGN.md, "Inside a rank"): a decode worker thread turns each
@@ -87,8 +91,9 @@ class VideoExtractor {
   std::unique_ptr<Worker> worker_;
   std::map<int64_t, Open> open_;  // by ticket: submitted, not yet returned
   int64_t nextTicket_ = 0;
-  // The batch being filled: crops x clip floats per entry, and whose clip each entry is.
-  std::vector<float> input_;
+  // The batch being filled: all crops of a clip per entry, and whose clip each entry is.
+  bool bytes_ = false;  // clips travel as uint8 crops, normalised by the model (extractBytes)
+  std::vector<unsigned char> input_;
   std::vector<int64_t> batchTickets_;
   int64_t clips_ = 0;
   Timing timing_;
