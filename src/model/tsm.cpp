@@ -83,11 +83,13 @@ TvBottleneckImpl::TvBottleneckImpl(int64_t inplanes, int64_t planes, int64_t str
 }
 
 torch::Tensor TvBottleneckImpl::forward(const torch::Tensor& x) {
-  // TemporalShift(conv1) is conv1 on the shifted input: conv1 and bn1 fold as any pair.
-  auto out = bn1Pair(shift ? temporalShift(x, shift->segments, shift->foldDiv) : x).relu_();
+  // TemporalShift(conv1) is conv1 on the shifted input: conv1 and bn1 fold as any pair. The shift
+  // moves slices of the strided layout; the convs run blocked when the switch is on.
+  const torch::Tensor in = toBlocked(x);
+  auto out = bn1Pair(shift ? toBlocked(temporalShift(toDense(x), shift->segments, shift->foldDiv)) : in).relu_();
   out = bn2Pair(out).relu_();
   out = bn3Pair(out);
-  out.add_(downsample ? downsamplePair(x) : x);
+  out.add_(downsample ? downsamplePair(in) : in);
   return out.relu_();
 }
 
@@ -110,11 +112,11 @@ TvResNetImpl::TvResNetImpl(const std::vector<int64_t>& depths, int64_t width, in
 }
 
 torch::Tensor TvResNetImpl::forward(torch::Tensor x) {
-  x = bn1Pair(x).relu_();
+  x = bn1Pair(toBlocked(x)).relu_();
   x = torch::max_pool2d(x, 3, 2, 1);
   x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
   // AdaptiveAvgPool2d(1) + flatten, as TSN sets base_model.avgpool.
-  return x.mean({2, 3});
+  return toDense(x).mean({2, 3});
 }
 
 TsnImpl::TsnImpl(const Config& cfg) {
