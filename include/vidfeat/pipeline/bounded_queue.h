@@ -36,8 +36,6 @@ class BoundedQueue {
     return true;
   }
 
-  bool tryPop(T& out) { return popUntil(out, std::chrono::steady_clock::time_point::min()); }
-
   void close() {
     std::lock_guard<std::mutex> lock(mutex_);
     closed_ = true;

@@ -71,7 +71,6 @@ class VideoExtractor {
     double starvedSeconds = 0;  // waiting for clips while videos were in flight (decode-bound)
   };
   const Timing& timing() const { return timing_; }
-  double busySeconds() const { return timing_.busySeconds; }
   // Clips run through the model since construction (for throughput figures).
   int64_t clipsProcessed() const { return clips_; }
 
