@@ -12,6 +12,7 @@
 #include <string>
 
 #include "vidfeat/common/error.h"
+#include "vidfeat/model/depthwise_conv.h"
 
 namespace vidfeat::model {
 
@@ -51,6 +52,7 @@ ConvBn::ConvBn(torch::nn::Conv3d conv, torch::nn::BatchNorm3d bn) {
   padding_ = explicitPadding<3>(o);
   dilation_ = at::IntArrayRef(o.dilation()).vec();
   groups_ = o.groups();
+  depthwise_ = groups_ > 1 && convWeight_.size(0) == groups_ && convWeight_.size(1) == 1;
   unfolded_ = [conv, bn](const torch::Tensor& x) mutable { return bn->forward(conv->forward(x)); };
   training_ = [bn] { return bn->is_training(); };
 }
@@ -96,6 +98,9 @@ void ConvBn::fold(bool on) {
 }
 
 torch::Tensor ConvBn::runFolded(const torch::Tensor& x) const {
+  if (depthwise_ && depthwiseConv3dApplies(x, weight_, dilation_, groups_)) {
+    return depthwiseConv3d(x, weight_, bias_, stride_, padding_);
+  }
   if (x.is_mkldnn()) {
     return at::mkldnn_convolution(x, packed_.defined() ? packed_ : weight_, bias_, padding_, stride_, dilation_,
                                   groups_);

@@ -62,7 +62,8 @@ X3DTransformImpl::X3DTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKe
 
 torch::Tensor X3DTransformImpl::forward(torch::Tensor x) {
   x = aBn(x).relu_();  // blocked when the block's input is (ResBlock)
-  x = toDense(bBn(x));  // SE and swish take the strided layout
+  // SE and swish take the strided layout; so does the depth-wise kernel (conv_bn.h).
+  x = bBn.depthwise() ? bBn(toDense(x)) : toDense(bBn(x));
   if (se) x = se(x);    // PySlowFast applies SE before the swish
   x.mul_(torch::sigmoid(x));  // swish, as PySlowFast's x * sigmoid(x)
   return cBn(toBlocked(x));

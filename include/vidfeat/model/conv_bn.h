@@ -33,6 +33,9 @@ class ConvBn {
   // tensors are on the CPU.
   void fold(bool on);
   bool folded() const { return weight_.defined(); }
+  // A depth-wise 3-D conv (one filter per channel): folded, it runs depthwise_conv.h's kernel on a
+  // dense float CPU input (give it a dense x: on a blocked one it runs MKL-DNN's slow grouped path).
+  bool depthwise() const { return depthwise_; }
   explicit operator bool() const { return bool(unfolded_); }
 
  private:
@@ -45,6 +48,7 @@ class ConvBn {
   double eps_ = 1e-5;
   std::vector<int64_t> stride_, padding_, dilation_;
   int64_t groups_ = 1;
+  bool depthwise_ = false;
   torch::Tensor weight_, bias_;  // folded (dense); undefined when not folded
   torch::Tensor packed_;         // folded weight in MKL-DNN's layout, when prepacked
 };
