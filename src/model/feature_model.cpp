@@ -10,6 +10,7 @@
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
+#include "vidfeat/model/cpu_allocator.h"
 #include "vidfeat/model/state_dict.h"
 #include "vidfeat/model/video_net.h"
 
@@ -306,6 +307,7 @@ void keepActivationMemory() {
 
 std::unique_ptr<FeatureModel> FeatureModel::build(const Config& cfg, const std::string& device, Precision precision) {
   keepActivationMemory();
+  model::installCachingCpuAllocator();
   torch::Device dev(torch::kCPU);
   try {
     dev = torch::Device(device);
