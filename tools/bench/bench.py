@@ -14,10 +14,12 @@ TSM, and are kept in --work so a rerun does not make them again):
               both with --threads T. FLOPs per clip are counted on the PySlowFast model (2 x the
               multiply-adds of convolutions and matrix products) and divided by each forward time.
   end to end  per video of --videos: `vidfeat extract` (one rank, --batch 1, decode to HDF5
-              written) against tools/seed_pipeline.py (PyAV decode, buckets, PySlowFast
-              preprocessing, forward with batch 1, .npz written); vidfeat's model-only time is
-              its clips x the forward median above; the HDF5 write time is the one vidfeat's
-              summary prints.
+              written; run right after vidfeat's forward measurement, on a manifest listing the
+              video twice: "first" carries the one-time costs of the process, "steady" is the
+              second video, decoding overlapped with the model) against tools/seed_pipeline.py
+              (PyAV decode, buckets, PySlowFast preprocessing, forward with batch 1, .npz
+              written); vidfeat's model-only time is its clips x the forward median above; the
+              HDF5 write time is the one vidfeat's summary prints.
   peak RSS    ru_maxrss of each child process (os.wait4), so every figure is one process's own.
 
 Once per run: the machine's ceiling (tools/bench/ceiling.py: sgemm and conv3d GFLOP/s with torch,
@@ -251,7 +253,21 @@ class Bench:
         return out
 
     # -- end to end -----------------------------------------------------------------------------
-    def e2e(self, name, config, kind, ckpt, pysf_opts, sets, fwd_s):
+    # vidfeat's side runs right after its forward measurement (the machine's speed drifts over
+    # minutes; adjacent runs compare like with like). The manifest lists the video twice (the second
+    # under the id <vid>__again): the first video's time includes the process's one-time costs (the
+    # first forward builds MKL-DNN's kernels and fills the allocator's cache), the second's is the
+    # steady state of a dataset, decoding overlapped with the model.
+    STAMP = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\] \[info\] "
+
+    @staticmethod
+    def stamp(text, pattern, what):
+        m = re.search(Bench.STAMP + pattern, text, re.M)
+        if not m:
+            raise StepError(f"{what}: no line matching {pattern!r} in its output")
+        return datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+
+    def e2e_vidfeat(self, name, config, ckpt, sets, fwd_s):
         rows = []
         for video in self.videos:
             vid = os.path.splitext(os.path.basename(video))[0]
@@ -259,9 +275,9 @@ class Bench:
             os.makedirs(d, exist_ok=True)
             manifest = os.path.join(d, vid + ".csv")
             with open(manifest, "w") as f:
-                f.write(f"video_id,path\n{vid},{video}\n")
+                f.write(f"video_id,path\n{vid},{video}\n{vid}__again,{video}\n")
             h5 = os.path.join(d, vid + ".h5")
-            row = {"video": os.path.basename(video)}
+            row = {"video": os.path.basename(video), "vid": vid, "h5": h5}
             try:
                 cmd = [self.vidfeat, "extract", "--config", os.path.join(REPO, config), "--checkpoint", ckpt,
                        "--manifest", manifest, "--output", h5, "--overwrite", "--threads", str(self.a.threads),
@@ -271,8 +287,13 @@ class Bench:
                 res = must(self.child(cmd, f"{name}.{vid}.extract.log"), f"{name} {vid}: vidfeat extract")
                 text = res["text"]
                 segs, wall = find(r"done: .*? (\d+) segments, ([\d.]+) s,", text, "vidfeat extract")
-                row.update(segments=int(segs), vidfeat_s=wall, vidfeat_rss_mb=res["rss_mb"],
-                           vidfeat_process_s=res["wall_s"], model_only_s=int(segs) * fwd_s)
+                t0 = self.stamp(text, r"\d+ videos: ", "vidfeat extract")
+                t1 = self.stamp(text, re.escape(vid) + r": \d+ frames", "vidfeat extract")
+                t2 = self.stamp(text, re.escape(vid + "__again") + r": \d+ frames", "vidfeat extract")
+                clips = int(segs) // 2
+                row.update(segments=clips, vidfeat_s=(t1 - t0).total_seconds(),
+                           steady_s=(t2 - t1).total_seconds(), vidfeat_total_s=wall, vidfeat_rss_mb=res["rss_mb"],
+                           vidfeat_process_s=res["wall_s"], model_only_s=clips * fwd_s)
                 m = re.search(r"HDF5 writes ([\d.]+) s", text) or re.search(r"rank 0: .*writing ([\d.]+) s", text)
                 row["write_s"] = float(m.group(1)) if m else None
                 m = re.search(r"rank 0: .*; model ([\d.]+) s", text)
@@ -281,29 +302,36 @@ class Bench:
                 row["frames"] = int(m.group(1)) if m else None
             except StepError as e:
                 row["vidfeat_error"] = str(e)
-            if kind == "pysf":
-                try:
-                    cmd = [self.py, os.path.join(TOOLS, "seed_pipeline.py"), video, os.path.join(REPO, config), ckpt,
-                           "--out", os.path.join(d, vid + ".seed.npz"), "--threads", str(self.a.threads),
-                           "--pysf", os.path.abspath(self.a.pysf), "--stubs", os.path.join(self.a.reference, "stubs")]
-                    if os.path.exists(h5) and "vidfeat_error" not in row:
-                        cmd += ["--compare", h5, "--video-id", vid]
-                    res = self.child(cmd + pysf_opts, f"{name}.{vid}.seed.log")
-                    # --compare exits 1 when the segment counts differ: the timing is still good.
-                    text = res["text"]
-                    row["seed_s"], row["seed_decode_s"], row["seed_forward_s"] = find(
-                        r"^pipeline ([\d.]+) s: decode ([\d.]+) s, forward ([\d.]+) s", text, "seed_pipeline.py")
-                    row["seed_rss_mb"] = res["rss_mb"]
-                    m = re.search(r"overall ([\d.e+-]+)", text)
-                    row["seed_rel_err"] = float(m.group(1)) if m else None
-                    m = re.search(r"segments: vidfeat (\d+), seed (\d+)", text)
-                    if m and m.group(1) != m.group(2):
-                        row["seed_note"] = f"segments differ: vidfeat {m.group(1)}, seed {m.group(2)}"
-                    if res["rc"] != 0 and not m:
-                        must(res, f"{name} {vid}: seed_pipeline.py")
-                except StepError as e:
-                    row["seed_error"] = str(e)
             rows.append(row)
+        return rows
+
+    def e2e_seed(self, name, config, kind, ckpt, pysf_opts, rows):
+        if kind != "pysf":
+            return rows
+        for row, video in zip(rows, self.videos):
+            vid, h5 = row["vid"], row["h5"]
+            d = self.path("e2e", name)
+            try:
+                cmd = [self.py, os.path.join(TOOLS, "seed_pipeline.py"), video, os.path.join(REPO, config), ckpt,
+                       "--out", os.path.join(d, vid + ".seed.npz"), "--threads", str(self.a.threads),
+                       "--pysf", os.path.abspath(self.a.pysf), "--stubs", os.path.join(self.a.reference, "stubs")]
+                if os.path.exists(h5) and "vidfeat_error" not in row:
+                    cmd += ["--compare", h5, "--video-id", vid]
+                res = self.child(cmd + pysf_opts, f"{name}.{vid}.seed.log")
+                # --compare exits 1 when the segment counts differ: the timing is still good.
+                text = res["text"]
+                row["seed_s"], row["seed_decode_s"], row["seed_forward_s"] = find(
+                    r"^pipeline ([\d.]+) s: decode ([\d.]+) s, forward ([\d.]+) s", text, "seed_pipeline.py")
+                row["seed_rss_mb"] = res["rss_mb"]
+                m = re.search(r"overall ([\d.e+-]+)", text)
+                row["seed_rel_err"] = float(m.group(1)) if m else None
+                m = re.search(r"segments: vidfeat (\d+), seed (\d+)", text)
+                if m and m.group(1) != m.group(2):
+                    row["seed_note"] = f"segments differ: vidfeat {m.group(1)}, seed {m.group(2)}"
+                if res["rc"] != 0 and not m:
+                    must(res, f"{name} {vid}: seed_pipeline.py")
+            except StepError as e:
+                row["seed_error"] = str(e)
         return rows
 
     # -- memory flatness ------------------------------------------------------------------------
@@ -339,9 +367,11 @@ class Bench:
         try:
             ckpt, io, sets = self.fixture(name, config, kind, pysf_opts)
             out["vidfeat"] = self.forward_vidfeat(name, config, ckpt, io, sets)
+            if not self.a.skip_e2e:
+                out["e2e"] = self.e2e_vidfeat(name, config, ckpt, sets, out["vidfeat"]["forward_s"])
             out["reference"] = self.forward_reference(name, config, kind, ckpt, io, pysf_opts)
             if not self.a.skip_e2e:
-                out["e2e"] = self.e2e(name, config, kind, ckpt, pysf_opts, sets, out["vidfeat"]["forward_s"])
+                out["e2e"] = self.e2e_seed(name, config, kind, ckpt, pysf_opts, out["e2e"])
         except StepError as e:
             out["error"] = str(e)
         out["load_after"] = os.getloadavg()[0]
@@ -427,11 +457,12 @@ def render(run, ceiling, results, flat, argv):
     w(f"- Forward ≤ {FORWARD_TARGET}× PySlowFast eager, model zoo I: {len(fwd) - len(bad)} of {len(fwd)} measured "
       f"models" + (f" (over: {', '.join(bad)})" if bad else "") + ".")
     e2e = [(r["name"], e) for r in results for e in r.get("e2e", []) if e.get("model_only_s")]
-    bad = [f"{n} {e['video']} {e['vidfeat_s'] / e['model_only_s']:.2f}" for n, e in e2e
-           if e["vidfeat_s"] / e["model_only_s"] > E2E_TARGET]
-    w(f"- End to end ≤ {E2E_TARGET}× vidfeat's model-only time: {len(e2e) - len(bad)} of {len(e2e)} model × video "
-      f"rows" + (f" (over: {', '.join(bad)})" if bad else "") + ".")
-    shares = [e["write_s"] / e["vidfeat_s"] for _, e in e2e if e.get("write_s") is not None and e["vidfeat_s"]]
+    bad = [f"{n} {e['video']} {e['steady_s'] / e['model_only_s']:.2f}" for n, e in e2e
+           if e["steady_s"] / e["model_only_s"] > E2E_TARGET]
+    w(f"- End to end ≤ {E2E_TARGET}× vidfeat's model-only time (steady state, per video): {len(e2e) - len(bad)} of "
+      f"{len(e2e)} model × video rows" + (f" (over: {', '.join(bad)})" if bad else "") + ".")
+    shares = [e["write_s"] / e["vidfeat_total_s"] for _, e in e2e
+              if e.get("write_s") is not None and e["vidfeat_total_s"]]
     w(f"- HDF5 write time ≤ {WRITE_TARGET:.0%} of wall time: " +
       (f"largest share {max(shares):.2%} over {len(shares)} runs." if shares else "not measured."))
     if flat and len(flat["rows"]) >= 2:
@@ -513,36 +544,43 @@ def render(run, ceiling, results, flat, argv):
 
     if any("e2e" in r for r in results):
         w("## End to end per video (one rank, batch 1)\n")
-        w("vidfeat: `vidfeat extract` on a one-video manifest, the time its summary prints (manifest, decode, "
-          "buckets, preprocessing, forward, HDF5 written; no model loading). Seed: `tools/seed_pipeline.py` "
-          "(PyAV decode of every frame, PySlowFast's preprocessing and model, batch 1), its `pipeline` time "
-          "(the same span, .npz written). Model-only = vidfeat's clips × its forward median above; "
-          f"e2e / model-only target ≤ {E2E_TARGET}. HDF5 = vidfeat's time writing the output "
+        w("vidfeat: `vidfeat extract` run right after its forward measurement, on a manifest listing the video "
+          "twice (the second time under the id `<video>__again`), times from its log: **first** = from the start "
+          "of the extraction (manifest read; model already loaded) to the first video written — it carries the "
+          "process's one-time costs: the first clip's decode with nothing to overlap, and the first forward, "
+          "which builds MKL-DNN's kernels and fills the allocator's cache; **steady** = from the first video "
+          "written to the second — a video in the middle of a dataset, its decoding overlapped with the model's "
+          "work on the video before. Seed: `tools/seed_pipeline.py` (PyAV decode of every frame, PySlowFast's "
+          "preprocessing and model, batch 1), its `pipeline` time (one video, model loaded: compare with "
+          "vidfeat's first). Model-only = vidfeat's clips × its forward median above; steady / model-only "
+          f"target ≤ {E2E_TARGET}. HDF5 = vidfeat's time writing the output, both videos "
           f"(target ≤ {WRITE_TARGET:.0%} of its wall time). Rel. error = vidfeat's features against the seed's "
           "(the difference is the documented uint8 rounding of the resized frame, docs/MODELS.md).\n")
-        w("| model | video (clips) | vidfeat s | seed s | vidfeat / seed | vidfeat model-only s | e2e / model-only | "
-          "HDF5 write s (% wall) | peak RSS vidfeat / seed MB | rel. error vs seed |")
-        w("|---|---|---|---|---|---|---|---|---|---|")
+        w("| model | video (clips) | vidfeat first s | vidfeat steady s | seed s | vidfeat first / seed | "
+          "vidfeat model-only s | steady / model-only | first / model-only | HDF5 write s (% wall) | "
+          "peak RSS vidfeat / seed MB | rel. error vs seed |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in results:
             for e in r.get("e2e", []):
                 if "vidfeat_s" not in e:
-                    w(f"| {r['name']} | {e['video']} | failed: see below | | | | | | | |")
+                    w(f"| {r['name']} | {e['video']} | failed: see below | | | | | | | | | |")
                     notes.append(f"- **{r['name']} {e['video']}**: {e.get('vidfeat_error')}")
                     continue
                 seed = e.get("seed_s")
                 ratio = f"{e['vidfeat_s'] / seed:.2f}" if seed else "–"
                 mo = e["model_only_s"]
-                em = e["vidfeat_s"] / mo if mo else None
+                em = e["steady_s"] / mo if mo else None
                 em_s = f"{em:.2f} {'✅' if em <= E2E_TARGET else '❌'}" if em else "–"
+                cold = f"{e['vidfeat_s'] / mo:.2f}" if mo else "–"
                 if e.get("write_s") is not None:
-                    share = e["write_s"] / e["vidfeat_s"] if e["vidfeat_s"] else 0
+                    share = e["write_s"] / e["vidfeat_total_s"] if e["vidfeat_total_s"] else 0
                     ws = f"{e['write_s']:.3f} ({share:.1%}) {'✅' if share <= WRITE_TARGET else '❌'}"
                 else:
                     ws = "not printed"
                 rss = f"{e['vidfeat_rss_mb']:.0f} / {fmt(e.get('seed_rss_mb'), '.0f')}"
                 rel = fmt(e.get("seed_rel_err"), ".1e")
-                w(f"| {r['name']} | {e['video']} ({e['segments']}) | {e['vidfeat_s']:.1f} | {fmt(seed, '.1f')} | "
-                  f"{ratio} | {mo:.1f} | {em_s} | {ws} | {rss} | {rel} |")
+                w(f"| {r['name']} | {e['video']} ({e['segments']}) | {e['vidfeat_s']:.1f} | {e['steady_s']:.1f} | "
+                  f"{fmt(seed, '.1f')} | {ratio} | {mo:.1f} | {em_s} | {cold} | {ws} | {rss} | {rel} |")
                 if e.get("seed_error"):
                     notes.append(f"- {r['name']} {e['video']}: seed pipeline: {e['seed_error']}")
                 if e.get("seed_note"):
