@@ -361,7 +361,9 @@ std::vector<VideoResult> VideoExtractor::step(std::chrono::milliseconds wait) {
   double starved = 0;
   for (;;) {
     if (batchTickets_.size() == batch) {
-      runBatch(finished);
+      // A video that ended since the last batch goes back first: its result is not held for the
+      // length of another forward (the full batch waits for the next call).
+      if (finished.empty()) runBatch(finished);
       break;
     }
     WorkerItem item;
