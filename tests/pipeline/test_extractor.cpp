@@ -103,5 +103,29 @@ TEST_F(Extractor, BatchesAcrossVideosKeepEachVideosClipsInOrder) {
   }
 }
 
+// A video is handed back as soon as its last clip went through the model, not after a clip of the
+// next video (the results were once held for one more forward).
+TEST_F(Extractor, HandsBackAVideoBeforeTheNextVideosClips) {
+  const VideoEntry first{"chaplin", kVideos + "chaplin.mp4"}, second{"chaplin2", kVideos + "chaplin.mp4"};
+  VideoExtractor x(*model_, optionsFor(cfg_, 1, ExtractOptions::Normalise::Worker, 4));
+  x.submit(first, 0);
+  x.submit(second, 1);
+  int64_t clipsWhenFirstReturned = -1;
+  size_t firstClips = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (!x.idle() && std::chrono::steady_clock::now() < until) {
+    for (auto& r : x.step(std::chrono::milliseconds(50))) {
+      if (r.videoRow == 0) {
+        clipsWhenFirstReturned = x.clipsProcessed();
+        firstClips = r.segments.size();
+      }
+    }
+  }
+  ASSERT_TRUE(x.idle());
+  ASSERT_GT(firstClips, 1u);
+  EXPECT_EQ(clipsWhenFirstReturned, int64_t(firstClips));  // none of the second video's yet
+  EXPECT_EQ(x.clipsProcessed(), int64_t(2 * firstClips));
+}
+
 }  // namespace
 }  // namespace vidfeat
