@@ -39,7 +39,8 @@ std::vector<int64_t> explicitPadding(const Opts& o) {
 
 }  // namespace
 
-ConvBn::ConvBn(torch::nn::Conv3d conv, torch::nn::BatchNorm3d bn) {
+template <size_t D, typename Conv, typename Bn>
+void ConvBn::adopt(Conv conv, Bn bn) {
   const auto& o = conv->options;
   convWeight_ = conv->weight;
   convBias_ = conv->bias;  // undefined when the conv has none
@@ -49,30 +50,16 @@ ConvBn::ConvBn(torch::nn::Conv3d conv, torch::nn::BatchNorm3d bn) {
   var_ = bn->running_var;
   eps_ = bn->options.eps();
   stride_ = at::IntArrayRef(o.stride()).vec();
-  padding_ = explicitPadding<3>(o);
+  padding_ = explicitPadding<D>(o);
   dilation_ = at::IntArrayRef(o.dilation()).vec();
   groups_ = o.groups();
-  depthwise_ = groups_ > 1 && convWeight_.size(0) == groups_ && convWeight_.size(1) == 1;
+  depthwise_ = D == 3 && groups_ > 1 && convWeight_.size(0) == groups_ && convWeight_.size(1) == 1;
   unfolded_ = [conv, bn](const torch::Tensor& x) mutable { return bn->forward(conv->forward(x)); };
   training_ = [bn] { return bn->is_training(); };
 }
 
-ConvBn::ConvBn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn) {
-  const auto& o = conv->options;
-  convWeight_ = conv->weight;
-  convBias_ = conv->bias;
-  gamma_ = bn->weight;
-  beta_ = bn->bias;
-  mean_ = bn->running_mean;
-  var_ = bn->running_var;
-  eps_ = bn->options.eps();
-  stride_ = at::IntArrayRef(o.stride()).vec();
-  padding_ = explicitPadding<2>(o);
-  dilation_ = at::IntArrayRef(o.dilation()).vec();
-  groups_ = o.groups();
-  unfolded_ = [conv, bn](const torch::Tensor& x) mutable { return bn->forward(conv->forward(x)); };
-  training_ = [bn] { return bn->is_training(); };
-}
+ConvBn::ConvBn(torch::nn::Conv3d conv, torch::nn::BatchNorm3d bn) { adopt<3>(std::move(conv), std::move(bn)); }
+ConvBn::ConvBn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn) { adopt<2>(std::move(conv), std::move(bn)); }
 
 void ConvBn::fold(bool on) {
   weight_ = bias_ = packed_ = torch::Tensor();

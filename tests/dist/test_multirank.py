@@ -16,10 +16,9 @@ import tempfile
 import time
 
 import h5py
-import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from vftest import MPI_ENV as ENV, TINY, check, failures  # noqa: E402
+from vftest import MPI_ENV as ENV, TINY, check, failures, write_manifest as manifest  # noqa: E402
 
 MODE, VIDFEAT, SRC, SHARED = sys.argv[1:5]
 VIDEOS = os.path.join(SHARED, "videos")
@@ -34,15 +33,6 @@ def mpirun(n, args, **kw):
     cmd = ["mpirun", "-n", str(n), "--oversubscribe", VIDFEAT, "extract", "--config", CONFIG,
            "--random-weights", "3", "--threads", "1"] + TINY + args
     return subprocess.run(cmd, env=ENV, capture_output=True, text=True, **kw)
-
-
-def manifest(tmp, rows, name="m.csv"):
-    path = os.path.join(tmp, name)
-    with open(path, "w") as f:
-        f.write("video_id,path\n")
-        for vid, p in rows:
-            f.write(f"{vid},{p}\n")
-    return path
 
 
 def per_video(path):

@@ -9,7 +9,6 @@ MODE memory: peak RSS of one rank on a generated 1-minute and 20-minute video di
   the decode worker, the queue and the clip assembler hold a bounded number of frames.
 """
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from vftest import MPI_ENV as ENV, TINY, check, failures  # noqa: E402
+from vftest import MPI_ENV as ENV, TINY, check, failures, write_manifest  # noqa: E402
 
 MODE, VIDFEAT, SRC, SHARED = sys.argv[1:5]
 VIDEOS = os.path.join(os.path.abspath(SHARED), "videos")
@@ -35,15 +34,6 @@ def extract(tmp, manifest, out, extra):
         _, status, usage = os.wait4(p.pid, 0)
     text = open(log).read()
     return os.waitstatus_to_exitcode(status), text, usage.ru_maxrss / 1024.0
-
-
-def write_manifest(tmp, rows):
-    path = os.path.join(tmp, "m.csv")
-    with open(path, "w") as f:
-        f.write("video_id,path\n")
-        for vid, p in rows:
-            f.write(f"{vid},{p}\n")
-    return path
 
 
 def read(path):

@@ -39,6 +39,8 @@ class ConvBn {
   explicit operator bool() const { return bool(unfolded_); }
 
  private:
+  template <size_t D, typename Conv, typename Bn>
+  void adopt(Conv conv, Bn bn);  // the two constructors, for D = 3 and 2 dimensions
   torch::Tensor runFolded(const torch::Tensor& x) const;
 
   std::function<torch::Tensor(const torch::Tensor&)> unfolded_;
