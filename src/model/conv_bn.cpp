@@ -61,8 +61,16 @@ void ConvBn::adopt(Conv conv, Bn bn) {
 ConvBn::ConvBn(torch::nn::Conv3d conv, torch::nn::BatchNorm3d bn) { adopt<3>(std::move(conv), std::move(bn)); }
 ConvBn::ConvBn(torch::nn::Conv2d conv, torch::nn::BatchNorm2d bn) { adopt<2>(std::move(conv), std::move(bn)); }
 
+void ConvBn::setInputSplit(int64_t channels) {
+  if (channels < 0 || channels >= convWeight_.size(1) || (channels > 0 && groups_ != 1)) {
+    throw Error("internal: ConvBn input split " + std::to_string(channels) + " of " +
+                std::to_string(convWeight_.size(1)) + " channels (groups " + std::to_string(groups_) + ")");
+  }
+  split_ = channels;
+}
+
 void ConvBn::fold(bool on) {
-  weight_ = bias_ = packed_ = torch::Tensor();
+  weight_ = bias_ = packed_ = packedMain_ = packedLateral_ = torch::Tensor();
   if (!on) return;
   if (!gamma_.defined() || !beta_.defined() || !mean_.defined() || !var_.defined()) {
     throw Error("internal: BatchNorm folding needs an affine BatchNorm with running statistics");
@@ -77,6 +85,14 @@ void ConvBn::fold(bool on) {
   auto shift = convBias_.defined() ? convBias_.to(torch::kFloat64) - mean_.to(torch::kFloat64)
                                    : -mean_.to(torch::kFloat64);
   bias_ = (beta_.to(torch::kFloat64) + scale * shift).to(convWeight_.scalar_type()).contiguous();
+  if (blockedLayout() && weight_.device().is_cpu() && weight_.scalar_type() == torch::kFloat32 && split_ > 0 &&
+      weight_.dim() == 5) {
+    auto pack = [&](const torch::Tensor& w) {
+      return at::mkldnn_reorder_conv3d_weight(w.contiguous().to_mkldnn(), padding_, stride_, dilation_, groups_);
+    };
+    packedMain_ = pack(weight_.narrow(1, 0, split_));
+    packedLateral_ = pack(weight_.narrow(1, split_, weight_.size(1) - split_));
+  }
   if (blockedLayout() && weight_.device().is_cpu() && weight_.scalar_type() == torch::kFloat32) {
     packed_ = weight_.dim() == 5
                   ? at::mkldnn_reorder_conv3d_weight(weight_.to_mkldnn(), padding_, stride_, dilation_, groups_)
@@ -101,6 +117,15 @@ torch::Tensor ConvBn::operator()(const torch::Tensor& x) const {
   // Unfolded (or training): the two modules as they are, in x's layout.
   auto y = unfolded_(toDense(x));
   return x.is_mkldnn() ? y.to_mkldnn() : y;
+}
+
+torch::Tensor ConvBn::operator()(const torch::Tensor& x, const torch::Tensor& lateral) const {
+  if (!lateral.defined()) return (*this)(x);
+  if (folded() && !training_() && packedMain_.defined() && x.is_mkldnn() && lateral.is_mkldnn()) {
+    auto y = at::mkldnn_convolution(x, packedMain_, bias_, padding_, stride_, dilation_, groups_);
+    return y.add_(at::mkldnn_convolution(lateral, packedLateral_, c10::nullopt, padding_, stride_, dilation_, groups_));
+  }
+  return (*this)(toBlocked(torch::cat({toDense(x), toDense(lateral)}, 1)));
 }
 
 size_t foldBatchNorms(torch::nn::Module& net, bool on) {

@@ -74,8 +74,10 @@ BottleneckTransformImpl::BottleneckTransformImpl(int64_t dimIn, int64_t dimOut, 
   for (ConvBn* p : {&aBn, &bBn, &cBn}) addPair(*p);
 }
 
-torch::Tensor BottleneckTransformImpl::forward(torch::Tensor x) {
-  x = aBn(x).relu_();
+torch::Tensor BottleneckTransformImpl::forward(torch::Tensor x) { return forwardWithLateral(std::move(x), {}); }
+
+torch::Tensor BottleneckTransformImpl::forwardWithLateral(torch::Tensor x, const torch::Tensor& lateral) {
+  x = aBn(x, lateral).relu_();
   x = bBn(x).relu_();
   return cBn(x);
 }
@@ -127,6 +129,23 @@ torch::Tensor ResBlockImpl::forward(torch::Tensor x) {
   return out.relu_();
 }
 
+void ResBlockImpl::setInputSplit(int64_t channels) {
+  auto* bottleneck = branch2.ptr()->as<BottleneckTransformImpl>();
+  if (!branch1 || !bottleneck) return;  // forwardWithLateral concatenates
+  branch1Bn.setInputSplit(channels);
+  bottleneck->aBn.setInputSplit(channels);
+}
+
+torch::Tensor ResBlockImpl::forwardWithLateral(torch::Tensor x, torch::Tensor lateral) {
+  auto* bottleneck = branch2.ptr()->as<BottleneckTransformImpl>();
+  if (!lateral.defined()) return forward(std::move(x));
+  if (!branch1 || !bottleneck) return forward(torch::cat({toDense(x), toDense(lateral)}, 1));
+  x = toBlocked(x);
+  lateral = toBlocked(lateral);
+  torch::Tensor f = bottleneck->forwardWithLateral(x, lateral);
+  return branch1Bn(x, lateral).add_(f).relu_();
+}
+
 std::vector<int64_t> blockTemporalKernels(const std::vector<int64_t>& basis, int64_t numBlocks,
                                           int64_t numBlockTempKernel) {
   if (numBlockTempKernel > numBlocks) {
@@ -163,6 +182,7 @@ ResStageImpl::ResStageImpl(const std::vector<PathwaySpec>& pathways, const Block
           prefix + "_res" + std::to_string(i),
           ResBlock(i == 0 ? s.dimIn : s.dimOut, s.dimOut, kernels[size_t(i)], i == 0 ? s.stride : 1,
                    s.dimInner, s.numGroups, s.dilation, opt, i)));
+      if (i == 0 && s.lateralChannels > 0) blocks[p][0]->setInputSplit(s.dimIn - s.lateralChannels);
       if (std::find(s.nonlocalInds.begin(), s.nonlocalInds.end(), i) != s.nonlocalInds.end()) {
         nonlocals[p][size_t(i)] = register_module(
             prefix + "_nonlocal" + std::to_string(i),
@@ -173,10 +193,17 @@ ResStageImpl::ResStageImpl(const std::vector<PathwaySpec>& pathways, const Block
 }
 
 std::vector<torch::Tensor> ResStageImpl::forward(std::vector<torch::Tensor> x) {
+  torch::Tensor lateral;
+  if (x.size() == blocks.size() + 1) {
+    lateral = std::move(x.back());
+    x.pop_back();
+  }
+  if (x.size() != blocks.size()) throw Error("stage: expected " + std::to_string(blocks.size()) + " pathways");
   for (size_t p = 0; p < blocks.size(); ++p) {
     const int64_t groups = nonlocalGroups[p];
     for (size_t i = 0; i < blocks[p].size(); ++i) {
-      x[p] = blocks[p][i]->forward(x[p]);
+      x[p] = p == 0 && i == 0 && lateral.defined() ? blocks[p][i]->forwardWithLateral(x[p], lateral)
+                                                     : blocks[p][i]->forward(x[p]);
       if (!nonlocals[p][i]) continue;
       x[p] = toDense(x[p]);
       const int64_t b = x[p].size(0), c = x[p].size(1), t = x[p].size(2), h = x[p].size(3),

@@ -20,8 +20,9 @@ FuseFastToSlowImpl::FuseFastToSlowImpl(int64_t dimIn, int64_t channelRatio, int6
 }
 
 std::vector<torch::Tensor> FuseFastToSlowImpl::forward(std::vector<torch::Tensor> x) {
-  torch::Tensor fuse = convBn(x[1]).relu_();
-  x[0] = torch::cat({toDense(x[0]), toDense(fuse)}, 1);
+  // PySlowFast concatenates the fused channels to the Slow pathway's; the next stage takes them
+  // apart instead (ResStageImpl::forward: {slow, fast, lateral}), with the same result.
+  x.push_back(convBn(x[1]).relu_());
   return x;
 }
 
@@ -95,6 +96,7 @@ SlowFastImpl::SlowFastImpl(const Config& cfg) {
       ResStageImpl::PathwaySpec s{dimIn[p], dimOut[p], dimInner[p], groups, depths[i], strides[i][p],
                                   dilations[i][p], tk[i + 1][p], tempBlocks[i][p]};
       setNonlocal(s, cfg, i, p);
+      if (p == 0) s.lateralChannels = c / outDimRatio;  // the fused Fast channels
       specs.push_back(s);
     }
     return ResStage(specs, opt);
@@ -134,6 +136,7 @@ NetOutput SlowFastImpl::forwardFeatures(std::vector<torch::Tensor> x, bool withL
   x = s2_fuse->forward(std::move(x));
   x[0] = maxPool3d(pathway0_pool, x[0]);
   x[1] = maxPool3d(pathway1_pool, x[1]);
+  x[2] = maxPool3d(pathway0_pool, x[2]);  // the Slow pathway's lateral channels: a channel-wise pool
   x = s3->forward(std::move(x));
   x = s3_fuse->forward(std::move(x));
   x = s4->forward(std::move(x));

@@ -8,6 +8,9 @@
 #include <optional>
 #include <thread>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include "vidfeat/clip/clip_assembler.h"
 #include "vidfeat/clip/fps_resampler.h"
 #include "vidfeat/common/error.h"
@@ -41,6 +44,16 @@ struct WorkerItem {
 // The worker was stopped while a video was in flight.
 struct WorkerStopped {};
 
+// The calling thread runs only on otherwise idle cores (SCHED_IDLE; lowering needs no privilege).
+void lowerToIdlePriority() {
+#if defined(__linux__)
+  sched_param none{};
+  if (int err = pthread_setschedparam(pthread_self(), SCHED_IDLE, &none)) {
+    spdlog::debug("decode worker: SCHED_IDLE refused ({}); it keeps the normal priority", std::strerror(err));
+  }
+#endif
+}
+
 }  // namespace
 
 struct VideoExtractor::Worker {
@@ -49,9 +62,10 @@ struct VideoExtractor::Worker {
     VideoEntry video;
   };
 
-  Worker(const ExtractOptions& opt, size_t clipValues, bool bytes, std::vector<int> spatial, size_t queueClips)
+  Worker(const ExtractOptions& opt, size_t clipValues, bool bytes, std::vector<int> spatial, size_t queueClips,
+         bool idlePriority)
       : opt(opt), clipValues(clipValues), bytes(bytes), spatial(std::move(spatial)), out(queueClips),
-        thread([this] { loop(); }) {}
+        idlePriority(idlePriority), thread([this] { loop(); }) {}
 
   ~Worker() {
     {
@@ -103,6 +117,8 @@ struct VideoExtractor::Worker {
   }
 
   void loop() {
+    // FFmpeg's codec threads, created by this thread, inherit its policy.
+    if (idlePriority) lowerToIdlePriority();
     for (;;) {
       Job job;
       {
@@ -263,6 +279,7 @@ struct VideoExtractor::Worker {
   bool stopping = false;
   std::mutex poolMutex;
   std::vector<std::vector<unsigned char>> pool;
+  const bool idlePriority;
   std::thread thread;  // last: starts once everything above exists
 };
 
@@ -283,7 +300,10 @@ VideoExtractor::VideoExtractor(FeatureModel& model, const ExtractOptions& option
   bytes_ = opt_.normaliseOnDevice == ExtractOptions::Normalise::Auto
                ? model.uploadsBytes()
                : opt_.normaliseOnDevice == ExtractOptions::Normalise::Model;
-  worker_ = std::make_unique<Worker>(opt_, size_t(shape.numel()), bytes_, std::move(spatial), queueClips);
+  const bool idle = opt_.decodePriority == ExtractOptions::DecodePriority::Auto
+                        ? model.device() == "cpu"
+                        : opt_.decodePriority == ExtractOptions::DecodePriority::Idle;
+  worker_ = std::make_unique<Worker>(opt_, size_t(shape.numel()), bytes_, std::move(spatial), queueClips, idle);
   input_.resize(size_t(opt_.batch) * size_t(opt_.crops) * worker_->clipBytes());
 }
 

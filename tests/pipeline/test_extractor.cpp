@@ -99,7 +99,9 @@ TEST_F(Extractor, BatchesAcrossVideosKeepEachVideosClipsInOrder) {
       EXPECT_EQ(r.segments[k].startTime, e.segments[k].startTime);
     }
     ASSERT_EQ(r.features.size(), e.features.size()) << videos[i].videoId;
-    if (!r.features.empty()) EXPECT_LE(relativeError(r.features, e.features), 1e-5) << videos[i].videoId;
+    if (!r.features.empty()) {
+      EXPECT_LE(relativeError(r.features, e.features), 1e-5) << videos[i].videoId;
+    }
   }
 }
 

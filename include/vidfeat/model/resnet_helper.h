@@ -59,6 +59,8 @@ struct BottleneckTransformImpl : torch::nn::Module, BnFoldable {
                           int64_t dimInner, int64_t numGroups, int64_t dilation,
                           const BlockOptions& opt);
   torch::Tensor forward(torch::Tensor x);
+  // forward(cat(x, lateral)) with a split first conv (ResBlockImpl::forwardWithLateral).
+  torch::Tensor forwardWithLateral(torch::Tensor x, const torch::Tensor& lateral);
 
   torch::nn::Conv3d a{nullptr}, b{nullptr}, c{nullptr};
   torch::nn::BatchNorm3d a_bn{nullptr}, b_bn{nullptr}, c_bn{nullptr};
@@ -84,6 +86,11 @@ struct ResBlockImpl : torch::nn::Module, BnFoldable {
   ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, int64_t stride, int64_t dimInner,
                int64_t numGroups, int64_t dilation, const BlockOptions& opt, int64_t blockIdx = 0);
   torch::Tensor forward(torch::Tensor x);
+  // forward(cat(x, lateral) along channels) for a block whose input is split (setInputSplit):
+  // the shortcut and the first conv take the two parts without concatenating them (conv_bn.h).
+  torch::Tensor forwardWithLateral(torch::Tensor x, torch::Tensor lateral);
+  // The first `channels` of the block's input channels come as x, the rest as `lateral`.
+  void setInputSplit(int64_t channels);
 
   torch::nn::Conv3d branch1{nullptr};
   torch::nn::BatchNorm3d branch1_bn{nullptr};
@@ -102,8 +109,12 @@ struct ResStageImpl : torch::nn::Module {
     std::vector<int64_t> nonlocalInds = {};   // blocks followed by a non-local block
     int64_t nonlocalGroup = 1;                // T is folded into the batch in this many groups
     std::vector<int64_t> nonlocalPool = {};   // {T, H, W} pool in front of phi and g
+    // Of dimIn, the last lateralChannels come apart (SlowFast's fused Fast channels, pathway 0).
+    int64_t lateralChannels = 0;
   };
   ResStageImpl(const std::vector<PathwaySpec>& pathways, const BlockOptions& opt);
+  // One tensor per pathway; one more, when given, is pathway 0's lateral channels (its input is
+  // cat(x[0], x.back()) along channels; the stage never concatenates them).
   std::vector<torch::Tensor> forward(std::vector<torch::Tensor> x);
 
   std::vector<std::vector<ResBlock>> blocks;     // [pathway][block]
