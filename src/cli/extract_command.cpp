@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ExtractArgs {
-  std::string model, config, manifest, output, checkpoint, device = "auto", tail = "repeat", decodePriority = "auto";
+  std::string model, config, manifest, output, checkpoint, device = "auto", tail = "repeat", decodePriority = "normal";
   std::vector<std::string> sets;
   long long randomWeights = -1;
   int batch = 1, queue = 0, stride = 0, threads = 0, wave = 16, crops = 1;
@@ -81,9 +81,9 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
        "cpu, or cuda: decode with NVDEC through FFmpeg (on the model's GPU when it has one); falls back to "
        "the CPU with a warning when there is no CUDA device or NVDEC cannot decode a stream")
       ("batch", po::value(&a.batch)->default_value(1), "clips per forward pass (clips of several videos may share one)")
-      ("decode-priority", po::value(&a.decodePriority)->default_value("auto"),
-       "the decode worker's CPU scheduling: idle (runs on cores the model leaves free, preempted by it at once), "
-       "normal, or auto (idle when the model is on the CPU, normal on a GPU)")
+      ("decode-priority", po::value(&a.decodePriority)->default_value("normal"),
+       "the decode worker's CPU scheduling: normal, or idle (Linux SCHED_IDLE: it runs on cores the model leaves "
+       "free and is preempted by the model at once)")
       ("queue", po::value(&a.queue)->default_value(0),
        "decoded, preprocessed clips a rank may hold ready ahead of the model (0 = 2 x --batch); bounds memory")
       ("crops", po::value(&a.crops)->default_value(1),
@@ -175,13 +175,11 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   eo.tailSeed = a.tailSeed;
   eo.batch = a.batch;
   eo.queueClips = a.queue;
-  if (a.decodePriority == "idle") {
-    eo.decodePriority = ExtractOptions::DecodePriority::Idle;
-  } else if (a.decodePriority == "normal") {
-    eo.decodePriority = ExtractOptions::DecodePriority::Normal;
-  } else if (a.decodePriority != "auto") {
-    throw Error("--decode-priority must be auto, idle or normal, got '" + a.decodePriority + "'");
+  if (a.decodePriority != "normal" && a.decodePriority != "idle") {
+    throw Error("--decode-priority must be normal or idle, got '" + a.decodePriority + "'");
   }
+  eo.decodePriority = a.decodePriority == "idle" ? ExtractOptions::DecodePriority::Idle
+                                                 : ExtractOptions::DecodePriority::Normal;
   eo.crops = a.crops;
   eo.timeoutSeconds = a.videoTimeout;
 

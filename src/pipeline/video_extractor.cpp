@@ -300,9 +300,7 @@ VideoExtractor::VideoExtractor(FeatureModel& model, const ExtractOptions& option
   bytes_ = opt_.normaliseOnDevice == ExtractOptions::Normalise::Auto
                ? model.uploadsBytes()
                : opt_.normaliseOnDevice == ExtractOptions::Normalise::Model;
-  const bool idle = opt_.decodePriority == ExtractOptions::DecodePriority::Auto
-                        ? model.device() == "cpu"
-                        : opt_.decodePriority == ExtractOptions::DecodePriority::Idle;
+  const bool idle = opt_.decodePriority == ExtractOptions::DecodePriority::Idle;
   worker_ = std::make_unique<Worker>(opt_, size_t(shape.numel()), bytes_, std::move(spatial), queueClips, idle);
   input_.resize(size_t(opt_.batch) * size_t(opt_.crops) * worker_->clipBytes());
 }
