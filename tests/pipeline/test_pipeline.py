@@ -61,7 +61,7 @@ def batching(tmp):
     m = write_manifest(tmp, rows)
     runs = {}
     for name, extra in (("b1", ["--batch", "1"]), ("b3q1", ["--batch", "3", "--queue", "1"]),
-                        ("b5", ["--batch", "5"])):
+                        ("b5", ["--batch", "5"]), ("b3idle", ["--batch", "3", "--decode-priority", "idle"])):
         out = os.path.join(tmp, name + ".h5")
         rc, text, _ = extract(tmp, m, out, extra)
         check(rc == 3, f"{name}: exit 3 (one video failed), got {rc}")
@@ -74,7 +74,7 @@ def batching(tmp):
           "b1: the broken video failed, the others are complete")
     total = sum(len(ref[v][1]) for v in ref)
     check(total > 5, f"b1: {total} segments over the good videos (enough to fill batches)")
-    for name in ("b3q1", "b5"):
+    for name in ("b3q1", "b5", "b3idle"):
         for vid, (status, feats, spans) in ref.items():
             s2, f2, sp2 = runs[name][vid]
             check(s2 == status, f"{name} {vid}: status {s2} == {status}")
@@ -82,6 +82,8 @@ def batching(tmp):
             if len(feats):
                 err = float(np.linalg.norm(f2 - feats) / max(np.linalg.norm(feats), 1e-30))
                 check(f2.shape == feats.shape and err <= 1e-5, f"{name} {vid}: features rel. error {err:.2e} <= 1e-5")
+    rc, text, _ = extract(tmp, m, os.path.join(tmp, "bad.h5"), ["--decode-priority", "low"])
+    check(rc != 0 and "--decode-priority must be normal or idle" in text, "--decode-priority low is refused")
 
 
 def memory(tmp):
