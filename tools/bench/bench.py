@@ -226,12 +226,12 @@ class Bench:
         return ckpt, io, []
 
     # -- forward --------------------------------------------------------------------------------
-    def forward_vidfeat(self, name, config, ckpt, io, sets):
+    def forward_vidfeat(self, name, config, ckpt, io, sets, log="verify"):
         cmd = [self.vidfeat, "verify", "--config", os.path.join(REPO, config), "--checkpoint", ckpt, "--io", io,
                "--threads", str(self.a.threads), "--repeat", str(self.a.repeat), "--device", "cpu"]
         for s in sets:
             cmd += ["--set", s]
-        res = self.child(cmd, f"{name}.verify.log")
+        res = self.child(cmd, f"{name}.{log}.log")
         if res["rc"] != 1 or "rel. error" not in res["text"]:  # 1: above the tolerance, still timed
             must(res, f"{name}: vidfeat verify")
         runs = find(r"^forward\s+\S+ s\s+\(median of \d+:([\d. ]+)\)", res["text"], "vidfeat verify", str) \
@@ -366,9 +366,17 @@ class Bench:
         t0 = time.perf_counter()
         try:
             ckpt, io, sets = self.fixture(name, config, kind, pysf_opts)
-            out["vidfeat"] = self.forward_vidfeat(name, config, ckpt, io, sets)
+            # This machine's speed drifts by tens of percent over minutes: vidfeat's forward is
+            # measured before and after its end-to-end runs (their model-only time is the mean of
+            # the two), and the second measurement, right before PySlowFast's, gives the ratio.
+            before = self.forward_vidfeat(name, config, ckpt, io, sets, "verify_before_e2e")
             if not self.a.skip_e2e:
-                out["e2e"] = self.e2e_vidfeat(name, config, ckpt, sets, out["vidfeat"]["forward_s"])
+                out["e2e"] = self.e2e_vidfeat(name, config, ckpt, sets, before["forward_s"])
+            out["vidfeat"] = self.forward_vidfeat(name, config, ckpt, io, sets)
+            out["vidfeat_before_e2e"] = before
+            for row in out.get("e2e", []):
+                if "segments" in row:
+                    row["model_only_s"] = row["segments"] * (before["forward_s"] + out["vidfeat"]["forward_s"]) / 2
             out["reference"] = self.forward_reference(name, config, kind, ckpt, io, pysf_opts)
             if not self.a.skip_e2e:
                 out["e2e"] = self.e2e_seed(name, config, kind, ckpt, pysf_opts, out["e2e"])
@@ -508,7 +516,8 @@ def render(run, ceiling, results, flat, argv):
 
     w("## Forward per clip (random weights, the same checkpoint and input on both sides)\n")
     w(f"vidfeat: `vidfeat verify --repeat {run['repeat']}`; PySlowFast: `tools/bench/pysf_forward.py`; each "
-      f"the median of {run['repeat']} timed forwards after a warm-up. Ratio = vidfeat / PySlowFast "
+      f"the median of {run['repeat']} timed forwards after a warm-up, run one right after the other (this "
+      "machine's speed drifts over minutes). Ratio = vidfeat / PySlowFast "
       f"(target ≤ {FORWARD_TARGET} for model zoo I). GFLOP per clip = 2 × the multiply-adds of convolutions and "
       "matrix products, counted on the PySlowFast model. RSS = peak resident memory of each process "
       "(model, checkpoint reading and the forward). Rel. error = ‖vidfeat − PySlowFast‖/‖PySlowFast‖ of "
@@ -552,7 +561,8 @@ def render(run, ceiling, results, flat, argv):
           "written to the second — a video in the middle of a dataset, its decoding overlapped with the model's "
           "work on the video before. Seed: `tools/seed_pipeline.py` (PyAV decode of every frame, PySlowFast's "
           "preprocessing and model, batch 1), its `pipeline` time (one video, model loaded: compare with "
-          "vidfeat's first). Model-only = vidfeat's clips × its forward median above; steady / model-only "
+          "vidfeat's first). Model-only = vidfeat's clips × its forward median, the mean of one measurement "
+          "right before these runs and the one above (right after them); steady / model-only "
           f"target ≤ {E2E_TARGET}. HDF5 = vidfeat's time writing the output, both videos "
           f"(target ≤ {WRITE_TARGET:.0%} of its wall time). Rel. error = vidfeat's features against the seed's "
           "(the difference is the documented uint8 rounding of the resized frame, docs/MODELS.md).\n")
