@@ -563,17 +563,20 @@ def render(run, ceiling, results, flat, argv):
           "preprocessing and model, batch 1), its `pipeline` time (one video, model loaded: compare with "
           "vidfeat's first). Model-only = vidfeat's clips × its forward median, the mean of one measurement "
           "right before these runs and the one above (right after them); steady / model-only "
-          f"target ≤ {E2E_TARGET}. HDF5 = vidfeat's time writing the output, both videos "
+          f"target ≤ {E2E_TARGET}. In-run = the whole extraction's wall time over the seconds its own "
+          "forwards took in that same process (its summary): what decoding, waiting and writing added "
+          "around the model, free of the drift between processes (but not of the forwards being slowed "
+          "by the decode thread's share of the cores). HDF5 = vidfeat's time writing the output, both videos "
           f"(target ≤ {WRITE_TARGET:.0%} of its wall time). Rel. error = vidfeat's features against the seed's "
           "(the difference is the documented uint8 rounding of the resized frame, docs/MODELS.md).\n")
         w("| model | video (clips) | vidfeat first s | vidfeat steady s | seed s | vidfeat first / seed | "
-          "vidfeat model-only s | steady / model-only | first / model-only | HDF5 write s (% wall) | "
-          "peak RSS vidfeat / seed MB | rel. error vs seed |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "vidfeat model-only s | steady / model-only | first / model-only | wall / in-run model | "
+          "HDF5 write s (% wall) | peak RSS vidfeat / seed MB | rel. error vs seed |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in results:
             for e in r.get("e2e", []):
                 if "vidfeat_s" not in e:
-                    w(f"| {r['name']} | {e['video']} | failed: see below | | | | | | | | | |")
+                    w(f"| {r['name']} | {e['video']} | failed: see below | | | | | | | | | | |")
                     notes.append(f"- **{r['name']} {e['video']}**: {e.get('vidfeat_error')}")
                     continue
                 seed = e.get("seed_s")
@@ -582,6 +585,7 @@ def render(run, ceiling, results, flat, argv):
                 em = e["steady_s"] / mo if mo else None
                 em_s = f"{em:.2f} {'✅' if em <= E2E_TARGET else '❌'}" if em else "–"
                 cold = f"{e['vidfeat_s'] / mo:.2f}" if mo else "–"
+                inrun = f"{e['vidfeat_total_s'] / e['inrun_model_s']:.2f}" if e.get("inrun_model_s") else "–"
                 if e.get("write_s") is not None:
                     share = e["write_s"] / e["vidfeat_total_s"] if e["vidfeat_total_s"] else 0
                     ws = f"{e['write_s']:.3f} ({share:.1%}) {'✅' if share <= WRITE_TARGET else '❌'}"
@@ -590,7 +594,7 @@ def render(run, ceiling, results, flat, argv):
                 rss = f"{e['vidfeat_rss_mb']:.0f} / {fmt(e.get('seed_rss_mb'), '.0f')}"
                 rel = fmt(e.get("seed_rel_err"), ".1e")
                 w(f"| {r['name']} | {e['video']} ({e['segments']}) | {e['vidfeat_s']:.1f} | {e['steady_s']:.1f} | "
-                  f"{fmt(seed, '.1f')} | {ratio} | {mo:.1f} | {em_s} | {cold} | {ws} | {rss} | {rel} |")
+                  f"{fmt(seed, '.1f')} | {ratio} | {mo:.1f} | {em_s} | {cold} | {inrun} | {ws} | {rss} | {rel} |")
                 if e.get("seed_error"):
                     notes.append(f"- {r['name']} {e['video']}: seed pipeline: {e['seed_error']}")
                 if e.get("seed_note"):
