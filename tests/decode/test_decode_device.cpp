@@ -83,24 +83,6 @@ TEST(DecodeDevice, CudaGivesTheCpuFrames) {
   }
 }
 
-// RGB24 of a w x h picture given as yuv420p or as nv12 (the same samples), with the decoder's
-// colour conversion settings (1:1 size, SWS_BILINEAR, swscale's default matrix).
-std::vector<uint8_t> toRgb(AVPixelFormat format, const std::vector<const uint8_t*>& planes,
-                           const std::vector<int>& strides, int w, int h) {
-  ffmpeg::UniqueSwsContext sws(
-      sws_getContext(w, h, format, w, h, AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr));
-  EXPECT_TRUE(sws);
-  const int stride = FFALIGN(w, 32) * 3;
-  std::vector<uint8_t> padded(size_t(stride) * h + 64), rgb(size_t(w) * h * 3);
-  uint8_t* dst[4] = {padded.data(), nullptr, nullptr, nullptr};
-  int dstStride[4] = {stride, 0, 0, 0};
-  const uint8_t* src[4] = {planes[0], planes[1], planes.size() > 2 ? planes[2] : nullptr, nullptr};
-  int srcStride[4] = {strides[0], strides[1], strides.size() > 2 ? strides[2] : 0, 0};
-  EXPECT_EQ(sws_scale(sws.get(), src, srcStride, 0, h, dst, dstStride), h);
-  for (int y = 0; y < h; ++y) std::copy_n(padded.data() + size_t(y) * stride, size_t(w) * 3, rgb.data() + size_t(y) * w * 3);
-  return rgb;
-}
-
 // A frame of `format` with its own buffers.
 ffmpeg::UniqueAVFrame frameOf(AVPixelFormat format, int w, int h) {
   ffmpeg::UniqueAVFrame f(av_frame_alloc());
