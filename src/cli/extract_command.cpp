@@ -20,6 +20,7 @@
 #include "vidfeat/model/checkpoint_cache.h"
 #include "vidfeat/dist/extraction.h"
 #include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/dist/stop_signal.h"
 #include "vidfeat/model/feature_model.h"
 #include "vidfeat/store/feature_store.h"
 
@@ -35,7 +36,7 @@ struct ExtractArgs {
   std::vector<std::string> sets;
   long long randomWeights = -1;
   int batch = 1, queue = 0, stride = 0, threads = 0, wave = 16, crops = 1;
-  double fps = 0.0, waveSeconds = 60.0, videoTimeout = 0.0;
+  double fps = 0.0, waveSeconds = 60.0, videoTimeout = 0.0, watchdog = 600.0;
   unsigned long long tailSeed = 0;
   bool overwrite = false, skipInvalid = false, retryFailed = false;
   std::string shard = "0/1";
@@ -56,6 +57,9 @@ std::pair<int, int> parseShard(const std::string& text) {
 }  // namespace
 
 int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
+  // SIGTERM / SIGINT / SIGUSR1 from here on: a graceful stop (stop_signal.h), before any thread
+  // (LibTorch's, the decode worker) starts.
+  installStopHandlers();
   ExtractArgs a;
   po::options_description opts(
       "vidfeat extract: decode each video, cut it into clips (NUM_FRAMES frames every SAMPLING_RATE\n"
@@ -109,6 +113,9 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
       ("retry-failed", po::bool_switch(&a.retryFailed), "on resume, attempt failed videos again")
       ("video-timeout", po::value(&a.videoTimeout)->default_value(0.0),
        "fail a video still decoding after this many seconds (0 = no limit)")
+      ("watchdog", po::value(&a.watchdog)->default_value(600.0),
+       "abort the whole job with a message when no collective step (a wave-sync round, which every rank joins "
+       "between two forward passes, or a wave) completes for this many seconds: a rank is stuck (0 = off)")
       ("overwrite", po::bool_switch(&a.overwrite),
        "start afresh even if the output exists (default: resume it)");
   po::variables_map vm;
@@ -148,6 +155,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   if (a.queue < 0) throw Error("--queue must be >= 0");
   if (a.crops != 1 && a.crops != 3) throw Error("--crops must be 1 or 3");
   if (a.wave < 1) throw Error("--wave must be >= 1");
+  if (!(a.watchdog >= 0)) throw Error("--watchdog must be >= 0 seconds (0 = off)");
   const Precision precision = parsePrecision(a.precision);
   checkDecodeDevice(a.decodeDevice);
 
@@ -164,6 +172,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   std::tie(plan.shardIndex, plan.shardCount) = parseShard(a.shard);
   plan.waveVideos = a.wave;
   plan.waveSeconds = a.waveSeconds;
+  plan.watchdogSeconds = a.watchdog;
   ExtractOptions& eo = plan.extract;
   eo.buckets.numFrames = cfg.get<int>("DATA.NUM_FRAMES");
   eo.buckets.samplingRate = cfg.get<int>("DATA.SAMPLING_RATE");
@@ -279,6 +288,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
     }
     if (weights.rfind("random", 0) == 0) spdlog::warn("reminder: {} holds features of an UNTRAINED model", a.output);
   }
+  if (s.interrupted) return kInterrupted;
   return s.failed + s.failedBefore > 0 ? kSomeVideosFailed : 0;
 }
 

@@ -30,6 +30,7 @@ const char* kUsage =
 int main(int argc, char** argv) {
   vidfeat::MpiSession mpi(&argc, &argv);
   vidfeat::initLogging(mpi.rank(), mpi.size());
+  vidfeat::installTerminateHandler();  // an exception escaping a thread: logged with the rank, MPI_Abort
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     if (mpi.rank() == 0) std::fputs(kUsage, stdout);
@@ -56,9 +57,16 @@ int main(int argc, char** argv) {
     if (mpi.rank() == 0) spdlog::error("{}", e.what());
     return 1;
   } catch (const std::exception& e) {
+    // An error of this rank alone (I/O error, quota, bad_alloc, a failing write): the other ranks
+    // may be inside a collective call, so take the whole job down rather than hang. Objects with
+    // collective destructors skipped them while this exception unwound (LeakOnUnwind, WorkQueue,
+    // WaveSync), so this rank got here at once.
+    if (mpi.size() > 1) vidfeat::abortJob(e.what(), 1);
     spdlog::error("{}", e.what());
-    // Other ranks may be inside a collective call: take the whole job down rather than hang.
-    if (mpi.size() > 1) MPI_Abort(mpi.world(), 1);
+    return 1;
+  } catch (...) {
+    if (mpi.size() > 1) vidfeat::abortJob("unknown exception", 1);
+    spdlog::error("unknown exception");
     return 1;
   }
 }

@@ -1,8 +1,12 @@
 #include "vidfeat/dist/mpi_session.h"
 
 #include "vidfeat/common/error.h"
+#include "vidfeat/common/log.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -81,6 +85,39 @@ void broadcastString(std::string& text, int root, MPI_Comm comm) {
   for (size_t off = 0; off < length; off += chunk) {
     MPI_Bcast(text.data() + off, int(std::min<size_t>(chunk, size_t(length) - off)), MPI_CHAR, root, comm);
   }
+}
+
+void abortJob(const std::string& message, int code) {
+  int initialised = 0, finalised = 0, rank = 0, size = 1;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalised);
+  const bool mpi = initialised && !finalised;
+  if (mpi) {
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+  }
+  spdlog::error("rank {}: {}", rank, message);
+  if (size > 1) spdlog::error("rank {}: aborting the whole job (MPI_Abort, exit code {})", rank, code);
+  spdlog::default_logger()->flush();
+  std::fflush(stderr);
+  if (mpi) MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+void installTerminateHandler() {
+  std::set_terminate([] {
+    std::string what = "std::terminate called without an active exception";
+    if (std::exception_ptr e = std::current_exception()) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        what = std::string("unhandled exception: ") + x.what();
+      } catch (...) {
+        what = "unhandled exception of unknown type";
+      }
+    }
+    abortJob(what, 1);
+  });
 }
 
 int commRank(MPI_Comm comm) {

@@ -1,13 +1,15 @@
 #include "vidfeat/dist/work_queue.h"
 
 #include <algorithm>
+#include <exception>
 #include <numeric>
 
 #include "vidfeat/common/error.h"
 
 namespace vidfeat {
 
-WorkQueue::WorkQueue(std::vector<int64_t> order, MPI_Comm comm) : order_(std::move(order)) {
+WorkQueue::WorkQueue(std::vector<int64_t> order, MPI_Comm comm)
+    : order_(std::move(order)), uncaught_(std::uncaught_exceptions()) {
   // A private communicator: the window's synchronisation never mixes with other collectives.
   MPI_Comm_dup(comm, &comm_);
   int rank = 0;
@@ -28,6 +30,7 @@ WorkQueue::~WorkQueue() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (finalized) return;
+  if (std::uncaught_exceptions() > uncaught_) return;  // unwinding: no collective (see header)
   if (win_ != MPI_WIN_NULL) MPI_Win_free(&win_);
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }

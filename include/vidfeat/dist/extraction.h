@@ -30,6 +30,7 @@ struct ExtractionPlan {
   int shardCount = 1;
   int waveVideos = 16;        // a rank asks for a wave once it buffers this many videos...
   double waveSeconds = 60.0;  // ...or holds finished videos for this long
+  double watchdogSeconds = 600.0;  // abort when no collective step completes this long (0 = off)
   ExtractOptions extract;
   FileMetadata meta;
 };
@@ -40,6 +41,7 @@ struct ExtractionSummary {
   int64_t complete = 0;        // extracted by this run
   int64_t failed = 0;          // failed in this run (including manifest problems)
   int64_t failedBefore = 0;    // failed in an earlier run and not retried
+  bool interrupted = false;    // stopped by a signal (stop_signal.h): the rest is left for a rerun
   int64_t segments = 0;
   int64_t clips = 0;
   double wallSeconds = 0.0;
@@ -52,7 +54,8 @@ struct ExtractionSummary {
 };
 
 // Collective over `comm`. Throws Error for what stops the whole job (bad manifest, output made
-// with other settings); a bad video only fails itself.
+// with other settings, output locked by a live job); a bad video only fails itself. A stop signal
+// (installStopHandlers) ends the run early with summary.interrupted set.
 ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model, MPI_Comm comm);
 
 // Exit code of `vidfeat extract`: 0 when every video of the manifest is complete,

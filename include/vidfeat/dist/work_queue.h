@@ -16,7 +16,10 @@ class WorkQueue {
   // Collective over `comm` (creates the window). `order`: item ids in hand-out order, identical
   // on every rank.
   WorkQueue(std::vector<int64_t> order, MPI_Comm comm);
-  ~WorkQueue();  // frees the window (collective: all ranks destroy their queue together)
+  // Frees the window (collective: all ranks destroy their queue together), except while an
+  // exception unwinds: then the window is left to MPI_Abort / MPI_Finalize, so a rank that throws
+  // alone never waits in MPI_Win_free for ranks busy elsewhere.
+  ~WorkQueue();
   WorkQueue(const WorkQueue&) = delete;
   WorkQueue& operator=(const WorkQueue&) = delete;
 
@@ -33,6 +36,7 @@ class WorkQueue {
   int64_t* counter_ = nullptr;
   int64_t taken_ = 0;
   bool exhausted_ = false;
+  int uncaught_ = 0;  // std::uncaught_exceptions() at construction
 };
 
 // Hand-out order: indices of `costs` sorted by decreasing cost (ties by index), the classic
