@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Make vidfeat's parity fixtures from PySlowFast's own model code.
 
-For every entry of FIXTURES this runs ../shared/reference/pysf_ref.py (PySlowFast builds the model,
+For every entry of FIXTURES this runs tools/reference/pysf_ref.py (PySlowFast builds the model,
 randomises every parameter and BN statistic, runs a seeded input) and writes, under --out:
 
   NAME.pyth         torch.save zip format           {"model_state": OrderedDict, "cfg": str}
@@ -13,9 +13,9 @@ randomises every parameter and BN statistic, runs a seeded input) and writes, un
 and fixtures.json, the manifest the C++ tests read (name, config, overrides, feature dim, files).
 
   PYSF=/tmp/SlowFast PYSF_OLD=/tmp/SlowFast_old /usr/bin/python3 tools/make_fixtures.py \
-      [--out tests/fixtures] [--only NAME ...] [--reference ../shared/reference]
+      [--out tests/fixtures] [--only NAME ...] [--fuzz-seeds tests/fuzz/corpus] [--reference tools/reference]
 
-PYSF is an export of PySlowFast's slowfast/ and configs/ (see ../shared/reference/README.md);
+PYSF is an export of PySlowFast's slowfast/ and configs/ (see tools/reference/README.md);
 PYSF_OLD one from before commit 99a655b ("unsup"), which still has the c2d_nopool arch. Nothing
 of PySlowFast is copied into this project; only its outputs are.
 
@@ -240,12 +240,11 @@ def make(name, config, which, overrides, pysf_only, formats, roots, reference, o
     root = roots[which]
     cfg_path = os.path.join(root, config)
     prefix = os.path.join(out, name)
-    args = ["/usr/bin/python3", os.path.join(reference, "pysf_ref.py"), cfg_path, "--save", prefix]
+    # pysf_ref.py puts its own stubs (fvcore, iopath, detectron2, pytorchvideo) and the checkout on
+    # sys.path itself.
+    args = ["/usr/bin/python3", os.path.join(reference, "pysf_ref.py"), cfg_path, "--pysf", root, "--save", prefix]
     args += COMMON + overrides + pysf_only
-    # tools/pysf_stubs stands in for modules PySlowFast imports but model building never uses.
-    stubs = os.path.join(HERE, "pysf_stubs")
-    env = dict(os.environ, PYSF=root, PYTHONPATH=os.pathsep.join(filter(None, [stubs, os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run(args, env=env, capture_output=True, text=True)
+    proc = subprocess.run(args, env=dict(os.environ, PYSF=root), capture_output=True, text=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit("make_fixtures: pysf_ref.py failed for " + name)
@@ -335,10 +334,14 @@ def write_fuzz_seeds(out_dir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures"))
-    ap.add_argument("--reference", default=os.path.join(ROOT, "..", "shared", "reference"))
+    ap.add_argument("--reference", default=os.path.join(HERE, "reference"),
+                    help="folder of pysf_ref.py (default: tools/reference)")
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--fuzz-seeds", default=os.path.join(ROOT, "tests", "fuzz", "corpus"))
     a = ap.parse_args()
+    unknown = sorted(set(a.only or ()) - {f[0] for f in FIXTURES})
+    if unknown:
+        ap.error("--only: no fixture named %s (see FIXTURES)" % ", ".join(unknown))
     roots = {"new": os.environ.get("PYSF", "/tmp/SlowFast"), "old": os.environ.get("PYSF_OLD", "/tmp/SlowFast_old")}
     os.makedirs(a.out, exist_ok=True)
     manifest_path = os.path.join(a.out, "fixtures.json")

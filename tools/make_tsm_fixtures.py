@@ -4,7 +4,7 @@
 mit-han-lab/temporal-shift-module's ops/models.py TSN class builds the model (its torchvision
 ResNet backbone, TemporalShift wrapped around each residual block's conv1 for TSM 'blockres'),
 every parameter and BatchNorm statistic is perturbed from a seeded generator (as
-../shared/reference/pysf_ref.py does for PySlowFast), and a seeded input runs through it. Written
+tools/reference/pysf_ref.py does for PySlowFast), and a seeded input runs through it. Written
 under --out, per fixture NAME:
 
   NAME.pth    torch.save of {"epoch", "arch", "state_dict", "best_prec1"}, state_dict keys

@@ -12,8 +12,10 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-PYSF = os.environ.get("PYSF", "/tmp/SlowFast")
-sys.path[:0] = [os.path.join(ROOT, "..", "shared", "reference", "stubs"), os.path.join(HERE, "pysf_stubs"), PYSF]
+sys.path.insert(0, os.path.join(HERE, "reference"))
+import pysf_ref  # noqa: E402  (tools/reference: the stubs PySlowFast's imports need)
+
+PYSF = pysf_ref.use_pysf(os.environ.get("PYSF", "/tmp/SlowFast"))
 
 # name, config under PySlowFast's configs/, overrides. PySlowFast's REV_MVIT_B_16x4_CONV.yaml sets
 # MVIT.CLS_EMBED_ON True, which its reversible model rejects (vidfeat's configs/ copy says False).

@@ -18,7 +18,7 @@ imported at run time from a PySlowFast checkout (PYSF); nothing of PySlowFast li
               slowfast.datasets.utils.pack_pathway_output
   forward     slowfast.models.build_model with the checkpoint's model_state (strict), eval mode;
               feature = the input of head.projection averaged over H and W and flattened over
-              T*C (a forward pre-hook, as ../shared/reference/pysf_ref.py does)
+              T*C (a forward pre-hook, as tools/reference/pysf_ref.py does)
 
 Writes an .npz: features (S, D) float32, first_frame, last_frame, padded_frames (S,) int64,
 decoded_frames, frame_size (H, W). With --compare OUT.h5 it also reads vidfeat's features for the
@@ -39,11 +39,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
 
-def setup_path(pysf, stubs):
-    # The reference stubs (fvcore, iopath, detectron2, pytorchvideo pieces) and PySlowFast go
-    # first; tools/pysf_stubs (matplotlib, av) goes last, so the real PyAV wins over its stand-in.
-    sys.path[:0] = [stubs, pysf]
-    sys.path.append(os.path.join(HERE, "pysf_stubs"))
+def setup_path(pysf, reference):
+    # pysf_ref.use_pysf: the reference stubs (fvcore, iopath, detectron2, pytorchvideo pieces) and
+    # PySlowFast go first; its fallbacks (matplotlib, av) last, so the real PyAV wins over them.
+    sys.path.insert(0, reference)
+    import pysf_ref
+
+    pysf_ref.use_pysf(pysf)
 
 
 def decode_rgb(path):
@@ -86,8 +88,8 @@ def main():
     ap.add_argument("checkpoint", help="PySlowFast .pyth (torch.save dict with model_state)")
     ap.add_argument("--out", required=True, help="output .npz")
     ap.add_argument("--pysf", default=os.environ.get("PYSF", "SlowFast"), help="PySlowFast checkout")
-    ap.add_argument("--stubs", default=os.path.join(REPO, "..", "shared", "reference", "stubs"),
-                    help="stand-ins for fvcore/iopath/detectron2 (../shared/reference/stubs)")
+    ap.add_argument("--reference", default=os.path.join(HERE, "reference"),
+                    help="folder of pysf_ref.py and its stubs (default: tools/reference)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=1, help="clips per forward")
     ap.add_argument("--dump-clip", type=int, default=-1,
@@ -96,7 +98,7 @@ def main():
     ap.add_argument("--video-id", default=None, help="video_id in --compare (default: file stem)")
     a, a.opts = ap.parse_known_args()
 
-    setup_path(os.path.abspath(a.pysf), os.path.abspath(a.stubs))
+    setup_path(os.path.abspath(a.pysf), os.path.abspath(a.reference))
     import numpy as np
     import torch
     from slowfast.config.defaults import get_cfg

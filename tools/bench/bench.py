@@ -5,7 +5,7 @@
       [--repeat 5] [--threads N] [--videos v_GGSY1Qvo990.mp4,chaplin.mp4] [--resume]
 
 Per model, random weights (every parameter and BatchNorm statistic, seeded; the full-size
-checkpoint and input come from ../shared/reference/pysf_ref.py, or tools/make_tsm_fixtures.py for
+checkpoint and input come from tools/reference/pysf_ref.py, or tools/make_tsm_fixtures.py for
 TSM, and are kept in --work so a rerun does not make them again):
 
   forward     `vidfeat verify --repeat N` (LibTorch, one warm-up, median of N) against
@@ -214,9 +214,9 @@ class Bench:
         ckpt, io = prefix + ".pyth", prefix + ".io.pt"
         if not (os.path.exists(ckpt) and os.path.exists(io)):
             ref = os.path.join(self.a.reference, "pysf_ref.py")
-            env = dict(self.env, PYTHONPATH=os.path.join(TOOLS, "pysf_stubs"))
-            must(self.child([self.py, ref, os.path.join(REPO, config), "--save", prefix + ".tmp", "--reps", "1",
-                             "--threads", str(self.a.threads)] + pysf_opts, f"{name}.fixture.log", env=env),
+            must(self.child([self.py, ref, os.path.join(REPO, config), "--pysf", os.path.abspath(self.a.pysf),
+                             "--save", prefix + ".tmp", "--reps", "1", "--threads", str(self.a.threads)] + pysf_opts,
+                            f"{name}.fixture.log"),
                  f"{name}: pysf_ref.py")
             for ext in (".legacy.pyth", ".json"):  # not used here; the legacy copy is as large as the model
                 if os.path.exists(prefix + ".tmp" + ext):
@@ -314,7 +314,7 @@ class Bench:
             try:
                 cmd = [self.py, os.path.join(TOOLS, "seed_pipeline.py"), video, os.path.join(REPO, config), ckpt,
                        "--out", os.path.join(d, vid + ".seed.npz"), "--threads", str(self.a.threads),
-                       "--pysf", os.path.abspath(self.a.pysf), "--stubs", os.path.join(self.a.reference, "stubs")]
+                       "--pysf", os.path.abspath(self.a.pysf), "--reference", self.a.reference]
                 if os.path.exists(h5) and "vidfeat_error" not in row:
                     cmd += ["--compare", h5, "--video-id", vid]
                 res = self.child(cmd + pysf_opts, f"{name}.{vid}.seed.log")
@@ -393,7 +393,7 @@ class Bench:
                             f"-DCMAKE_BUILD_TYPE=Release && ninja -C {self.a.build})")
         if not os.path.isdir(os.path.join(self.a.pysf, "slowfast")):
             problems.append(f"--pysf {self.a.pysf}: no slowfast/ package there (export PySlowFast's slowfast/ and "
-                            f"configs/, see ../shared/reference/README.md)")
+                            f"configs/, see tools/reference/README.md)")
         if not os.path.exists(os.path.join(self.a.reference, "pysf_ref.py")):
             problems.append(f"--reference {self.a.reference}: no pysf_ref.py")
         self.videos = []
@@ -639,7 +639,8 @@ def main():
     ap.add_argument("--videos-dir", default=os.path.join(REPO, "..", "shared", "videos"))
     ap.add_argument("--pysf", default=os.environ.get("PYSF", "/tmp/SlowFast"), help="PySlowFast export")
     ap.add_argument("--tsm", default="/tmp/tsm", help="mit-han-lab/temporal-shift-module export (TSM only)")
-    ap.add_argument("--reference", default=os.path.join(REPO, "..", "shared", "reference"))
+    ap.add_argument("--reference", default=os.path.join(TOOLS, "reference"),
+                    help="folder of pysf_ref.py and its stubs (default: tools/reference)")
     ap.add_argument("--work", default="/tmp/vidfeat-bench", help="fixtures, results and logs (kept)")
     ap.add_argument("--out", default=os.path.join(REPO, "BENCHMARKS.md"))
     ap.add_argument("--python", default="/usr/bin/python3")

@@ -2,7 +2,7 @@
 """The reference side of the forward benchmark: the original model code, eager, in Python.
 
 PySlowFast models (default): slowfast.models.build_model from a PySlowFast checkout (PYSF), the
-config merged as ../shared/reference/pysf_ref.py merges it, the checkpoint's model_state loaded
+config merged as tools/reference/pysf_ref.py merges it, the checkpoint's model_state loaded
 strictly. TSM (--tsm DIR): mit-han-lab/temporal-shift-module's TSN class built as
 tools/make_tsm_fixtures.py builds it (full width), its state_dict loaded with "module." stripped,
 the clip fed as TSM's test script does ([B, T*C, H, W], frame-major).
@@ -72,13 +72,13 @@ def count_flops(model, inputs):
 
 
 def build_pysf(a):
-    # pysf_ref.py puts ../shared/reference/stubs and PYSF first on sys.path at import; PySlowFast's
-    # imports of matplotlib / av are met by tools/pysf_stubs, appended last (seed_pipeline.py).
-    os.environ["PYSF"] = os.path.abspath(a.pysf)
+    # pysf_ref.use_pysf puts its stubs (fvcore, iopath, detectron2, pytorchvideo) and the PySlowFast
+    # export first on sys.path, its matplotlib / av fallbacks last.
     sys.path.insert(0, os.path.abspath(a.reference))
-    sys.path.append(os.path.join(TOOLS, "pysf_stubs"))
-    import torch
     import pysf_ref
+
+    pysf_ref.use_pysf(a.pysf)
+    import torch
     from slowfast.models import build_model
 
     cfg = pysf_ref.load_cfg(a.cfg, a.opts)
@@ -129,8 +129,8 @@ def main():
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--pysf", default=os.environ.get("PYSF", "/tmp/SlowFast"))
-    ap.add_argument("--reference", default=os.path.join(REPO, "..", "shared", "reference"),
-                    help="folder of pysf_ref.py and its stubs")
+    ap.add_argument("--reference", default=os.path.join(TOOLS, "reference"),
+                    help="folder of pysf_ref.py and its stubs (default: tools/reference)")
     ap.add_argument("--tsm", default=None, help="export of mit-han-lab/temporal-shift-module: TSN/TSM model")
     ap.add_argument("--no-flops", action="store_true")
     a, a.opts = ap.parse_known_args()
