@@ -11,6 +11,8 @@
 #include <numeric>
 #include <sstream>
 
+#include <sys/statvfs.h>
+
 #include <fmt/format.h>
 
 #include "hdf5.h"
@@ -591,6 +593,17 @@ int64_t FeatureStore::addVideos(const std::vector<VideoEntry>& videos) {
 }
 
 void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
+  try {
+    writeWaveUnguarded(local);
+  } catch (const CollectiveError&) {
+    throw;
+  } catch (const Error& e) {
+    if (std::string(e.what()).rfind("writeWave:", 0) == 0) throw;
+    throw Error(describeWriteFailure(impl_->path, e.what()));
+  }
+}
+
+void FeatureStore::writeWaveUnguarded(const std::vector<VideoResult>& local) {
   Impl& s = stateOf(impl_, "writeWave");
   s.requireOpen("writeWave");
 
@@ -681,6 +694,32 @@ void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
     s.featureRows = static_cast<int64_t>(newRows);
   }
 
+  if (totalFailures > 0) {
+    const hsize_t newRows = static_cast<hsize_t>(s.failureRows + totalFailures);
+    h5::check(H5Dset_extent(s.failures.id(), &newRows), "H5Dset_extent", "/failures");
+    std::vector<FailureRow> rows;
+    for (const auto& result : local) {
+      if (result.status != VideoStatus::Failed) continue;
+      FailureRow row;
+      std::memset(static_cast<void*>(&row), 0, sizeof row);
+      row.videoRow = result.videoRow;
+      row.rank = s.rank;
+      copyFixed(row.stage, truncateUtf8(result.failureStage.empty() ? "unknown" : result.failureStage,
+                                        sizeof(row.stage)));
+      copyFixed(row.message, truncateUtf8(result.error, kErrorBytes));
+      rows.push_back(row);
+    }
+    s.writeBlock(s.failures, s.failureType.id(), static_cast<hsize_t>(s.failureRows + failuresBefore),
+                 rows.size(), {}, rows.empty() ? nullptr : rows.data(), "/failures");
+    s.failureRows = static_cast<int64_t>(newRows);
+  }
+
+  // The new extents (and their chunks) reach the file before any /videos row points into them: a
+  // crash after this flush leaves rows nobody references yet (cut off on resume), never a row
+  // referencing rows past the extent on disk. (Correctness after a crash inside a flush comes from
+  // the journals, not from this order: docs/DESIGN.md.)
+  h5::check(H5Fflush(s.file.id(), H5F_SCOPE_GLOBAL), "H5Fflush", s.path);
+
   if (totalVideos > 0) {
     // Read-modify-write of whole rows: writing only some members would need a datatype
     // conversion, which parallel HDF5 can only do independently.
@@ -714,26 +753,6 @@ void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
                   h5::ioMode(s.collective).describe());
   }
 
-  if (totalFailures > 0) {
-    const hsize_t newRows = static_cast<hsize_t>(s.failureRows + totalFailures);
-    h5::check(H5Dset_extent(s.failures.id(), &newRows), "H5Dset_extent", "/failures");
-    std::vector<FailureRow> rows;
-    for (const auto& result : local) {
-      if (result.status != VideoStatus::Failed) continue;
-      FailureRow row;
-      std::memset(static_cast<void*>(&row), 0, sizeof row);
-      row.videoRow = result.videoRow;
-      row.rank = s.rank;
-      copyFixed(row.stage, truncateUtf8(result.failureStage.empty() ? "unknown" : result.failureStage,
-                                        sizeof(row.stage)));
-      copyFixed(row.message, truncateUtf8(result.error, kErrorBytes));
-      rows.push_back(row);
-    }
-    s.writeBlock(s.failures, s.failureType.id(), static_cast<hsize_t>(s.failureRows + failuresBefore),
-                 rows.size(), {}, rows.empty() ? nullptr : rows.data(), "/failures");
-    s.failureRows = static_cast<int64_t>(newRows);
-  }
-
   h5::check(H5Fflush(s.file.id(), H5F_SCOPE_GLOBAL), "H5Fflush", s.path);
 }
 
@@ -741,11 +760,33 @@ void FeatureStore::close() {
   if (!impl_ || !impl_->file.valid()) return;
   Impl& s = *impl_;
   h5::QuietErrors quiet;
-  s.failures.close();
-  s.videos.close();
-  s.segments.close();
-  s.features.close();
-  s.file.close();
+  try {
+    s.failures.close();
+    s.videos.close();
+    s.segments.close();
+    s.features.close();
+    s.file.close();
+  } catch (const Error& e) {
+    throw Error(describeWriteFailure(s.path, e.what()));
+  }
+}
+
+std::string describeWriteFailure(const std::string& path, const std::string& details) {
+  namespace fs = std::filesystem;
+  std::string lower = details;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  const fs::path parent = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  struct statvfs vfs {};
+  const bool known = ::statvfs(parent.c_str(), &vfs) == 0;
+  const double freeBytes = known ? double(vfs.f_bavail) * double(vfs.f_frsize) : -1.0;
+  const bool full = lower.find("no space") != std::string::npos || lower.find("no_space") != std::string::npos ||
+                    lower.find("quota") != std::string::npos || (known && freeBytes < double(1 << 20));
+  if (full) {
+    return "disk full: cannot write " + path +
+           (known ? fmt::format(" ({:.0f} bytes free on its file system)", freeBytes) : std::string()) +
+           "; free space, then rerun the same command: it resumes from the journals (" + details + ")";
+  }
+  return "I/O error on " + path + ": " + details;
 }
 
 int64_t FeatureStore::featureDim() const { return stateOf(impl_, "featureDim").dim; }

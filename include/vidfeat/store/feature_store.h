@@ -103,6 +103,7 @@ class FeatureStore {
  private:
   struct Impl;
   explicit FeatureStore(std::unique_ptr<Impl> impl);
+  void writeWaveUnguarded(const std::vector<VideoResult>& local);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -159,6 +160,11 @@ class StoreReader {
 // Differences between two files' provenance that make their features incomparable (model,
 // config, checkpoint, weights, clip settings), one line each; empty when they match.
 std::vector<std::string> metadataDifferences(const FileMetadata& stored, const FileMetadata& wanted);
+
+// The message for a failed write of the output `path` (HDF5's `details`): "disk full: cannot write
+// <path> (N bytes free on its file system); free space, then rerun ..." when the file system is full
+// or the error says so, else "I/O error on <path>: <details>".
+std::string describeWriteFailure(const std::string& path, const std::string& details);
 
 // Reads the attributes and the /videos table. Throws InputError naming the file when it is not a
 // vidfeat output.
