@@ -1,13 +1,17 @@
 """Checks a vidfeat output file with h5py (Debian's python3-h5py), independently of vidfeat's C++.
 
-  check_output.py FILE README SPAN RATE [--expect-failed ID ...] [--drop]
+  check_output.py FILE COUNTS SPAN RATE [--expect-failed ID ...] [--drop]
 
-README is ../shared/videos/README.md: its table gives each video's true decoded frame count.
+COUNTS gives each video's true decoded frame count (what ffprobe -count_frames decodes), by file
+name: either the generated corpus's corpus.tsv (its `frames` column, measured by
+tests/support/make_corpus.py) or ../shared/videos/README.md (its table's `frames` column). A video
+of the output file is looked up by the file name of its stored path.
 SPAN = NUM_FRAMES * SAMPLING_RATE, RATE = SAMPLING_RATE. With back-to-back clips a video of n frames
 has ceil(n / SPAN) segments (the last one padded); with --drop only the clips whose last sample
 (start + SPAN - RATE) exists.
 """
 import math
+import os
 import re
 import sys
 
@@ -20,19 +24,36 @@ def readme_counts(path):
     for line in open(path, encoding="utf-8"):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 6 and re.match(r"^\d+", cells[5]) and "." in cells[0]:
-            counts[cells[0].rsplit(".", 1)[0]] = int(re.match(r"^(\d+)", cells[5]).group(1))
+            counts[cells[0]] = int(re.match(r"^(\d+)", cells[5]).group(1))
+    assert len(counts) >= 9, counts
     return counts
+
+
+def corpus_counts(path):
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        name, frames = header.index("name"), header.index("frames")
+        counts = {}
+        for line in f:
+            cells = line.rstrip("\n").split("\t")
+            if len(cells) > frames and cells[frames]:
+                counts[cells[name]] = int(cells[frames])
+    assert counts, path
+    return counts
+
+
+def text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def main():
     args = sys.argv[1:]
-    path, readme, span, rate = args[0], args[1], int(args[2]), int(args[3])
+    path, counts_file, span, rate = args[0], args[1], int(args[2]), int(args[3])
     failed_ids = set()
     drop = "--drop" in args
     if "--expect-failed" in args:
         failed_ids = set(a for a in args[args.index("--expect-failed") + 1:] if not a.startswith("--"))
-    counts = readme_counts(readme)
-    assert len(counts) >= 9, counts
+    counts = corpus_counts(counts_file) if counts_file.endswith(".tsv") else readme_counts(counts_file)
     problems = []
     with h5py.File(path, "r") as f:
         feats = f["features"]
@@ -54,9 +75,13 @@ def main():
             if status != 1:
                 problems.append(f"{vid}: status {status}, error {v['error']!r}")
                 continue
-            n = counts[vid]
+            file_name = os.path.basename(text(v["path"]))
+            if file_name not in counts:
+                problems.append(f"{vid}: {file_name} has no frame count in {counts_file}")
+                continue
+            n = counts[file_name]
             if int(v["decoded_frames"]) != n:
-                problems.append(f"{vid}: decoded {v['decoded_frames']} frames, README says {n}")
+                problems.append(f"{vid}: decoded {v['decoded_frames']} frames, {os.path.basename(counts_file)} says {n}")
             last = span - rate
             full = 0 if n <= last else (n - 1 - last) // span + 1
             want = full if drop else math.ceil(n / span)

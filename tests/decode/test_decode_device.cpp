@@ -1,7 +1,11 @@
-// --decode-device cuda: NVDEC through FFmpeg's hwaccel, with the CPU fallback.
-// - On a machine without a CUDA device (CI, this one) the fallback runs: every frame, its time and
-//   its converted pixels equal CPU decoding. On a GPU machine the same test checks NVDEC's frames
-//   (framesOnDevice > 0) against the CPU's, pixel for pixel.
+// --decode-device cuda: NVDEC through FFmpeg's hwaccel, with the CPU fallback, on files of the
+// generated corpus (tests/support/make_corpus.py).
+// - DecodeDevice.CudaGivesTheCpuFrames needs NVDEC: it reports SKIPPED, saying why, where FFmpeg
+//   cannot create a CUDA device (CI, CPU-only machines); where it can, it asserts that NVDEC
+//   decoded the H.264 files' frames (DecodeStats::framesOnDevice) and that every frame, its time
+//   and its converted pixels equal CPU decoding.
+// - DecodeDevice.CudaFallsBackToTheCpuFrames is its counterpart where NVDEC is unavailable: the
+//   fallback decodes on the CPU (framesOnDevice 0) with the CPU's frames.
 // - NVDEC hands frames to the host as NV12 (P010) where CPU decoding gives yuv420p (yuv420p10le),
 //   and libswscale converts the two layouts of the same samples to different RGB; the decoder
 //   repacks them (ffmpeg::planarYuv) so that the RGB is CPU decoding's. Checked here on random
@@ -13,6 +17,8 @@
 #include <vector>
 
 #include "../../src/decode/ffmpeg.h"
+#include "cuda_probe.h"
+#include "decode_helpers.h"
 #include "test_support.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/decode/video_decoder.h"
@@ -20,32 +26,9 @@
 namespace vidfeat {
 namespace {
 
-using testing::sharedVideo;
-
-struct Frames {
-  std::vector<double> pts;
-  std::vector<std::vector<uint8_t>> rgb;
-  DecodeStats stats;
-};
-
-// Every frame's time, and the pixels of every `every`-th frame at `w` x `h` (0: display size).
-Frames decodeAll(const std::string& path, const std::string& device, int every, int w = 0, int h = 0) {
-  DecodeOptions o;
-  o.device = device;
-  VideoDecoder d(path, o);
-  if (w > 0) d.setOutputSize(w, h);
-  Frames out;
-  DecodedFrame f;
-  while (d.next(f)) {
-    out.pts.push_back(f.pts);
-    if (f.index % every == 0) {
-      out.rgb.emplace_back(size_t(d.outputWidth()) * d.outputHeight() * 3);
-      d.convert(out.rgb.back().data());
-    }
-  }
-  out.stats = d.stats();
-  return out;
-}
+using decodetest::decodeOn;
+using decodetest::Frames;
+using testing::corpusEntry;
 
 TEST(DecodeDevice, Names) {
   for (const char* ok : {"cpu", "cuda", "cuda:0", "cuda:3"}) EXPECT_NO_THROW(checkDecodeDevice(ok)) << ok;
@@ -59,27 +42,59 @@ TEST(DecodeDevice, Names) {
   }
 }
 
-// h264 (NVDEC has it), a rotated h264 and VP9 in WebM; resized as the pipeline does and at
-// display size.
+// Corpus files decoded with --decode-device cuda and on the CPU: H.264 with B-frames resized as
+// the pipeline does, a rotated H.264 at display size, VP9, HEVC, 10-bit H.264 (NVDEC has no 10-bit
+// H.264: the decoder falls back for it) and AV1. `nvdec`: NVDEC decodes this stream (H.264 8-bit
+// 4:2:0 above its 48x16 minimum), so on a GPU every frame must come from the device.
+struct DeviceCase {
+  const char* video;
+  int w, h;
+  bool nvdec;
+};
+const DeviceCase kDeviceCases[] = {{"h264_bframes.mp4", 171, 128, true}, {"rot90.mov", 0, 0, true},
+                                   {"vp9.webm", 0, 0, false},          {"hevc.mp4", 0, 0, false},
+                                   {"h264_10bit.mp4", 0, 0, false},    {"av1.mkv", 0, 0, false}};
+
+// Decodes `c` on "cpu" and "cuda"; the same times and pixels (every 7th frame), the corpus's
+// frame count. Returns the frames NVDEC decoded.
+int64_t expectCudaGivesCpuFrames(const DeviceCase& c) {
+  const auto& e = corpusEntry(c.video);
+  const std::string path = e.path().string();
+  const Frames cpu = decodeOn(path, "cpu", 7, c.w, c.h);
+  const Frames cuda = decodeOn(path, "cuda", 7, c.w, c.h);
+  EXPECT_EQ(static_cast<int64_t>(cpu.pts.size()), e.frames);
+  EXPECT_EQ(cpu.stats.framesOnDevice, 0);
+  EXPECT_EQ(cuda.pts, cpu.pts);
+  EXPECT_EQ(cuda.rgb.size(), cpu.rgb.size());
+  for (size_t i = 0; i < std::min(cpu.rgb.size(), cuda.rgb.size()); ++i) {
+    EXPECT_TRUE(cuda.rgb[i] == cpu.rgb[i]) << "frame " << i * 7;
+  }
+  EXPECT_EQ(cuda.stats.decodeErrors, cpu.stats.decodeErrors);
+  std::printf("[decode-device] %-20s %zu frames, %lld decoded by NVDEC\n", c.video, cpu.pts.size(),
+              static_cast<long long>(cuda.stats.framesOnDevice));
+  return cuda.stats.framesOnDevice;
+}
+
 TEST(DecodeDevice, CudaGivesTheCpuFrames) {
-  struct Case {
-    const char* video;
-    int w, h;
-  };
-  for (const Case& c : {Case{"chaplin.mp4", 455, 256}, Case{"video_90.mov", 0, 0},
-                        Case{"big_buck_bunny_432_433.webm", 0, 0}, Case{"v_GGSY1Qvo990.mp4", 341, 256}}) {
+  const std::string unavailable = decodetest::nvdecUnavailableReason();
+  if (!unavailable.empty()) GTEST_SKIP() << "needs NVDEC: " << unavailable;
+  int64_t onDevice = 0;
+  for (const DeviceCase& c : kDeviceCases) {
     SCOPED_TRACE(c.video);
-    const std::string path = sharedVideo(c.video).string();
-    const Frames cpu = decodeAll(path, "cpu", 7, c.w, c.h);
-    const Frames cuda = decodeAll(path, "cuda", 7, c.w, c.h);
-    ASSERT_FALSE(cpu.pts.empty());
-    EXPECT_EQ(cpu.stats.framesOnDevice, 0);
-    EXPECT_EQ(cuda.pts, cpu.pts);
-    ASSERT_EQ(cuda.rgb.size(), cpu.rgb.size());
-    for (size_t i = 0; i < cpu.rgb.size(); ++i) EXPECT_TRUE(cuda.rgb[i] == cpu.rgb[i]) << "frame " << i * 7;
-    EXPECT_EQ(cuda.stats.decodeErrors, cpu.stats.decodeErrors);
-    std::printf("[decode-device] %-28s %zu frames, %lld decoded by NVDEC\n", c.video, cpu.pts.size(),
-                static_cast<long long>(cuda.stats.framesOnDevice));
+    const int64_t n = expectCudaGivesCpuFrames(c);
+    if (c.nvdec) {
+      EXPECT_EQ(n, corpusEntry(c.video).frames) << "frames NVDEC decoded";
+    }
+    onDevice += n;
+  }
+  EXPECT_GT(onDevice, 0);
+}
+
+TEST(DecodeDevice, CudaFallsBackToTheCpuFrames) {
+  if (decodetest::nvdecUnavailableReason().empty()) GTEST_SKIP() << "NVDEC is available: the fallback does not run";
+  for (const DeviceCase& c : kDeviceCases) {
+    SCOPED_TRACE(c.video);
+    EXPECT_EQ(expectCudaGivesCpuFrames(c), 0);
   }
 }
 
