@@ -20,6 +20,7 @@
 #include "vidfeat/model/checkpoint_cache.h"
 #include "vidfeat/dist/extraction.h"
 #include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/dist/output_lock.h"
 #include "vidfeat/dist/stop_signal.h"
 #include "vidfeat/model/feature_model.h"
 #include "vidfeat/store/feature_store.h"
@@ -126,6 +127,9 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
     return 0;
   }
   po::notify(vm);
+  // One writer per output, checked before anything slow (checkpoint download, model build) so a
+  // second job is refused at once; held (rank 0, with its heartbeat) until this command returns.
+  const std::unique_ptr<OutputLock> lock = lockOutput(a.output, comm);
 
   std::string modelName;
   if (!a.model.empty()) {
@@ -173,6 +177,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   plan.waveVideos = a.wave;
   plan.waveSeconds = a.waveSeconds;
   plan.watchdogSeconds = a.watchdog;
+  plan.outputLocked = true;
   ExtractOptions& eo = plan.extract;
   eo.buckets.numFrames = cfg.get<int>("DATA.NUM_FRAMES");
   eo.buckets.samplingRate = cfg.get<int>("DATA.SAMPLING_RATE");

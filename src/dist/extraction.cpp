@@ -11,8 +11,11 @@
 #include "vidfeat/decode/video_probe.h"
 #include "vidfeat/dist/manifest.h"
 #include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/dist/output_lock.h"
 #include "vidfeat/dist/progress.h"
+#include "vidfeat/dist/stop_signal.h"
 #include "vidfeat/dist/wave_sync.h"
+#include "vidfeat/dist/watchdog.h"
 #include "vidfeat/dist/work_queue.h"
 
 namespace vidfeat {
@@ -104,6 +107,8 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     throw Error("--shard K/N needs 0 <= K < N, got " + std::to_string(plan.shardIndex) + "/" +
                 std::to_string(plan.shardCount));
   }
+  // One writer: rank 0 holds <output>.lock for the whole run; a live holder refuses it at once.
+  std::unique_ptr<OutputLock> lock = plan.outputLocked ? nullptr : lockOutput(plan.outputPath, comm);
   SharedManifest manifest = readAndShare(plan, comm);
 
   // Output: resume it, or create it.
@@ -111,6 +116,7 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   MPI_Bcast(&exists, 1, MPI_INT, 0, comm);
   std::vector<StoredVideo> stored;
   std::optional<FeatureStore> store;
+  LeakOnUnwind<FeatureStore> keepStore(store);  // a rank throwing alone must not close it (collective)
   double writeSeconds = 0.0;  // this rank's time inside HDF5 (create/resume, waves, close)
   auto tWrite = Clock::now();
   if (exists && !plan.overwrite) {
@@ -192,6 +198,9 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
 
   WorkQueue queue(order, comm);
   WaveSync sync(comm);
+  // From here on every rank takes part in a collective step (a WaveSync round) between two forward
+  // passes: a silence of plan.watchdogSeconds means a rank is stuck, and the job is aborted.
+  Watchdog watchdog(plan.watchdogSeconds);
   VideoExtractor extractor(model, plan.extract);
   auto lastWave = Clock::now();
   int64_t complete = 0, failed = 0, segments = 0, done = 0;
@@ -205,23 +214,30 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     store->writeWave(buffer);  // collective
     buffer.clear();
     lastWave = Clock::now();
+    watchdog.tick("a wave");
     writeSeconds += std::chrono::duration<double>(lastWave - w0).count();
   };
   // Progress counts the videos attempted by this run, over all ranks (totals ride on WaveSync).
   ProgressReporter progress(int64_t(pending.size()), rank == 0);
   auto progressSoFar = [&] { return WaveSync::Progress{done, failed, extractor.clipsProcessed()}; };
+  // Wave, Finish and Stop all write the videos finished so far (Stop: a signal reached some rank;
+  // every rank sees it in the same round, so all write this last wave together and stop).
   auto act = [&](WaveSync::Action a) {
-    if (sync.roundCompleted()) progress.update(sync.total().videosDone, sync.total().videosFailed, sync.total().clips);
-    if (a == WaveSync::Action::Wave || a == WaveSync::Action::Finish) writeWave();
+    if (sync.roundCompleted()) {
+      watchdog.tick("a wave-sync round");
+      progress.update(sync.total().videosDone, sync.total().videosFailed, sync.total().clips);
+    }
+    if (a != WaveSync::Action::None) writeWave();
     return a;
   };
-  const auto safePoint = [&] { act(sync.poll(wantWave(), false, false, progressSoFar())); };
+  const auto safePoint = [&] { return act(sync.poll(wantWave(), false, false, progressSoFar(), stopRequested())); };
 
   // Videos go to the extractor's decode worker as it becomes free; this thread batches their
   // clips through the model and takes part in waves between batches.
-  bool outOfWork = false;
+  bool outOfWork = false, stopped = false;
   while (true) {
-    while (!outOfWork && extractor.wantsWork()) {
+    // A stop signal: take no new video (the ranks agree on the stop at the next round).
+    while (!outOfWork && !stopRequested() && extractor.wantsWork()) {
       const int64_t item = queue.next();
       if (item < 0) {
         outOfWork = true;
@@ -242,12 +258,27 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
       }
       buffer.push_back(std::move(r));
     }
-    safePoint();
+    if (safePoint() == WaveSync::Action::Stop) {
+      stopped = true;
+      break;
+    }
   }
   // Out of work: keep joining waves until every rank is out of work, then the last wave.
-  while (act(sync.poll(wantWave(), true, true, progressSoFar())) != WaveSync::Action::Finish) {
+  while (!stopped) {
+    const WaveSync::Action a = act(sync.poll(wantWave(), true, true, progressSoFar(), stopRequested()));
+    if (a == WaveSync::Action::Finish) break;
+    stopped = a == WaveSync::Action::Stop;
   }
   progress.finish();
+  if (stopped) {
+    summary.interrupted = true;
+    if (rank == 0) {
+      spdlog::warn("stopped by a signal ({}): the videos finished so far are written, those in flight are left "
+                   "for the rerun (exit code {}: rerun the same command to resume)",
+                   stopRequested() ? std::string(signalName(stopSignal())) + " on rank 0" : "on another rank",
+                   kInterrupted);
+    }
+  }
   tWrite = Clock::now();
   store->close();
   writeSeconds += std::chrono::duration<double>(Clock::now() - tWrite).count();

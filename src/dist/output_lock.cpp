@@ -276,4 +276,19 @@ std::unique_ptr<OutputLock> OutputLock::acquire(const std::string& outputPath) {
                           path, outputPath));
 }
 
+std::unique_ptr<OutputLock> lockOutput(const std::string& outputPath, MPI_Comm comm) {
+  std::unique_ptr<OutputLock> lock;
+  std::string error;
+  if (commRank(comm) == 0) {
+    try {
+      lock = OutputLock::acquire(outputPath);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  broadcastString(error, 0, comm);
+  if (!error.empty()) throw CollectiveError(error);
+  return lock;
+}
+
 }  // namespace vidfeat

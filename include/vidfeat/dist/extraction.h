@@ -31,6 +31,7 @@ struct ExtractionPlan {
   int waveVideos = 16;        // a rank asks for a wave once it buffers this many videos...
   double waveSeconds = 60.0;  // ...or holds finished videos for this long
   double watchdogSeconds = 600.0;  // abort when no collective step completes this long (0 = off)
+  bool outputLocked = false;  // the caller holds <output>.lock (lockOutput) for the whole run
   ExtractOptions extract;
   FileMetadata meta;
 };

@@ -16,6 +16,8 @@
 // - Removed when the run ends (complete, interrupted by a signal, or an error all ranks share);
 //   a killed job leaves it, and the rerun takes it over (at once on the same host, after
 //   kStaleSeconds elsewhere).
+#include <mpi.h>
+
 #include <memory>
 #include <string>
 
@@ -41,5 +43,9 @@ class OutputLock {
   explicit OutputLock(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Collective: rank 0 acquires the lock of `outputPath` (returned there; null elsewhere) and shares
+// the verdict, so a refusal throws CollectiveError on every rank together.
+std::unique_ptr<OutputLock> lockOutput(const std::string& outputPath, MPI_Comm comm);
 
 }  // namespace vidfeat
