@@ -5,7 +5,7 @@
   resume of an fp32 file with bf16 is refused;
 - bad values are refused naming the option; fp16 on the CPU is refused with the reason.
 
-  test_gpu_options.py VIDFEAT SOURCE_DIR SHARED_DIR
+  test_gpu_options.py VIDFEAT SOURCE_DIR CORPUS_DIR   (videos from the generated corpus)
 """
 import os
 import subprocess
@@ -16,17 +16,19 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
 from vftest import MPI_ENV, TINY, check, failures  # noqa: E402
 
-VIDFEAT, SRC, SHARED = sys.argv[1:4]
+VIDFEAT, SRC, CORPUS = sys.argv[1:4]
+vftest.use_corpus(CORPUS)
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
 
 with tempfile.TemporaryDirectory() as tmp:
     manifest = os.path.join(tmp, "m.csv")
     with open(manifest, "w") as f:
         f.write("video_id,path\n")
-        for name in ("chaplin.mp4", "big_buck_bunny_432_433.webm"):
-            f.write(f"{name.split('.')[0]},{os.path.join(SHARED, 'videos', name)}\n")
+        for name in ("h264_bframes.mp4", "vp8.webm"):
+            f.write(f"{vftest.stem(name)},{vftest.corpus_video(name)}\n")
 
     def extract(out, *extra):
         return subprocess.run([VIDFEAT, "extract", "--config", CONFIG, *TINY, "--random-weights", "5",

@@ -1,7 +1,9 @@
 """Researcher-facing commands: models, locate, export, and --model with a cached download from a
 local HTTP server (127.0.0.1 only) whose first response breaks off mid-file.
 
-  test_researcher.py MODE VIDFEAT SOURCE_DIR SHARED_DIR      MODE: models | locate_export | download | crops
+  test_researcher.py MODE VIDFEAT SOURCE_DIR CORPUS_DIR      MODE: models | locate_export | download | crops
+
+The videos come from the generated corpus (tests/support/make_corpus.py).
 """
 import hashlib
 import http.server
@@ -17,9 +19,14 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
 from vftest import MPI_ENV as ENV, TINY, check, failures  # noqa: E402
 
-MODE, VIDFEAT, SRC, SHARED = sys.argv[1:5]
+MODE, VIDFEAT, SRC, CORPUS = sys.argv[1:5]
+vftest.use_corpus(CORPUS)
+NTSC = vftest.corpus_video("h264_981_50_aac.mp4")  # 4 s at 19.62 fps: segments on both sides of [1.5, 3.2]
+PATTERN = vftest.corpus_video("h264_bframes.mp4")  # testsrc2, 320x240: left, centre, right differ
+SHORT = vftest.corpus_video("rot90.mov")
 
 
 
@@ -41,8 +48,7 @@ def mode_models(tmp):
 
 def mode_locate_export(tmp):
     m = os.path.join(tmp, "m.csv")
-    open(m, "w").write("video_id,path\nclips/chaplin,%s\nbunny,%s\n" % (
-        os.path.join(SHARED, "videos/chaplin.mp4"), os.path.join(SHARED, "videos/big_buck_bunny_432_433.webm")))
+    open(m, "w").write("video_id,path\nclips/ntsc,%s\nvp8,%s\n" % (NTSC, vftest.corpus_video("vp8.webm")))
     out = os.path.join(tmp, "o.h5")
     r = vidfeat("extract", "--config", os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml"), "--random-weights", "1",
                 "--manifest", m, "--output", out, *TINY)
@@ -53,27 +59,28 @@ def mode_locate_export(tmp):
         v = f["videos"][0]
         segs = f["segments"][v["first_row"]:v["first_row"] + v["segment_count"]]
         feats = f["features"][v["first_row"]:v["first_row"] + v["segment_count"]]
-    want = [int(s["segment"]) for s in segs if s["end_time"] > 2.5 and s["start_time"] <= 5.2]
-    r = vidfeat("locate", out, "--video", "clips/chaplin", "--start", "2.5", "--end", "5.2")
+    want = [int(s["segment"]) for s in segs if s["end_time"] > 1.5 and s["start_time"] <= 3.2]
+    r = vidfeat("locate", out, "--video", "clips/ntsc", "--start", "1.5", "--end", "3.2")
     line = [l for l in r.stdout.splitlines() if "-> segments" in l]
     got = [int(x) for x in line[0].split("segments")[1].split()] if line else None
-    check(r.returncode == 0 and got == want and len(want) > 1, f"locate gives the segments meeting [2.5, 5.2]: {got} vs {want}")
+    check(r.returncode == 0 and got == want and 1 < len(want) < len(segs),
+          f"locate gives the segments meeting [1.5, 3.2]: {got} vs {want}")
     n, fps, l = len(segs), float(v["fps"]), int(v["decoded_frames"])
-    check(f"{2.5 * n * fps / l:.3f}" in r.stdout, "locate prints the seed's tau = t*n*fps/l")
+    check(f"{1.5 * n * fps / l:.3f}" in r.stdout, "locate prints the seed's tau = t*n*fps/l")
     d = os.path.join(tmp, "npy")
     r = vidfeat("export", out, "--npy", d)
     check(r.returncode == 0, "export runs")
-    a = np.load(os.path.join(d, "clips/chaplin.npy"))
-    check(a.dtype == np.float32 and a.shape == feats.shape and (a == feats).all(), "chaplin.npy equals its rows")
-    check(os.path.exists(os.path.join(d, "bunny.npy")), "every complete video is exported")
+    a = np.load(os.path.join(d, "clips/ntsc.npy"))
+    check(a.dtype == np.float32 and a.shape == feats.shape and (a == feats).all(), "clips/ntsc.npy equals its rows")
+    check(os.path.exists(os.path.join(d, "vp8.npy")), "every complete video is exported")
     d2 = os.path.join(tmp, "npy2")
-    r = vidfeat("export", out, "--npy", d2, "--ids", "bunny")
-    check(r.returncode == 0 and os.listdir(d2) == ["bunny.npy"], "--ids exports a subset")
+    r = vidfeat("export", out, "--npy", d2, "--ids", "vp8")
+    check(r.returncode == 0 and os.listdir(d2) == ["vp8.npy"], "--ids exports a subset")
     r = vidfeat("export", out, "--npy", d2, "--ids", "nope")
     check(r.returncode != 0 and "nope" in r.stderr, "an unknown id is an error")
     # An id that would leave the export folder is refused, and nothing is written outside it.
     m2 = os.path.join(tmp, "m2.csv")
-    open(m2, "w").write("video_id,path\n../escaped,%s\n" % os.path.join(SHARED, "videos/video_90.mov"))
+    open(m2, "w").write("video_id,path\n../escaped,%s\n" % SHORT)
     out2 = os.path.join(tmp, "o2.h5")
     vidfeat("extract", "--config", os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml"), "--random-weights", "1",
             "--manifest", m2, "--output", out2, *TINY)
@@ -85,7 +92,7 @@ def mode_locate_export(tmp):
 
 def mode_crops(tmp):
     m = os.path.join(tmp, "m.csv")
-    open(m, "w").write("video_id,path\nchaplin,%s\n" % os.path.join(SHARED, "videos/chaplin.mp4"))
+    open(m, "w").write("video_id,path\npattern,%s\n" % PATTERN)
     cfg = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
     one, three = os.path.join(tmp, "c1.h5"), os.path.join(tmp, "c3.h5")
     r1 = vidfeat("extract", "--config", cfg, "--random-weights", "1", "--manifest", m, "--output", one, *TINY)
@@ -102,7 +109,7 @@ def mode_crops(tmp):
         check(not np.allclose(b[:, 0], b[:, 1]) and not np.allclose(b[:, 2], b[:, 1]), "left and right crops differ")
     d = os.path.join(tmp, "npy")
     r = vidfeat("export", three, "--npy", d)
-    check(r.returncode == 0 and np.load(os.path.join(d, "chaplin.npy")).shape == b.shape, "export keeps the crop axis")
+    check(r.returncode == 0 and np.load(os.path.join(d, "pattern.npy")).shape == b.shape, "export keeps the crop axis")
     r = vidfeat("extract", "--config", cfg, "--random-weights", "1", "--manifest", m, "--output", three, *TINY)
     check(r.returncode != 0 and "--crops" in r.stderr, "resuming with another --crops is refused")
 
@@ -157,7 +164,7 @@ def mode_download(tmp):
     cache = os.path.join(tmp, "cache")
     env = dict(os.environ, VIDFEAT_CONFIG_DIR=cfgdir, VIDFEAT_CACHE_DIR=cache)
     m = os.path.join(tmp, "m.csv")
-    open(m, "w").write("video_id,path\nv,%s\n" % os.path.join(SHARED, "videos/video_90.mov"))
+    open(m, "w").write("video_id,path\nv,%s\n" % SHORT)
     out = os.path.join(tmp, "o.h5")
     r = vidfeat("extract", "--model", "TINY_C2D", "--manifest", m, "--output", out, env=env)
     check(r.returncode == 0, f"extract --model downloads and runs: {r.stderr[-800:] if r.returncode else ''}")

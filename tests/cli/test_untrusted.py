@@ -2,7 +2,7 @@
 file and the reason, exit 1 (no crash, no signal), nothing executed, nothing written outside
 the output, and the file given left byte for byte as it was.
 
-  test_untrusted.py MODE VIDFEAT SOURCE_DIR SHARED_DIR
+  test_untrusted.py MODE VIDFEAT SOURCE_DIR CORPUS_DIR   (videos from the generated corpus)
   MODE: checkpoints  wrong shapes, a truncated zip, a pickle calling os.system (in a .pkl and as
                      the data.pkl of a torch zip), through `vidfeat extract` and `vidfeat verify`
         hdf5         an HDF5 file of another program, vidfeat files of "another version" (format
@@ -27,10 +27,11 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
 from vftest import TINY, check, failures  # noqa: E402
 
-MODE, VIDFEAT, SRC, SHARED = sys.argv[1:5]
-VIDEOS = os.path.join(SHARED, "videos")
+MODE, VIDFEAT, SRC, CORPUS = sys.argv[1:5]
+VIDEOS = vftest.use_corpus(CORPUS)
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
 FIXTURES = os.path.join(SRC, "tests/fixtures")
 
@@ -69,7 +70,7 @@ def mode_checkpoints(tmp):
     good = os.path.join(FIXTURES, fx["files"]["pyth"])
     io = os.path.join(FIXTURES, fx["files"]["io"])
     m = os.path.join(tmp, "m.csv")
-    open(m, "w").write("video_id,path\nv,%s\n" % os.path.join(VIDEOS, "video_90.mov"))
+    open(m, "w").write("video_id,path\nv,%s\n" % os.path.join(VIDEOS, "rot90.mov"))
     marker = os.path.join(tmp, "pwned")
 
     def extract(ckpt, out):
@@ -125,14 +126,14 @@ def mode_checkpoints(tmp):
 # ---------------------------------------------------------------------------------------------
 def mode_hdf5(tmp):
     m = os.path.join(tmp, "m.csv")
-    open(m, "w").write("video_id,path\nv90,%s\nv270,%s\n" % (os.path.join(VIDEOS, "video_90.mov"),
-                                                            os.path.join(VIDEOS, "video_270.mov")))
+    open(m, "w").write("video_id,path\nv90,%s\nv270,%s\n" % (os.path.join(VIDEOS, "rot90.mov"),
+                                                            os.path.join(VIDEOS, "rot270.mov")))
     good = os.path.join(tmp, "good.h5")
     r = tiny_extract(m, good)
     check(r.returncode == 0, f"a tiny extraction {r.stderr[-500:] if r.returncode else ''}")
     # A second, disjoint part for merge.
     m2 = os.path.join(tmp, "m2.csv")
-    open(m2, "w").write("video_id,path\nunordered,%s\n" % os.path.join(VIDEOS, "unordered.mov"))
+    open(m2, "w").write("video_id,path\nunordered,%s\n" % os.path.join(VIDEOS, "bframes.mov"))
     part = os.path.join(tmp, "part.h5")
     r = tiny_extract(m2, part)
     check(r.returncode == 0, "a second tiny extraction (a part for merge)")
@@ -228,7 +229,7 @@ def mode_hdf5(tmp):
 def mode_paths(tmp):
     vids = os.path.join(tmp, "my videos, \"best\"")
     os.makedirs(vids)
-    src = os.path.join(VIDEOS, "video_90.mov")
+    src = os.path.join(VIDEOS, "rot90.mov")
     names = ["a, b.mov", "say \"hi\".mov", " lead and trail .mov"]
     for n in names:
         shutil.copy(src, os.path.join(vids, n))

@@ -1,9 +1,11 @@
 """Hostile inputs never stop the job: truncated and bit-flipped videos, empty / text / random
 files, an audio-only file and a directory named like a video, next to a good video, extracted
 with --skip-invalid by 2 ranks. Every entry ends complete or failed with a reason; the good video
-is complete and equals a run of it alone.
+is complete, decodes the frame count ffprobe measured (corpus.tsv) and equals a run of it alone.
+The damaged files are cut and flipped here from files of the generated corpus (H.264 mp4 with
+B-frames, VP9 WebM without a duration, H.264 + AAC at 981/50 fps).
 
-  test_hostile.py VIDFEAT SOURCE_DIR SHARED_DIR
+  test_hostile.py VIDFEAT SOURCE_DIR CORPUS_DIR
 """
 import os
 import random
@@ -14,10 +16,12 @@ import tempfile
 import h5py
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
 from vftest import MPI_ENV as ENV, TINY, check, features_equal_alone, finish  # noqa: E402
 
-VIDFEAT, SRC, SHARED = sys.argv[1:4]
-VIDEOS = os.path.join(SHARED, "videos")
+VIDFEAT, SRC, CORPUS = sys.argv[1:4]
+VIDEOS = vftest.use_corpus(CORPUS)
+GOOD = "h264_bframes.mp4"
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
 
 
@@ -32,8 +36,8 @@ def extract(n, manifest, out):
 tmp = tempfile.mkdtemp(prefix="vidfeat-hostile-")
 try:
     rnd = random.Random(7)
-    rows = [("good", os.path.join(VIDEOS, "chaplin.mp4"))]
-    for src in ("chaplin.mp4", "no_duration.webm", "v_GGSY1Qvo990.mp4"):
+    rows = [("good", os.path.join(VIDEOS, GOOD))]
+    for src in (GOOD, "vp9_no_duration.webm", "h264_981_50_aac.mp4"):
         data = open(os.path.join(VIDEOS, src), "rb").read()
         stem = os.path.splitext(src)[0]
         ext = os.path.splitext(src)[1]
@@ -79,9 +83,12 @@ try:
         complete = sorted(k for k, v in vids.items() if int(v["status"]) == 1)
         print("complete:", complete)
         g = vids["good"]
+        want = vftest.corpus_row(GOOD)["frames"]
+        check(int(g["status"]) == 1 and int(g["decoded_frames"]) == want,
+              f"the good video is complete with its {want} frames (ffprobe), got {int(g['decoded_frames'])}")
         good = f["features"][g["first_row"]:g["first_row"] + g["segment_count"]]
     alone_m = os.path.join(tmp, "alone.csv")
-    open(alone_m, "w").write("video_id,path\ngood,%s\n" % os.path.join(VIDEOS, "chaplin.mp4"))
+    open(alone_m, "w").write("video_id,path\ngood,%s\n" % os.path.join(VIDEOS, GOOD))
     alone = os.path.join(tmp, "alone.h5")
     r = extract(1, alone_m, alone)
     features_equal_alone(alone, good)

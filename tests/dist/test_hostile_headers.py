@@ -4,10 +4,10 @@
 a reason; the good video equals a run of it alone; the peak RSS of the ranks stays within a bound
 of the run of the good video alone.
 
-  test_hostile_headers.py VIDFEAT SOURCE_DIR SHARED_DIR
+  test_hostile_headers.py VIDFEAT SOURCE_DIR CORPUS_DIR
 
-The files are made here by patching the bytes of ../shared/videos/chaplin.mp4 (its MP4 boxes)
-and of its Matroska remux, and by writing YUV4MPEG2 headers.
+The files are made here by patching the bytes of h264_bframes.mp4 of the generated corpus (its MP4
+boxes) and of its Matroska remux, and by writing YUV4MPEG2 headers.
 """
 import os
 import struct
@@ -19,18 +19,19 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
 from vftest import MPI_ENV as ENV, TINY, check, features_equal_alone, finish  # noqa: E402
 
-VIDFEAT, SRC, SHARED = sys.argv[1:4]
-VIDEOS = os.path.join(SHARED, "videos")
+VIDFEAT, SRC, CORPUS = sys.argv[1:4]
+vftest.use_corpus(CORPUS)
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
-GOOD = os.path.join(VIDEOS, "chaplin.mp4")
-GOOD_FRAMES = 241  # ffprobe -count_frames (../shared/videos/README.md)
+GOOD = vftest.corpus_video("h264_bframes.mp4")  # 320x240 H.264 with B-frames, one stts entry
+GOOD_FRAMES = vftest.corpus_row("h264_bframes.mp4")["frames"]  # ffprobe -count_frames (corpus.tsv)
 
 # Bound on the growth of a rank's peak RSS over the good video alone. Each claim, if trusted to
 # size memory, costs far more: one 16384x16384 RGB frame is 768 MiB, a 16384x2 video scaled to a
 # 64-pixel short side is 96 MiB a frame (a clip holds 4), 10^9 of anything per frame is >= 1 GB.
-# Decoding these files for real needs no more than the good video (640x360 or smaller frames),
+# Decoding these files for real needs no more than the good video (320x240 or smaller frames),
 # so 160 MiB is slack for allocator noise only.
 RSS_SLACK_KIB = 160 * 1024
 
@@ -178,16 +179,16 @@ def make_inputs(tmp):
         made[name] = (p, expect)
 
     # 10^9 frames: the time-to-sample table says 10^9 samples (ffprobe's nb_frames), the media
-    # and movie durations are at their 32-bit maximum. The sample table is real: 241 frames.
+    # and movie durations are at their 32-bit maximum. The sample table is real: GOOD_FRAMES.
     stts, _ = video_box(base, [b"mdia", b"minf", b"stbl", b"stts"])
     mdhd, _ = video_box(base, [b"mdia", b"mdhd"])
     ((mvhd, _),) = boxes(base, [b"moov", b"mvhd"])
     patched("frames1e9.mp4", [(stts + 16, ">I", 10**9), (mdhd + 24, ">I", 0xFFFFFFFF),
                               (mvhd + 24, ">I", 0xFFFFFFFF)], "complete")
-    # 10^9 entries in the sample size table, which holds 241: the demuxer must not trust it.
+    # 10^9 entries in the sample size table, which holds GOOD_FRAMES: the demuxer must not trust it.
     stsz, _ = video_box(base, [b"mdia", b"minf", b"stbl", b"stsz"])
     patched("stsz1e9.mp4", [(stsz + 16, ">I", 10**9)], "failed")
-    # 16384x16384 in the track header and the sample description (the SPS says 640x360).
+    # 16384x16384 in the track header and the sample description (the SPS says 320x240).
     tkhd, tkhd_size = video_box(base, [b"tkhd"])
     avc1, _ = video_box(base, [b"mdia", b"minf", b"stbl", b"stsd", b"avc1"])
     patched("size16384.mp4", [(tkhd + tkhd_size - 8, ">I", 16384 << 16), (tkhd + tkhd_size - 4, ">I", 16384 << 16),

@@ -1,9 +1,13 @@
 """Multi-rank tests of `vidfeat extract` (mpirun -n 1/2/3 on one machine), checked with h5py.
 
-  test_multirank.py MODE VIDFEAT SOURCE_DIR SHARED_DIR
+  test_multirank.py MODE VIDFEAT SOURCE_DIR CORPUS_DIR
+  test_multirank.py shared VIDFEAT SOURCE_DIR SHARED_DIR
 
-MODE: ranks | resume | manifest | unbalanced | timeout | grow. Uses a tiny SLOW model (random weights) so each
-run takes seconds; the real videos come from SHARED_DIR/videos.
+MODE: ranks | resume | manifest | unbalanced | timeout | grow, over the generated corpus
+(tests/support/make_corpus.py; corpus.tsv has the frame counts ffprobe measured). Mode `shared` is
+`ranks` over the real videos in SHARED_DIR/videos (the ctest suite `shared`): it exits 77
+(skipped) when that folder is absent. Uses a tiny SLOW model (random weights) so each run takes
+seconds.
 """
 import hashlib
 import os
@@ -18,15 +22,30 @@ import time
 import h5py
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from vftest import MPI_ENV as ENV, TINY, check, failures, write_manifest as manifest  # noqa: E402
+import vftest  # noqa: E402
+from vftest import MPI_ENV as ENV, TINY, check, failures, stem, write_manifest as manifest  # noqa: E402
 
-MODE, VIDFEAT, SRC, SHARED = sys.argv[1:5]
-VIDEOS = os.path.join(SHARED, "videos")
+MODE, VIDFEAT, SRC, VIDEO_DIR = sys.argv[1:5]
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
-GOOD = ["v_GGSY1Qvo990.mp4", "chaplin.mp4", "big_buck_bunny_432_433.webm", "no_duration.webm",
-        "video_90.mov", "video_270.mov", "unordered.mov", "-video-with-dash-.mp4"]
-
-
+if MODE == "shared":
+    VIDEOS = os.path.join(VIDEO_DIR, "videos")
+    if not os.path.isdir(VIDEOS):
+        print("SKIPPED: ../shared/videos absent")
+        sys.exit(vftest.SKIP)
+    # The real videos (SHARED_DIR/videos/README.md says what each is).
+    GOOD = ["v_GGSY1Qvo990.mp4", "chaplin.mp4", "big_buck_bunny_432_433.webm", "no_duration.webm",
+            "video_90.mov", "video_270.mov", "unordered.mov", "-video-with-dash-.mp4"]
+    FRAMES = None
+else:
+    VIDEOS = vftest.use_corpus(VIDEO_DIR)
+    # Non-integer fps with AAC audio, B-frames, VP8 with no frame count in its header, VP9 with no
+    # duration in its container, rotation 90 and 270, a short MOV out of presentation order, 1x1
+    # pixels, a name like an option, a non-ASCII name, a name with a space.
+    GOOD = ["h264_981_50_aac.mp4", "h264_bframes.mp4", "vp8.webm", "vp9_no_duration.webm",
+            "rot90.mov", "rot270.mov", "bframes.mov", "tiny_1x1.mp4", "-dash.mp4", "vidéo_ü.mp4",
+            "with space.mp4"]
+    FRAMES = {stem(r["name"]): r["frames"] for r in vftest.corpus()}  # ffprobe -count_frames
+    DAMAGED = "badnal_h264.mp4"  # a packet the H.264 decoder rejects (a counted decode error)
 
 
 def mpirun(n, args, **kw):
@@ -48,8 +67,14 @@ def per_video(path):
     return out
 
 
+def decoded_frames(path):
+    """video id -> decoded_frames as the file records it."""
+    with h5py.File(path, "r") as f:
+        return {v["video_id"].decode(): int(v["decoded_frames"]) for v in f["videos"][:]}
+
+
 def mode_ranks(tmp):
-    m = manifest(tmp, [(os.path.splitext(v)[0], os.path.join(VIDEOS, v)) for v in GOOD])
+    m = manifest(tmp, [(stem(v), os.path.join(VIDEOS, v)) for v in GOOD])
     results = {}
     for n in (1, 2, 3):
         out = os.path.join(tmp, f"r{n}.h5")
@@ -57,12 +82,19 @@ def mode_ranks(tmp):
         check(r.returncode == 0, f"{n} rank(s): exit 0 (got {r.returncode}) {r.stderr[-2000:] if r.returncode else ''}")
         results[n] = per_video(out)
     check(len(results[1]) == len(GOOD) and all(s == 1 for s, *_ in results[1].values()), "every video complete")
+    if FRAMES:
+        got = decoded_frames(os.path.join(tmp, "r1.h5"))
+        want = {stem(v): FRAMES[stem(v)] for v in GOOD}
+        check(got == want, f"decoded frames per video are ffprobe's counts (corpus.tsv): {got} vs {want}")
+        n = {k: v[3] for k, v in results[1].items()}
+        want_n = {k: vftest.segments_for(f, vftest.TINY_SPAN) for k, f in want.items()}
+        check(n == want_n, f"segments per video are ceil(frames / {vftest.TINY_SPAN}): {n} vs {want_n}")
     for n in (2, 3):
         check(results[n] == results[1], f"{n} ranks: features and segments bit-identical to 1 rank, per video id")
 
 
 def mode_resume(tmp):
-    rows = [(f"{k}_{os.path.splitext(v)[0]}", os.path.join(VIDEOS, v)) for k in range(3) for v in GOOD]
+    rows = [(f"{k}_{stem(v)}", os.path.join(VIDEOS, v)) for k in range(3) for v in GOOD]
     m = manifest(tmp, rows)
     ref = os.path.join(tmp, "ref.h5")
     r = mpirun(1, ["--manifest", m, "--output", ref])
@@ -99,13 +131,20 @@ def mode_resume(tmp):
         os.killpg(p.pid, signal.SIGKILL)
         rc = p.wait()
     check(rc != 0, f"the killed job reports failure (rc {rc})")
+    # The other ranks may outlive mpirun by a moment: read the file once none of the job is left.
+    deadline = time.time() + 30
+    while time.time() < deadline and subprocess.run(["pgrep", "-s", str(p.pid)], capture_output=True).stdout.strip():
+        time.sleep(0.05)
+    left = subprocess.run(["pgrep", "-s", str(p.pid)], capture_output=True, text=True).stdout.split()
+    check(not left, f"no process of the killed job is left after 30 s: {left}")
     before = per_video(out)  # readable after the crash
     done = sum(1 for s, *_ in before.values() if s == 1)
     print(f"after the crash: {done} of {len(rows)} videos complete")
     check(0 < done < len(rows), "the crash left a partly written, readable file")
     r = mpirun(3, args)
     check(r.returncode == 0, f"rerun completes (rc {r.returncode}) {r.stderr[-1500:] if r.returncode else ''}")
-    check(f"{len(rows) - done} to extract, {done} already complete" in r.stderr, "rerun only does what was missing")
+    check(f"{len(rows) - done} to extract, {done} already complete" in r.stderr,
+          "rerun only does what was missing" + ("" if f"{done} already complete" in r.stderr else "\n" + r.stderr[-3000:]))
     after, want = per_video(out), per_video(ref)
     check(after == want, "after resume every video is there once, features equal an uninterrupted run's")
     with h5py.File(out, "r") as f:
@@ -116,25 +155,25 @@ def mode_resume(tmp):
 def mode_manifest(tmp):
     text = os.path.join(tmp, "text.mp4")
     open(text, "w").write("not a video\n")
-    rows = [("chaplin", os.path.join(VIDEOS, "chaplin.mp4")), ("corrupted", os.path.join(VIDEOS, "corrupted.mp4")),
-            ("text", text), ("missing", os.path.join(tmp, "missing.mp4")), ("chaplin", os.path.join(VIDEOS, "unordered.mov")),
-            ("bunny", os.path.join(VIDEOS, "big_buck_bunny_432_433.webm"))]
+    rows = [("h264", os.path.join(VIDEOS, "h264_bframes.mp4")), ("corrupted", os.path.join(VIDEOS, DAMAGED)),
+            ("text", text), ("missing", os.path.join(tmp, "missing.mp4")), ("h264", os.path.join(VIDEOS, "bframes.mov")),
+            ("vp8", os.path.join(VIDEOS, "vp8.webm"))]
     m = manifest(tmp, rows)
     out = os.path.join(tmp, "m.h5")
     r = mpirun(2, ["--manifest", m, "--output", out])
     check(r.returncode != 0 and not os.path.exists(out), "manifest problems stop the job before any output")
-    check("missing.mp4: file does not exist" in r.stderr and "duplicate video id 'chaplin'" in r.stderr,
+    check("missing.mp4: file does not exist" in r.stderr and "duplicate video id 'h264'" in r.stderr,
           "one report lists every problem")
     r = mpirun(2, ["--manifest", m, "--output", out, "--skip-invalid"])
     check(r.returncode == 3, f"--skip-invalid: exit 3 when videos failed (got {r.returncode})")
     v = per_video(out)
-    check(v["chaplin"][0] == 1 and v["bunny"][0] == 1 and v["corrupted"][0] == 1, "the good ones (and corrupted.mp4) complete")
+    check(v["h264"][0] == 1 and v["vp8"][0] == 1 and v["corrupted"][0] == 1, f"the good ones (and {DAMAGED}) complete")
     check(v["text"][0] == 2 and v["missing"][0] == 2, "the text file and the missing file are recorded as failed")
     with h5py.File(out, "r") as f:
         fails = {f["videos"][int(x["video_row"])]["video_id"].decode(): x["stage"].decode() for x in f["failures"][:]}
         check(fails == {"text": "open", "missing": "manifest"}, f"failures table says where: {fails}")
         check(int(f["videos"][[x.decode() for x in f["videos"]["video_id"]].index("corrupted")]["decode_errors"]) > 0,
-              "corrupted.mp4's broken packets are counted")
+              f"{DAMAGED}'s broken packets are counted")
 
 
 def mode_unbalanced(tmp):
@@ -158,7 +197,7 @@ def mode_unbalanced(tmp):
 
 
 def mode_grow(tmp):
-    first = [(os.path.splitext(v)[0], os.path.join(VIDEOS, v)) for v in GOOD[:3]]
+    first = [(stem(v), os.path.join(VIDEOS, v)) for v in GOOD[:3]]
     broken = os.path.join(tmp, "later_fixed.mp4")
     open(broken, "w").write("not yet a video\n")
     m1 = manifest(tmp, first + [("later_fixed", broken)], "m1.csv")
@@ -166,7 +205,7 @@ def mode_grow(tmp):
     r = mpirun(2, ["--manifest", m1, "--output", out])
     check(r.returncode == 3, f"first run: one failed video, exit 3 (got {r.returncode})")
     before = per_video(out)
-    more = [(os.path.splitext(v)[0], os.path.join(VIDEOS, v)) for v in GOOD[3:6]]
+    more = [(stem(v), os.path.join(VIDEOS, v)) for v in GOOD[3:6]]
     m2 = manifest(tmp, first + [("later_fixed", broken)] + more, "m2.csv")
     r = mpirun(2, ["--manifest", m2, "--output", out])
     check("3 to extract, 3 already complete, 0 invalid, 1 failed before" in r.stderr,
@@ -174,7 +213,7 @@ def mode_grow(tmp):
     after = per_video(out)
     check(all(after[k] == before[k] for k in before), "earlier videos untouched")
     check(all(after[k][0] == 1 for k, _ in more), "new videos complete")
-    shutil.copy(os.path.join(VIDEOS, "chaplin.mp4"), broken)  # the user fixes the file
+    shutil.copy(os.path.join(VIDEOS, "h264_bframes.mp4"), broken)  # the user fixes the file
     r = mpirun(2, ["--manifest", m2, "--output", out])
     check(r.returncode == 3 and per_video(out)["later_fixed"][0] == 2, "without --retry-failed it stays failed")
     r = mpirun(2, ["--manifest", m2, "--output", out, "--retry-failed"])
@@ -188,7 +227,7 @@ def mode_timeout(tmp):
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
                     "testsrc2=size=320x240:rate=30:duration=120", "-c:v", "libx264", "-preset", "ultrafast",
                     "-pix_fmt", "yuv420p", long], check=True)
-    m = manifest(tmp, [("long", long), ("short", os.path.join(VIDEOS, "video_90.mov"))])
+    m = manifest(tmp, [("long", long), ("short", os.path.join(VIDEOS, "rot90.mov"))])
     out = os.path.join(tmp, "t.h5")
     t0 = time.time()
     r = mpirun(1, ["--manifest", m, "--output", out, "--video-timeout", "1.5"])
@@ -204,7 +243,7 @@ def mode_timeout(tmp):
 
 tmp = tempfile.mkdtemp(prefix="vidfeat-mpi-")
 try:
-    {"ranks": mode_ranks, "resume": mode_resume, "manifest": mode_manifest, "unbalanced": mode_unbalanced,
+    {"ranks": mode_ranks, "shared": mode_ranks, "resume": mode_resume, "manifest": mode_manifest, "unbalanced": mode_unbalanced,
      "timeout": mode_timeout, "grow": mode_grow}[MODE](tmp)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,7 +1,8 @@
-"""End-to-end tests of `vidfeat extract --shard K/N`, `vidfeat merge` and the slurm/ scripts, over the
-real videos in ../shared/videos with a tiny SLOW model, checked with h5py (Debian's python3-h5py).
+"""End-to-end tests of `vidfeat extract --shard K/N`, `vidfeat merge` and the slurm/ scripts, over
+videos of the generated corpus (tests/support/make_corpus.py) with a tiny SLOW model, checked with
+h5py (Debian's python3-h5py).
 
-  test_merge.py MODE VIDFEAT SOURCE_DIR SHARED_DIR
+  test_merge.py MODE VIDFEAT SOURCE_DIR CORPUS_DIR
 
 MODE:
   shards    shard 0/2 + 1/2 merged == one direct run of the same manifest (per video id: features
@@ -25,17 +26,20 @@ import numpy as np
 from numpy.lib.recfunctions import repack_fields
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
 from vftest import MPI_ENV as ENV, TINY, check, failures  # noqa: E402
 
-MODE, VIDFEAT, SOURCE, SHARED = sys.argv[1:5]
-VIDEOS = os.path.join(SHARED, "videos")
+MODE, VIDFEAT, SOURCE, CORPUS = sys.argv[1:5]
+VIDEOS = vftest.use_corpus(CORPUS)
 CONFIG = os.path.join(SOURCE, "configs/Kinetics/SLOW_8x8_R50.yaml")
 SLURM = os.path.join(SOURCE, "slurm")
 TINY_SHELL = " ".join("'" + a + "'" for a in TINY)  # for EXTRA_ARGS of the scripts
-ALL_VIDEOS = ["v_GGSY1Qvo990.mp4", "chaplin.mp4", "big_buck_bunny_432_433.webm", "no_duration.webm",
-              "video_90.mov", "video_270.mov", "unordered.mov", "corrupted.mp4", "-video-with-dash-.mp4"]
-SMALL_VIDEOS = ["video_90.mov", "big_buck_bunny_432_433.webm", "video_270.mov", "unordered.mov",
-                "-video-with-dash-.mp4"]
+# Nine videos (with the text file named .mp4 the manifests below have 10 lines): non-integer fps
+# + AAC, B-frames, VP8, VP9 without a duration, rotations 90 and 270, a MOV out of presentation
+# order, a damaged H.264 (a rejected packet: decodes with errors, completes), a name like an option.
+ALL_VIDEOS = ["h264_981_50_aac.mp4", "h264_bframes.mp4", "vp8.webm", "vp9_no_duration.webm",
+              "rot90.mov", "rot270.mov", "bframes.mov", "badnal_h264.mp4", "-dash.mp4"]
+SMALL_VIDEOS = ["rot90.mov", "vp8.webm", "rot270.mov", "bframes.mov", "-dash.mp4"]
 
 
 
@@ -48,7 +52,7 @@ def run(args, env=None):
 
 
 def write_manifest(path, videos, bad_at=None):
-    """CSV of shared videos (id = stem); with bad_at, a text file named .mp4 inserted there."""
+    """CSV of corpus videos (id = stem); with bad_at, a text file named .mp4 inserted there."""
     lines = [(os.path.splitext(v)[0], os.path.join(VIDEOS, v)) for v in videos]
     if bad_at is not None:
         bad = os.path.join(os.path.dirname(path), "not_a_video.mp4")
@@ -143,8 +147,12 @@ def mode_shards(d):
     check(rc == 0, f"merge exits 0, got {rc}: {log.strip()}")
     check("10 videos" in log and "1 failed" in log, "merge summary counts 10 videos, 1 failed")
     content = same_content(direct, merged, "merged vs direct")
-    check(content["text_named_mp4"][0][1] == 2 and content["chaplin"][0][1] == 1,
-          "text_named_mp4 failed, chaplin complete in the merged file")
+    check(content["text_named_mp4"][0][1] == 2 and content["h264_bframes"][0][1] == 1,
+          "text_named_mp4 failed, h264_bframes complete in the merged file")
+    frames = {vid: c[0][VIDEO_FIELDS.index("decoded_frames")] for vid, c in content.items()}
+    want = {os.path.splitext(v)[0]: vftest.corpus_row(v)["frames"] for v in ALL_VIDEOS}
+    check(all(frames[k] == n for k, n in want.items()),
+          f"merged file: each video's decoded frames are ffprobe's count (corpus.tsv): {frames} vs {want}")
     with h5py.File(merged) as f:
         check([v.decode() for v in f["videos"]["video_id"]] ==
               [l.split(",")[0] for l in open(manifest).read().splitlines()[1:]],

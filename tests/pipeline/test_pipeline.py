@@ -1,10 +1,11 @@
 """The per-rank pipeline (decode worker -> bounded queue -> batches across videos) end to end.
 
-  test_pipeline.py MODE VIDFEAT SOURCE_DIR SHARED_DIR
+  test_pipeline.py MODE VIDFEAT SOURCE_DIR CORPUS_DIR
 
-MODE batching: the same videos with --batch 1, --batch 3 --queue 1 and --batch 5 (clips of several
-  videos share a forward; a broken video sits between good ones) give the same segments and
-  features (to float rounding) and the same failures.
+MODE batching: the same videos of the generated corpus with --batch 1, --batch 3 --queue 1 and
+  --batch 5 (clips of several videos share a forward; a broken video sits between good ones) give
+  the same segments and features (to float rounding) and the same failures; the segment counts
+  are ceil(frames / span) of the frame counts ffprobe measured (corpus.tsv).
 MODE memory: peak RSS of one rank on a generated 1-minute and 20-minute video differs by <= 10%:
   the decode worker, the queue and the clip assembler hold a bounded number of frames.
 """
@@ -17,10 +18,11 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
 from vftest import MPI_ENV as ENV, TINY, check, failures, write_manifest  # noqa: E402
 
-MODE, VIDFEAT, SRC, SHARED = sys.argv[1:5]
-VIDEOS = os.path.join(os.path.abspath(SHARED), "videos")
+MODE, VIDFEAT, SRC, CORPUS = sys.argv[1:5]
+VIDEOS = vftest.use_corpus(CORPUS)
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
 
 
@@ -54,10 +56,11 @@ def batching(tmp):
     bad = os.path.join(tmp, "broken.mp4")
     with open(bad, "w") as f:
         f.write("not a video\n")
-    rows = [("ggsy", os.path.join(VIDEOS, "v_GGSY1Qvo990.mp4")), ("broken", bad),
-            ("chaplin", os.path.join(VIDEOS, "chaplin.mp4")),
-            ("bunny", os.path.join(VIDEOS, "big_buck_bunny_432_433.webm")),
-            ("rot", os.path.join(VIDEOS, "video_90.mov"))]
+    good = {"ntsc": "h264_981_50_aac.mp4", "bframes": "h264_bframes.mp4", "vp8": "vp8.webm",
+            "rot": "rot90.mov"}
+    rows = [("ntsc", os.path.join(VIDEOS, good["ntsc"])), ("broken", bad),
+            ("bframes", os.path.join(VIDEOS, good["bframes"])), ("vp8", os.path.join(VIDEOS, good["vp8"])),
+            ("rot", os.path.join(VIDEOS, good["rot"]))]
     m = write_manifest(tmp, rows)
     runs = {}
     for name, extra in (("b1", ["--batch", "1"]), ("b3q1", ["--batch", "3", "--queue", "1"]),
@@ -70,9 +73,13 @@ def batching(tmp):
             return
         runs[name] = read(out)
     ref = runs["b1"]
-    check(ref["broken"][0] == 2 and all(ref[v][0] == 1 for v in ("ggsy", "chaplin", "bunny", "rot")),
+    check(ref["broken"][0] == 2 and all(ref[v][0] == 1 for v in good),
           "b1: the broken video failed, the others are complete")
-    total = sum(len(ref[v][1]) for v in ref)
+    counts = {v: len(ref[v][1]) for v in good}
+    want = {v: vftest.segments_for(vftest.corpus_row(name)["frames"], vftest.TINY_SPAN) for v, name in good.items()}
+    check(counts == want, f"b1: segments per video are ceil(frames / {vftest.TINY_SPAN}) of ffprobe's counts: "
+                          f"{counts} vs {want}")
+    total = sum(counts.values())
     check(total > 5, f"b1: {total} segments over the good videos (enough to fill batches)")
     for name in ("b3q1", "b5", "b3idle"):
         for vid, (status, feats, spans) in ref.items():

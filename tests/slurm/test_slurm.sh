@@ -1,7 +1,7 @@
 #!/bin/bash
 # The slurm/ scripts under a REAL SLURM (Debian's slurm-wlm + munge) on this one machine:
 #
-#   test_slurm.sh VIDFEAT SOURCE_DIR SHARED_DIR
+#   test_slurm.sh VIDFEAT SOURCE_DIR CORPUS_DIR
 #
 # 1. installs slurm-wlm and munge with apt-get when missing (tools/setup.sh lists them, so CI has
 #    them already);
@@ -10,7 +10,8 @@
 #    this machine is not disturbed), and waits for the node to be idle;
 # 3. submits slurm/extract_array.sbatch as a 2-task array and slurm/merge.sbatch afterok on it
 #    (slurm/submit_array.sh 2), and slurm/extract.sbatch as one job of 2 MPI ranks (srun
-#    --mpi=pmix, parallel HDF5), with a tiny model over a manifest of the shared real videos, and
+#    --mpi=pmix, parallel HDF5), with a tiny model over a manifest of videos of the generated
+#    corpus (CORPUS_DIR, tests/support/make_corpus.py), and
 #    waits (bounded) for them;
 # 4. checks that every job COMPLETED with exit code 0 and that the merged file and the one-job
 #    file each equal a direct `vidfeat extract` of the same manifest (per video id: features
@@ -23,9 +24,9 @@
 # Not root: skipped (exit 77). KEEP_SCRATCH=1 keeps the scratch folder (logs) for debugging; the daemons are stopped anyway.
 set -uo pipefail
 
-VIDFEAT=$(readlink -f "${1:?usage: test_slurm.sh VIDFEAT SOURCE_DIR SHARED_DIR}")
+VIDFEAT=$(readlink -f "${1:?usage: test_slurm.sh VIDFEAT SOURCE_DIR CORPUS_DIR}")
 SOURCE=$(readlink -f "${2:?}")
-SHARED=$(readlink -f "${3:?}")
+CORPUS=$(readlink -f "${3:?}")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WAIT_JOBS_S=${WAIT_JOBS_S:-300}   # bound on the wait for the jobs
 BUDGET_S=${BUDGET_S:-840}         # then the test stops itself (and tears down): ctest's TIMEOUT is 900
@@ -203,9 +204,10 @@ say "node $host idle; srun --mpi=list: $(srun --mpi=list 2>&1 | tr -s ' \n' ' ')
 manifest=$SCRATCH/videos.csv
 {
   echo "video_id,path"
-  for v in video_90.mov big_buck_bunny_432_433.webm video_270.mov unordered.mov -video-with-dash-.mp4; do
-    [[ -f "$SHARED/videos/$v" ]] || fail "missing $SHARED/videos/$v"
-    echo "${v%.*},$SHARED/videos/$v"
+  # rotations 90 and 270, VP8, a MOV out of presentation order, a name like an option
+  for v in rot90.mov vp8.webm rot270.mov bframes.mov -dash.mp4; do
+    grep -q "^$v"$'\t' "$CORPUS/corpus.tsv" || fail "$v is not in $CORPUS/corpus.tsv"
+    echo "${v%.*},$CORPUS/$v"
   done
 } > "$manifest"
 tiny=(--set RESNET.WIDTH_PER_GROUP=4 --set DATA.TRAIN_CROP_SIZE=64 --set DATA.TEST_CROP_SIZE=64

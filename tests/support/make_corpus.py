@@ -173,6 +173,11 @@ SPECS = [
          notes="a non-ASCII (UTF-8) file name, testsrc2"),
     dict(name="truncated.mp4", kind="damaged", from_="damage_src.mp4", post=("truncate", 0.6),
          notes="the first 60 % of a faststart H.264 mp4 (moov first): the end of the stream is missing"),
+    dict(name="badnal_h264.mp4", kind="damaged", from_="damage_src.mp4", post=("badnal", 0.5),
+         expect=dict(errors=True, fewer_frames=True),
+         notes="H.264 mp4 whose packet in the middle (not a keyframe) has its NAL length set to "
+               "0xFFFFFFFF: the decoder rejects that packet (an error FFmpeg returns), later "
+               "frames miss a reference"),
     dict(name="bitflip_h264.mkv", kind="damaged", from_="damage_src.mkv", post=("flip",),
          expect=dict(errors=True), notes="H.264 in Matroska, bytes flipped in the middle of the stream"),
     dict(name="bitflip_vp9.webm", kind="damaged", from_="damage_src.webm", post=("flip",),
@@ -224,7 +229,16 @@ def post_process(spec, src_path, path):
         run(FF + ["-i", src_path, "-map", "0", "-c", "copy", "-metadata:s:v:0",
                   f"rotate={(360 - op[1]) % 360}", path])
         return
-    if op[0] == "truncate":
+    if op[0] == "badnal":
+        r = run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pos,flags",
+                 "-of", "csv=p=0", src_path])
+        packets = [line.split(",") for line in r.stdout.decode().split()]
+        k = int(len(packets) * op[1])
+        while packets[k][1].startswith("K"):
+            k += 1
+        pos = int(packets[k][0])
+        data[pos:pos + 4] = b"\xff\xff\xff\xff"
+    elif op[0] == "truncate":
         data = data[:int(len(data) * op[1])]
     elif op[0] == "flip":
         # XOR one byte in every 61 over 3 % of the file around its middle: hits frame payloads
@@ -301,6 +315,8 @@ def check(spec, row, info, probe_log, path, source):
         err = probe_log.strip()  # ffprobe -v error decoded every frame
         if err:
             problems.append("a 'good' file decodes with errors: " + err[:300])
+    if exp.get("fewer_frames") and int(row["frames"] or 0) >= int(probe(source)[0]["frames"]):
+        problems.append("a 'damaged' file decodes as many frames as its source")
     if exp.get("differs") and decoded_md5(path) == decoded_md5(source):
         problems.append("a 'damaged' file decodes to the undamaged stream's pixels")
     if exp.get("errors") and not decode_errors(path):

@@ -1,4 +1,12 @@
-"""Shared pieces of the Python end-to-end tests (run with Debian's /usr/bin/python3 + h5py)."""
+"""Shared pieces of the Python end-to-end tests (run with Debian's /usr/bin/python3 + h5py).
+
+The videos come from the generated corpus (tests/support/make_corpus.py, made by the ctest fixture
+`corpus` into the build tree): its folder is given on the command line (use_corpus) or in the
+environment (VIDFEAT_CORPUS_DIR); corpus() is its corpus.tsv, whose `frames` column is the frame
+count ffprobe -count_frames measured when the file was written.
+"""
+import csv
+import math
 import os
 import shutil
 import sys
@@ -13,6 +21,69 @@ MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CO
                OMPI_MCA_rmaps_base_oversubscribe="1")
 
 failures = []
+
+# Exit code of a test that skips (ctest SKIP_RETURN_CODE 77), e.g. the `shared` suite without
+# ../shared/videos.
+SKIP = 77
+
+_corpus_dir = None
+
+
+def use_corpus(path):
+    """Sets the corpus folder (from a test's command line); returns its absolute path."""
+    global _corpus_dir
+    _corpus_dir = os.path.abspath(path)
+    return _corpus_dir
+
+
+def corpus_dir():
+    """The generated corpus folder: use_corpus()'s, else $VIDFEAT_CORPUS_DIR."""
+    d = _corpus_dir or os.environ.get("VIDFEAT_CORPUS_DIR")
+    if not d:
+        sys.exit("the corpus folder is not given (command line or VIDFEAT_CORPUS_DIR)")
+    if not os.path.exists(os.path.join(d, "corpus.tsv")):
+        sys.exit(f"{d}/corpus.tsv is missing: run tests/support/make_corpus.py {d} "
+                 "(ctest runs it as the test corpus_generate)")
+    return d
+
+
+def corpus():
+    """corpus.tsv as a list of dicts (one per file; `frames` and the sizes as int, None when empty;
+    `path` added: the file's absolute path)."""
+    with open(os.path.join(corpus_dir(), "corpus.tsv"), encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    for r in rows:
+        for k in ("frames", "width", "height", "display_width", "display_height", "rotation"):
+            r[k] = int(r[k]) if r[k] else None
+        r["path"] = os.path.join(corpus_dir(), r["name"])
+    return rows
+
+
+def corpus_row(name):
+    """The corpus.tsv row of one file (by name)."""
+    for r in corpus():
+        if r["name"] == name:
+            return r
+    raise KeyError(f"{name} is not in {corpus_dir()}/corpus.tsv")
+
+
+def corpus_video(name):
+    """Absolute path of a corpus file (checked to be in corpus.tsv)."""
+    return corpus_row(name)["path"]
+
+
+def stem(name):
+    """A video id from a file name: the name without its extension."""
+    return os.path.splitext(name)[0]
+
+
+def segments_for(frames, span):
+    """Segments vidfeat makes of a video of `frames` frames with back-to-back clips of `span`
+    (NUM_FRAMES * SAMPLING_RATE) frames, the last one padded (the default tail policy)."""
+    return math.ceil(frames / span)
+
+
+TINY_SPAN = 4 * 2  # DATA.NUM_FRAMES * DATA.SAMPLING_RATE of TINY
 
 
 def check(cond, what):
