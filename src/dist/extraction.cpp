@@ -17,6 +17,8 @@
 #include "vidfeat/dist/wave_sync.h"
 #include "vidfeat/dist/watchdog.h"
 #include "vidfeat/dist/work_queue.h"
+#include "vidfeat/store/journal.h"
+#include "vidfeat/store/recovery.h"
 
 namespace vidfeat {
 
@@ -111,20 +113,19 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   std::unique_ptr<OutputLock> lock = plan.outputLocked ? nullptr : lockOutput(plan.outputPath, comm);
   SharedManifest manifest = readAndShare(plan, comm);
 
-  // Output: resume it, or create it.
-  int exists = rank == 0 && fs::exists(plan.outputPath) ? 1 : 0;
-  MPI_Bcast(&exists, 1, MPI_INT, 0, comm);
+  // Output: created, resumed, repaired or rebuilt from the journals (src/store/recovery.cpp).
   std::vector<StoredVideo> stored;
   std::optional<FeatureStore> store;
   LeakOnUnwind<FeatureStore> keepStore(store);  // a rank throwing alone must not close it (collective)
-  double writeSeconds = 0.0;  // this rank's time inside HDF5 (create/resume, waves, close)
+  double writeSeconds = 0.0;  // this rank's time inside HDF5 and the journal (open, waves, close)
   auto tWrite = Clock::now();
-  if (exists && !plan.overwrite) {
-    store.emplace(FeatureStore::resume(plan.outputPath, comm, plan.meta, stored));
-    if (rank == 0) spdlog::info("{}: resuming ({} videos recorded)", plan.outputPath, stored.size());
-  } else {
-    store.emplace(FeatureStore::create(plan.outputPath, comm, plan.meta));
-  }
+  OutputPlan outputPlan{plan.outputPath, plan.meta, plan.overwrite, plan.retryFailed, manifest.valid};
+  outputPlan.videos.insert(outputPlan.videos.end(), manifest.invalid.begin(), manifest.invalid.end());
+  OpenedOutput output = openOutput(outputPlan, comm);
+  store.emplace(std::move(*output.store));
+  stored = std::move(output.stored);
+  JournalWriter& journal = output.journal;
+  if (rank == 0 && !stored.empty()) spdlog::info("{}: resuming ({} videos recorded)", plan.outputPath, stored.size());
   std::map<std::string, int64_t> rowOf;
   std::map<int64_t, std::string> idOfRow;
   for (size_t i = 0; i < stored.size(); ++i) rowOf[stored[i].videoId] = int64_t(i);
@@ -142,6 +143,10 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   writeSeconds += std::chrono::duration<double>(Clock::now() - tWrite).count();
   for (size_t i = 0; i < added.size(); ++i) rowOf[added[i].videoId] = firstNew + int64_t(i);
   for (const auto& [id, row] : rowOf) idOfRow[row] = id;
+  std::map<int64_t, std::string> pathOfRow;
+  for (const auto* list : {&manifest.valid, &manifest.invalid}) {
+    for (const auto& e : *list) pathOfRow.emplace(rowOf.at(e.videoId), e.path);
+  }
   auto statusOf = [&](const std::string& id) {
     int64_t row = rowOf.at(id);
     return row < int64_t(stored.size()) ? stored[size_t(row)].status : VideoStatus::Pending;
@@ -169,6 +174,7 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     r.status = VideoStatus::Failed;
     r.failureStage = "manifest";
     r.error = e.path + ": " + manifest.invalidReasons[i];
+    journal.result(e.videoId, e.path, rank, r);
     buffer.push_back(std::move(r));
   }
   std::vector<int64_t> pending;
@@ -211,6 +217,15 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   };
   auto writeWave = [&] {
     const auto w0 = Clock::now();
+    // The wave's results are on disk in the journal before the file is touched; a rank whose
+    // journal cannot be synced stops every rank here, before the collective write.
+    std::string journalError;
+    try {
+      journal.sync();
+    } catch (const std::exception& e) {
+      journalError = e.what();
+    }
+    agreeOrThrow(journalError, comm);
     store->writeWave(buffer);  // collective
     buffer.clear();
     lastWave = Clock::now();
@@ -244,6 +259,7 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
         break;
       }
       const VideoEntry& e = manifest.valid[size_t(item)];
+      journal.attempt(e.videoId);  // synced before the first byte is decoded (crash attribution)
       extractor.submit(e, rowOf.at(e.videoId));
     }
     if (outOfWork && extractor.idle()) break;
@@ -256,6 +272,7 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
         segments += int64_t(r.segments.size());
         spdlog::info("{}: {} frames, {} segments", idOfRow.at(r.videoRow), r.decodedFrames, r.segments.size());
       }
+      journal.result(idOfRow.at(r.videoRow), pathOfRow.at(r.videoRow), rank, r);  // synced before the wave
       buffer.push_back(std::move(r));
     }
     if (safePoint() == WaveSync::Action::Stop) {
@@ -280,9 +297,22 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     }
   }
   tWrite = Clock::now();
-  store->close();
+  const double journalSeconds = journal.seconds();
+  const int64_t journalBytes = journal.bytes();
+  finishOutput(output, *store, plan.outputPath, comm);  // journal CLOSE, file close, journals removed when complete
   writeSeconds += std::chrono::duration<double>(Clock::now() - tWrite).count();
   summary.writeSeconds = writeSeconds;
+  {
+    double j[2] = {journalSeconds, double(journalBytes)}, jmax[2];
+    MPI_Allreduce(j, jmax, 2, MPI_DOUBLE, MPI_MAX, comm);
+    const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (rank == 0) {
+      spdlog::info("journal: {:.3f} s writing and syncing (slowest rank; {:.2f}% of {:.1f} s; its syncs before "
+                   "the waves are also in the writing seconds), {:.1f} MB{}",
+                   jmax[0], 100.0 * jmax[0] / std::max(1e-9, wall), wall, jmax[1] / 1e6,
+                   output.replayed ? fmt::format("; {} results replayed from earlier journals", output.replayed) : "");
+    }
+  }
 
   long long mine[4] = {complete, failed, segments, extractor.clipsProcessed()}, totals[4];
   MPI_Allreduce(mine, totals, 4, MPI_LONG_LONG, MPI_SUM, comm);

@@ -519,6 +519,10 @@ FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm,
     const hsize_t segmentDims = static_cast<hsize_t>(referencedEnd);
     h5::check(H5Dset_extent(impl->features.id(), featureDims.data()), "H5Dset_extent", "/features");
     h5::check(H5Dset_extent(impl->segments.id(), &segmentDims), "H5Dset_extent", "/segments");
+    // Shrinking fills the cut part of a partly kept chunk with the fill value through HDF5's chunk
+    // cache; flushed later, that cached chunk would overwrite rows a wave writes there meanwhile
+    // (collective writes bypass the cache). Flushed now, before any new row is written.
+    h5::check(H5Fflush(impl->file.id(), H5F_SCOPE_GLOBAL), "H5Fflush", path);
     if (impl->rank == 0) {
       spdlog::warn("{}: {} feature rows of an interrupted wave discarded; those videos are redone",
                    path, featureExtent - referencedEnd);

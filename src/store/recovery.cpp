@@ -98,6 +98,10 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
   const int rank = commRank(comm);
   const std::string dir = journalDirOf(plan.path);
   OpenedOutput out;
+  // A rank throwing alone (an I/O error) must not close a file collectively on its way out.
+  LeakOnUnwind<FeatureStore> keepStore(out.store);
+  std::optional<FeatureStore> fresh;
+  LeakOnUnwind<FeatureStore> keepFresh(fresh);
   out.runId = rank == 0 ? newRunId() : std::string();
   broadcastString(out.runId, 0, comm);
 
@@ -234,7 +238,7 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
     out.store.emplace(FeatureStore::create(plan.path, comm, plan.meta));
   } else if (decision.mode == Mode::Rebuild) {
     const std::string temp = plan.path + ".rebuild";
-    FeatureStore fresh = FeatureStore::create(temp, comm, plan.meta);
+    fresh.emplace(FeatureStore::create(temp, comm, plan.meta));
     // Rows: this manifest's videos, then journaled videos it does not list (an earlier manifest's).
     std::vector<VideoEntry> rows;
     for (const auto& e : plan.videos) {
@@ -252,12 +256,13 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
     rows = broadcastEntries(rows, 0, comm);
     rowOf.clear();
     for (size_t i = 0; i < rows.size(); ++i) rowOf[rows[i].videoId] = int64_t(i);
-    fresh.addVideos(rows);
+    fresh->addVideos(rows);
     if (rank == 0) {
       for (const auto& [id, entry] : index.results) toWrite.push_back(&entry);
     }
-    out.replayed = replay(fresh, index, toWrite, {}, rowOf, rank, comm);
-    fresh.close();
+    out.replayed = replay(*fresh, index, toWrite, {}, rowOf, rank, comm);
+    fresh->close();
+    fresh.reset();
     error.clear();
     if (rank == 0 && ::rename(temp.c_str(), plan.path.c_str()) < 0) error = ioErrorMessage(plan.path, errno, "rename");
     agreeOrThrow(error, comm);
@@ -321,7 +326,7 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
   return out;
 }
 
-void finishOutput(OpenedOutput& out, const std::string& path, MPI_Comm comm) {
+void finishOutput(OpenedOutput& out, FeatureStore& store, const std::string& path, MPI_Comm comm) {
   const int rank = commRank(comm);
   std::string error;
   try {
@@ -330,7 +335,7 @@ void finishOutput(OpenedOutput& out, const std::string& path, MPI_Comm comm) {
     error = e.what();
   }
   agreeOrThrow(error, comm);
-  out.store->close();
+  store.close();
   int closed = 1, all = 0;
   MPI_Allreduce(&closed, &all, 1, MPI_INT, MPI_MIN, comm);
   if (rank != 0) return;

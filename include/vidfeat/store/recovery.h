@@ -37,9 +37,9 @@ struct OpenedOutput {
 // settings, or a file that does not validate with no journals to rebuild it from.
 OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm);
 
-// Collective. Closes the journal (CLOSE record) and the file; when every /videos row is complete
+// Collective. Closes the journal (CLOSE record) and `store` (the file); when every /videos row is complete
 // or failed, removes the journals (they are needed as long as anything may still be written).
-void finishOutput(OpenedOutput& out, const std::string& path, MPI_Comm comm);
+void finishOutput(OpenedOutput& out, FeatureStore& store, const std::string& path, MPI_Comm comm);
 
 // Collective: when any rank's `error` is non-empty, every rank throws CollectiveError with the
 // lowest such rank's message (prefixed "rank R: " on other ranks' behalf when size > 1).
