@@ -28,7 +28,8 @@ from vftest import MPI_ENV as ENV, TINY, check, failures, stem, write_manifest a
 MODE, VIDFEAT, SRC, VIDEO_DIR = sys.argv[1:5]
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
 if MODE == "shared":
-    VIDEOS = os.path.join(VIDEO_DIR, "videos")
+    # $VIDFEAT_SHARED_DIR overrides the folder, as for the C++ shared suite (test_support.h).
+    VIDEOS = os.path.join(os.environ.get("VIDFEAT_SHARED_DIR") or VIDEO_DIR, "videos")
     if not os.path.isdir(VIDEOS):
         print("SKIPPED: ../shared/videos absent")
         sys.exit(vftest.SKIP)

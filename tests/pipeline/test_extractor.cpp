@@ -1,5 +1,6 @@
 // VideoExtractor on its own (no MPI, no store): the decode worker + bounded queue + batches give
-// the same features whichever way clips are batched and wherever they are normalised.
+// the same features whichever way clips are batched and wherever they are normalised. Videos of
+// the generated corpus (tests/support/make_corpus.py; frame counts from its corpus.tsv).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -9,11 +10,17 @@
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/feature_model.h"
 #include "vidfeat/pipeline/video_extractor.h"
+#include "test_support.h"
 
 namespace vidfeat {
 namespace {
 
-const std::string kVideos = std::string(VIDFEAT_SHARED_DIR) + "/videos/";
+using vidfeat::testing::corpusEntry;
+
+// A corpus file as a manifest entry.
+VideoEntry fromCorpus(const std::string& id, const std::string& name) {
+  return VideoEntry{id, vidfeat::testing::corpusVideo(name).string()};
+}
 
 Config tinyConfig() {
   return Config::load(std::string(VIDFEAT_SOURCE_DIR) + "/configs/Kinetics/SLOW_8x8_R50.yaml",
@@ -53,22 +60,26 @@ class Extractor : public ::testing::Test {
 };
 
 TEST_F(Extractor, BytesNormalisedByTheModelGiveTheWorkersFeatures) {
-  const VideoEntry v{"chaplin", kVideos + "chaplin.mp4"};
+  const VideoEntry v = fromCorpus("bframes", "h264_bframes.mp4");
   VideoExtractor floats(*model_, optionsFor(cfg_, 2, ExtractOptions::Normalise::Worker));
   VideoExtractor bytes(*model_, optionsFor(cfg_, 2, ExtractOptions::Normalise::Model));
   VideoResult a = floats.run(v, 0), b = bytes.run(v, 0);
   ASSERT_EQ(a.status, VideoStatus::Complete) << a.error;
   ASSERT_EQ(b.status, VideoStatus::Complete) << b.error;
+  // Back-to-back clips of NUM_FRAMES * SAMPLING_RATE = 8 frames, the last one padded: ceil(n / 8)
+  // segments of the n frames ffprobe counted.
+  const int64_t frames = corpusEntry("h264_bframes.mp4").frames;
+  ASSERT_EQ(int64_t(a.segments.size()), (frames + 7) / 8);
   ASSERT_GT(a.segments.size(), 5u);
   ASSERT_EQ(a.features.size(), b.features.size());
   EXPECT_EQ(a.features, b.features);  // same floats into the same model
 }
 
 TEST_F(Extractor, BatchesAcrossVideosKeepEachVideosClipsInOrder) {
-  const std::vector<VideoEntry> videos = {{"chaplin", kVideos + "chaplin.mp4"},
-                                          {"missing", kVideos + "no-such-file.mp4"},
-                                          {"bunny", kVideos + "big_buck_bunny_432_433.webm"},
-                                          {"rot", kVideos + "video_90.mov"}};
+  const std::vector<VideoEntry> videos = {fromCorpus("bframes", "h264_bframes.mp4"),
+                                          fromCorpus("missing", "no-such-file.mp4"),
+                                          fromCorpus("vp8", "vp8.webm"),
+                                          fromCorpus("rot", "rot90.mov")};
   // Reference: one video at a time, batch 1.
   std::map<std::string, VideoResult> ref;
   {
@@ -86,7 +97,7 @@ TEST_F(Extractor, BatchesAcrossVideosKeepEachVideosClipsInOrder) {
   }
   ASSERT_TRUE(many.idle());
   ASSERT_EQ(got.size(), videos.size());
-  EXPECT_EQ(many.clipsProcessed(), int64_t(ref["chaplin"].segments.size() + ref["bunny"].segments.size() +
+  EXPECT_EQ(many.clipsProcessed(), int64_t(ref["bframes"].segments.size() + ref["vp8"].segments.size() +
                                            ref["rot"].segments.size()));
   for (size_t i = 0; i < videos.size(); ++i) {
     const VideoResult& r = got.at(int64_t(i));
@@ -108,7 +119,8 @@ TEST_F(Extractor, BatchesAcrossVideosKeepEachVideosClipsInOrder) {
 // A video is handed back as soon as its last clip went through the model, not after a clip of the
 // next video (the results were once held for one more forward).
 TEST_F(Extractor, HandsBackAVideoBeforeTheNextVideosClips) {
-  const VideoEntry first{"chaplin", kVideos + "chaplin.mp4"}, second{"chaplin2", kVideos + "chaplin.mp4"};
+  const VideoEntry first = fromCorpus("first", "h264_bframes.mp4");
+  const VideoEntry second = fromCorpus("second", "h264_bframes.mp4");
   VideoExtractor x(*model_, optionsFor(cfg_, 1, ExtractOptions::Normalise::Worker, 4));
   x.submit(first, 0);
   x.submit(second, 1);
