@@ -179,14 +179,17 @@ SPECS = [
                "0xFFFFFFFF: the decoder rejects that packet (an error FFmpeg returns), later "
                "frames miss a reference"),
     dict(name="bitflip_h264.mkv", kind="damaged", from_="damage_src.mkv", post=("flip",),
-         expect=dict(errors=True), notes="H.264 in Matroska, bytes flipped in the middle of the stream"),
+         expect=dict(errors=True),
+         notes="H.264 in Matroska, bytes flipped in the middle of the stream (FFmpeg conceals the "
+               "damage with warnings; every frame still decodes)"),
     dict(name="bitflip_vp9.webm", kind="damaged", from_="damage_src.webm", post=("flip",),
          expect=dict(differs=True),
          notes="VP9 in WebM, bytes flipped in the middle of the stream (FFmpeg's VP9 decoder reports "
                "no error: the decoded pixels differ from the undamaged stream's)"),
     dict(name="cut_gop.ts", kind="damaged", from_="damage_src.ts", post=("cut",),
-         expect=dict(errors=True),
-         notes="MPEG-TS H.264 with a run of whole TS packets removed from the middle (a cut GOP)"),
+         expect=dict(errors=True, fewer_frames=True),
+         notes="MPEG-TS H.264 with a run of whole TS packets removed from the middle (a cut GOP: "
+               "fewer frames, decoder warnings)"),
     dict(name="empty.mp4", kind="bad", raw=b"", notes="zero-length file"),
     dict(name="text.mp4", kind="bad", raw=b"this is a text file, not a video\n" * 4,
          notes="a text file named .mp4"),
