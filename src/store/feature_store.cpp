@@ -563,6 +563,19 @@ int64_t FeatureStore::addVideos(const std::vector<VideoEntry>& videos) {
   h5::QuietErrors quiet;
   const int64_t first = s.videoRows;
   if (videos.empty()) return first;
+  try {
+    appendVideoRows(videos);
+  } catch (const CollectiveError&) {
+    throw;
+  } catch (const Error& e) {
+    throw Error(describeWriteFailure(s.path, e.what()));
+  }
+  return first;
+}
+
+void FeatureStore::appendVideoRows(const std::vector<VideoEntry>& videos) {
+  Impl& s = *impl_;
+  const int64_t first = s.videoRows;
   const size_t n = videos.size();
   const hsize_t newRows = static_cast<hsize_t>(first) + n;
   h5::check(H5Dset_extent(s.videos.id(), &newRows), "H5Dset_extent", "/videos");
@@ -593,7 +606,6 @@ int64_t FeatureStore::addVideos(const std::vector<VideoEntry>& videos) {
   }
   h5::check(H5Fflush(s.file.id(), H5F_SCOPE_GLOBAL), "H5Fflush", s.path);
   s.videoRows = static_cast<int64_t>(newRows);
-  return first;
 }
 
 void FeatureStore::writeWave(const std::vector<VideoResult>& local) {

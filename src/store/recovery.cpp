@@ -80,6 +80,16 @@ int64_t replay(FeatureStore& store, const JournalIndex& index, const std::vector
   return written;
 }
 
+FeatureStore createGuarded(const std::string& path, MPI_Comm comm, const FileMetadata& meta) {
+  try {
+    return FeatureStore::create(path, comm, meta);
+  } catch (const CollectiveError&) {
+    throw;
+  } catch (const Error& e) {
+    throw Error(describeWriteFailure(path, e.what()));
+  }
+}
+
 }  // namespace
 
 void agreeOrThrow(const std::string& error, MPI_Comm comm) {
@@ -235,10 +245,10 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
   std::map<std::string, int64_t> rowOf;
   std::vector<const JournalIndex::Entry*> toWrite;  // rank 0: journal results the file lacks
   if (decision.mode == Mode::Create) {
-    out.store.emplace(FeatureStore::create(plan.path, comm, plan.meta));
+    out.store.emplace(createGuarded(plan.path, comm, plan.meta));
   } else if (decision.mode == Mode::Rebuild) {
     const std::string temp = plan.path + ".rebuild";
-    fresh.emplace(FeatureStore::create(temp, comm, plan.meta));
+    fresh.emplace(createGuarded(temp, comm, plan.meta));
     // Rows: this manifest's videos, then journaled videos it does not list (an earlier manifest's).
     std::vector<VideoEntry> rows;
     for (const auto& e : plan.videos) {

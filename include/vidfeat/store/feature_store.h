@@ -104,6 +104,7 @@ class FeatureStore {
   struct Impl;
   explicit FeatureStore(std::unique_ptr<Impl> impl);
   void writeWaveUnguarded(const std::vector<VideoResult>& local);
+  void appendVideoRows(const std::vector<VideoEntry>& videos);
   std::unique_ptr<Impl> impl_;
 };
 
