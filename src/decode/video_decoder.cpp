@@ -5,7 +5,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdarg>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -88,6 +90,34 @@ AVBufferRef* cudaDeviceContext(int index, std::string& why) {
     return nullptr;
   }
   return (devices[index] = ffmpeg::UniqueAVBufferRef(raw)).get();
+}
+
+// Error messages FFmpeg's decoders log, counted per VideoDecoder. Some damage leaves no other
+// trace: an H.264 stream with part of a GOP cut out logs "co located POCs unavailable" and
+// "mmco: unref short failure", returns every packet and frame without an error code or a corrupt
+// flag, and its frame-threaded pictures still differ from run to run. A process-wide av_log
+// callback (FFmpeg has no other hook) finds the decoder from the logging codec context's
+// `opaque`, which FFmpeg copies into its frame-thread contexts too, among the live decoders
+// registered here; then prints as FFmpeg's default callback would.
+struct LoggedErrors {
+  std::mutex mutex;
+  std::map<const void*, std::atomic<int64_t>*> live;  // codec context opaque -> counter
+};
+LoggedErrors& loggedErrors() {
+  static LoggedErrors* r = new LoggedErrors;  // never destroyed: FFmpeg may log at exit
+  return *r;
+}
+
+void countingLogCallback(void* avcl, int level, const char* fmt, va_list args) {
+  if (level <= AV_LOG_ERROR && avcl != nullptr && *static_cast<const AVClass* const*>(avcl) == avcodec_get_class()) {
+    const void* owner = static_cast<const AVCodecContext*>(avcl)->opaque;
+    if (owner != nullptr) {
+      LoggedErrors& r = loggedErrors();
+      std::lock_guard<std::mutex> lock(r.mutex);
+      if (auto it = r.live.find(owner); it != r.live.end()) it->second->fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  av_log_default_callback(avcl, level, fmt, args);
 }
 
 double toDouble(AVRational r) { return (r.num > 0 && r.den > 0) ? av_q2d(r) : 0.0; }
@@ -209,6 +239,17 @@ struct VideoDecoder::Impl {
   DecodeOptions options;
   StreamInfo info;
   DecodeStats stats;
+  std::atomic<int64_t> errorsLogged{0};  // by FFmpeg's threads too (countingLogCallback)
+  bool registered = false;
+
+  ~Impl() {
+    // Before the codec context (and its threads) goes: a message logged after this is not counted.
+    if (registered) {
+      LoggedErrors& r = loggedErrors();
+      std::lock_guard<std::mutex> lock(r.mutex);
+      r.live.erase(this);
+    }
+  }
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 
   bool pastDeadline() const { return std::chrono::steady_clock::now() > deadline; }
@@ -259,6 +300,7 @@ struct VideoDecoder::Impl {
   }
 
   void open() {
+    if (options.timeoutSeconds < 0) options.timeoutSeconds = defaultVideoTimeoutSeconds(path);
     if (options.timeoutSeconds > 0) {
       deadline = std::chrono::steady_clock::now() +
                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -268,10 +310,10 @@ struct VideoDecoder::Impl {
     if (raw == nullptr) fail("cannot allocate a demuxer", AVERROR(ENOMEM));
     raw->interrupt_callback.callback = &Impl::interrupt;
     raw->interrupt_callback.opaque = this;
-    int rc = avformat_open_input(&raw, ffmpeg::url(path).c_str(), nullptr, nullptr);
+    int rc = ffmpeg::openInput(&raw, path);  // local files, whitelisted containers only
     if (rc < 0) {
       checkDeadline();
-      fail("cannot open", rc);  // avformat_open_input freed `raw` itself
+      throw InputError(path, ffmpeg::openError(path, rc));  // avformat_open_input freed `raw` itself
     }
     format.reset(raw);
 
@@ -298,6 +340,16 @@ struct VideoDecoder::Impl {
     codec->pkt_timebase = timeBase;
     codec->thread_count = std::max(0, options.threads);
     codec->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+    // The decoder's error messages are counted (stats.errorsLogged); `opaque` finds this decoder.
+    static std::once_flag logHook;
+    std::call_once(logHook, [] { av_log_set_callback(&countingLogCallback); });
+    codec->opaque = this;
+    {
+      LoggedErrors& r = loggedErrors();
+      std::lock_guard<std::mutex> lock(r.mutex);
+      r.live[this] = &errorsLogged;
+      registered = true;
+    }
     if (cudaIndex(options.device) >= 0) setupHardware(decoder);
     // A stream may change its frame size mid-way (a new SPS): the decoder refuses to allocate a
     // picture over the limit, whatever the header said.
@@ -360,7 +412,6 @@ struct VideoDecoder::Impl {
     codec->hw_device_ctx = av_buffer_ref(device);
     if (codec->hw_device_ctx == nullptr) throw std::bad_alloc();
     hwFormat = config->pix_fmt;
-    codec->opaque = this;
     codec->get_format = &Impl::getFormat;
     // Surfaces held outside the decoder: the reorder window and the current frame.
     codec->extra_hw_frames = int(kReorderDepth) + 2;
@@ -527,6 +578,7 @@ struct VideoDecoder::Impl {
     checkDeadline();
     while (window.size() < kReorderDepth && decodeOne()) {
     }
+    stats.errorsLogged = errorsLogged.load(std::memory_order_relaxed);
     if (window.empty()) return false;  // `current` stays: the last frame may still be converted
     Pending first = std::move(window.front());
     window.erase(window.begin());
@@ -628,6 +680,10 @@ VideoDecoder::~VideoDecoder() = default;
 const std::string& VideoDecoder::path() const { return impl_->path; }
 const StreamInfo& VideoDecoder::info() const { return impl_->info; }
 const DecodeStats& VideoDecoder::stats() const { return impl_->stats; }
+int VideoDecoder::codecThreads() const { return std::max(1, impl_->codec->thread_count); }
+bool VideoDecoder::threaded() const {
+  return impl_->codec->thread_count > 1 && impl_->codec->active_thread_type != 0;
+}
 
 void VideoDecoder::setOutputSize(int width, int height) {
   if (width <= 0 || height <= 0) {

@@ -39,10 +39,17 @@ struct WorkerItem {
   // model normalises on its device (FeatureModel::uploadsBytes)
   std::vector<unsigned char> pixels;
   VideoResult end;        // end of the video
+  // The video is decoded again from the start: what came of it so far (clips, features,
+  // segments) is dropped (docs/DESIGN.md, "Determinism").
+  bool restart = false;
 };
 
 // The worker was stopped while a video was in flight.
 struct WorkerStopped {};
+
+// A multi-threaded decode found the stream damaged: decode it again single-threaded. Not a
+// std::exception, so a video's failure handler does not take it for one.
+struct DecodeAgainSingleThreaded {};
 
 // The calling thread runs only on otherwise idle cores (SCHED_IDLE; lowering needs no privilege).
 void lowerToIdlePriority() {
@@ -151,17 +158,56 @@ struct VideoExtractor::Worker {
   // One video: decode -> clips -> crops, each clip emitted as soon as its frames are known.
   // Returns the video's end record; a bad video becomes a Failed record, never an exception
   // (WorkerStopped aside).
+  //
+  // Determinism (docs/DESIGN.md): the first decode uses the configured codec threads. A damaged
+  // stream (a packet or frame the decoder rejected, a picture it flagged as error-concealed, or
+  // an error it logged) decoded by more than one codec thread is decoded again from the start with one thread, and
+  // only that decode counts: FFmpeg's frame-threaded concealment depends on the thread count and
+  // on timing. The clips already sent are withdrawn first (a restart item). A good stream is
+  // decoded once.
   VideoResult decode(const Job& job) {
+    try {
+      return decodeOnce(job, opt.decodeThreads, true);
+    } catch (const DecodeAgainSingleThreaded&) {
+      WorkerItem restart;
+      restart.ticket = job.ticket;
+      restart.restart = true;
+      emit(std::move(restart));
+    }
+    return decodeOnce(job, 1, false);
+  }
+
+  // `mayRestart`: a damaged stream decoded by several codec threads throws
+  // DecodeAgainSingleThreaded (only then).
+  VideoResult decodeOnce(const Job& job, int codecThreads, bool mayRestart) {
     const VideoEntry& video = job.video;
     VideoResult result;
     const char* stage = "open";
+    // Outside the try: a failure handler still sees the decoder's figures.
+    std::optional<VideoDecoder> decoder;
+    bool threadedDecode = false;  // set once the decoder is open
+    const DecodeStats* stats = nullptr;
+    auto damaged = [&] {
+      return stats != nullptr && (stats->decodeErrors > 0 || stats->framesCorrupt > 0 || stats->errorsLogged > 0);
+    };
     try {
       DecodeOptions dopt;
-      dopt.threads = opt.decodeThreads;
+      dopt.threads = codecThreads;
       dopt.device = opt.decodeDevice;
       dopt.timeoutSeconds = opt.timeoutSeconds;
-      VideoDecoder dec(video.path, dopt);
+      VideoDecoder& dec = decoder.emplace(video.path, dopt);
       stage = "decode";
+      threadedDecode = mayRestart && dec.threaded();
+      stats = &dec.stats();
+      // Checked after every frame, before the frame is used, and at the end.
+      auto checkDamage = [&] {
+        if (!threadedDecode || !damaged()) return;
+        spdlog::info("{}: damaged stream ({} broken packets/frames, {} concealed frames, {} decoder errors logged) "
+                     "with {} codec threads; decoding it again single-threaded, so that its features do not "
+                     "depend on the thread count",
+                     video.path, stats->decodeErrors, stats->framesCorrupt, stats->errorsLogged, dec.codecThreads());
+        throw DecodeAgainSingleThreaded{};
+      };
       const StreamInfo& info = dec.info();
       auto [w, h] = shortSideScaledSize(info.displayWidth, info.displayHeight, opt.preprocess.shortSide);
       dec.setOutputSize(w, h);
@@ -205,6 +251,7 @@ struct VideoExtractor::Worker {
       int64_t n = 0;
       double firstPts = 0, lastPts = 0;
       while (dec.next(f)) {
+        checkDamage();
         if (n == 0) firstPts = f.pts;
         lastPts = f.pts;
         ++n;
@@ -221,6 +268,7 @@ struct VideoExtractor::Worker {
         }
         drain(assembler.takeReady());
       }
+      checkDamage();
       if (n == 0) throw InputError(video.path, "no frame could be decoded");
 
       // Duration of the last frame: the mean frame interval, or the stream's rate for one frame.
@@ -250,13 +298,21 @@ struct VideoExtractor::Worker {
     } catch (const WorkerStopped&) {
       throw;
     } catch (const std::exception& e) {
-      if (dynamic_cast<const DecodeTimeout*>(&e)) stage = "timeout";
+      const bool timeout = dynamic_cast<const DecodeTimeout*>(&e) != nullptr;
+      // A damaged stream that failed multi-threaded (e.g. too many errors in a row) may fail
+      // differently, or not at all, single-threaded: that decode decides.
+      if (threadedDecode && !timeout && damaged()) {
+        spdlog::info("{}: damaged stream failed with several codec threads ({}); decoding it again "
+                     "single-threaded", video.path, e.what());
+        throw DecodeAgainSingleThreaded{};
+      }
+      if (timeout) stage = "timeout";
       spdlog::error("video {} failed: {}", video.videoId, e.what());
       VideoResult failed;
       failed.status = VideoStatus::Failed;
       failed.error = e.what();
       failed.failureStage = stage;
-      failed.decodeErrors = result.decodeErrors;
+      failed.decodeErrors = stats != nullptr ? stats->decodeErrors : 0;
       return failed;
     }
     return result;
@@ -402,6 +458,19 @@ std::vector<VideoResult> VideoExtractor::step(std::chrono::milliseconds wait) {
         o.result.segments.push_back(item.segment);
       }
       worker_->recycle(std::move(item.pixels));
+    } else if (item.restart) {
+      // Every clip the worker sent of this video before is either behind us (its features are in
+      // the result) or in the batch being filled: both go.
+      o.result.segments.clear();
+      o.result.features.clear();
+      size_t kept = 0;
+      for (size_t i = 0; i < batchTickets_.size(); ++i) {
+        if (batchTickets_[i] == item.ticket) continue;
+        if (kept != i) std::memmove(input_.data() + kept * clipBytes, input_.data() + i * clipBytes, clipBytes);
+        batchTickets_[kept++] = batchTickets_[i];
+      }
+      batchTickets_.resize(kept);
+      o.inBatch = 0;
     } else {
       o.decodeDone = true;
       VideoResult& r = o.result;

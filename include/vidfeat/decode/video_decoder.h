@@ -28,11 +28,20 @@ namespace vidfeat {
 constexpr int64_t kMaxFramePixels = int64_t(8192) * 8192;
 constexpr int kMaxAspectRatio = 32;
 
+// --video-timeout auto: max(kMinAutoTimeoutSeconds, file bytes / kAutoTimeoutBytesPerSecond),
+// i.e. an hour, or one second per 100 KB of file when that is longer (a 1 GB film: 2.8 h). Generous
+// for any real video and model (decoding waits on the model too), and still a bound on a file
+// that makes FFmpeg run forever. The file's size, not its header: a header's duration can lie.
+constexpr double kMinAutoTimeoutSeconds = 3600;
+constexpr double kAutoTimeoutBytesPerSecond = 100e3;
+double defaultVideoTimeoutSeconds(const std::string& path);
+
 struct DecodeOptions {
   // Codec threads (frame/slice threading). 0 lets FFmpeg choose from the core count.
   int threads = 0;
   // Watchdog: give up on the video this many seconds after opening it (0 = never). Checked by
   // FFmpeg's interrupt callback during demuxer I/O and before every frame; DecodeTimeout is thrown.
+  // Negative: defaultVideoTimeoutSeconds(path) (vidfeat extract's default, --video-timeout auto).
   double timeoutSeconds = 0.0;
   // --decode-device: "cpu", or "cuda" / "cuda:N" to decode with NVDEC through FFmpeg's hwaccel
   // (frames stay on the GPU until convert() copies the one it needs back; colour conversion and
@@ -81,6 +90,9 @@ struct DecodeStats {
   int64_t framesLate = 0;      // frames too far out of order for the reorder window, returned
                                // with a pts below their predecessor's
   int64_t framesOnDevice = 0;  // frames NVDEC decoded (DecodeOptions::device cuda); 0 on the CPU
+  int64_t errorsLogged = 0;    // error messages FFmpeg's decoder logged (its threads' included),
+                               // as of the last next(): damage it may have concealed without
+                               // rejecting a packet or flagging a frame
 };
 
 class VideoDecoder {
@@ -96,6 +108,15 @@ class VideoDecoder {
   const std::string& path() const;
   const StreamInfo& info() const;
   const DecodeStats& stats() const;
+  // Codec threads the decoder runs (FFmpeg's choice when DecodeOptions::threads is 0); 1 when it
+  // decodes on the calling thread alone (and with NVDEC).
+  int codecThreads() const;
+  // Frames come from more than one codec thread (frame or slice threading). The pictures of a
+  // good stream are the same either way, but FFmpeg's frame-threaded error concealment of a
+  // damaged one depends on the thread count and on timing (a bit-flipped H.264 stream decoded
+  // twice with the same count gave different pictures), so only a single-threaded decode of a
+  // damaged stream is reproducible (docs/DESIGN.md, "Determinism").
+  bool threaded() const;
 
   // Output size of convert(), in display orientation (after rotation). Defaults to
   // displayWidth x displayHeight. Must be called before the first convert() that uses it.
