@@ -88,8 +88,10 @@ def per_video(path):
         for v in f["videos"][:]:
             a, n = int(v["first_row"]), int(v["segment_count"])
             rows = segs[a:a + n][["segment", "first_frame", "last_frame", "start_time", "end_time", "padded_frames"]]
+            # .tolist(): the selected members only (the bytes of a multi-member view include video_row,
+            # which depends on the manifest's order, not on the video).
             out[v["video_id"].decode()] = (int(v["status"]), hashlib.sha256(feats[a:a + n].tobytes()).hexdigest(),
-                                           rows.tobytes(), n)
+                                           rows.tolist(), n)
     return out
 
 
