@@ -115,9 +115,10 @@ TEST(DecodeCorpus, GoodFilesDecodeToWhatFfprobeReports) {
 }
 
 // Damaged files (truncated, bytes flipped, TS packets cut out) decode without throwing to the
-// frame count ffprobe decodes from them. (Whether the damage shows in DecodeStats is not checked:
-// FFmpeg conceals flipped H.264/VP9 bytes and cut TS packets without an error return or a
-// corrupt flag on the frame, so decodeErrors and framesCorrupt stay 0 for those.)
+// frame count ffprobe decodes from them; a packet the generator made for the decoder to reject
+// is counted in decodeErrors. (Otherwise the damage need not show in DecodeStats: FFmpeg conceals
+// flipped H.264/VP9 bytes and cut TS packets without an error return or a corrupt flag on the
+// frame, so decodeErrors and framesCorrupt stay 0 for those.)
 TEST(DecodeCorpus, DamagedFilesDecodeToWhatFfprobeDecodes) {
   const auto rows = rowsOfKind("damaged");
   ASSERT_FALSE(rows.empty());
@@ -131,6 +132,10 @@ TEST(DecodeCorpus, DamagedFilesDecodeToWhatFfprobeDecodes) {
                 static_cast<long long>(d.stats.framesCorrupt));
     EXPECT_GT(d.stats.framesDecoded, 0);
     EXPECT_EQ(d.stats.framesDecoded, e->frames);
+    // Where the generator made a packet the decoder rejects (notes), the decoder counts it.
+    if (e->notesSay("an error FFmpeg returns")) {
+      EXPECT_GE(d.stats.decodeErrors, 1);
+    }
   }
 }
 
