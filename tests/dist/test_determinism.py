@@ -133,9 +133,8 @@ def main():
 
     runs = [  # name, ranks, extra arguments, pinned to one core
         ("t1_b1", 1, ["--threads", "1", "--batch", "1"], False),
-        ("t2_b4", 1, ["--threads", "2", "--batch", "4"], False),
+        ("t2_b4_q1", 1, ["--threads", "2", "--batch", "4", "--queue", "1"], False),
         ("t4_b1_q8", 1, ["--threads", "4", "--batch", "1", "--queue", "8"], False),
-        ("t2_b1_q1", 1, ["--threads", "2", "--batch", "1", "--queue", "1"], False),
         ("r3_t1_b4", 3, ["--threads", "1", "--batch", "4"], False),
         ("r3_t2_b1", 3, ["--threads", "2", "--batch", "1"], False),
         ("pinned_t1_b4", 1, ["--threads", "1", "--batch", "4"], True),
