@@ -143,11 +143,13 @@ def main():
     for name, ranks, args, pin in runs:
         results[name], redone = run(tmp, name, ranks, args, pin)
         redone_ids = {vid for vid, p in rows if p in redone}
-        if pin:
+        if pin or len(os.sched_getaffinity(0)) == 1:
             check(not redone_ids, f"{name}: one core, so one codec thread: nothing decoded twice ({sorted(redone_ids)})")
         else:
             check(redone_ids == damaged, f"{name}: every damaged stream, and no good one, was decoded again "
                                          f"single-threaded: {sorted(redone_ids)}")
+    if len(os.sched_getaffinity(0)) == 1:
+        print("note: one core here, so FFmpeg decodes single-threaded in every run: the policy is not exercised")
     ref = results["t1_b1"]
     check(sorted(ref) == sorted(path_of), f"every video has a row: {sorted(ref)}")
     for vid in ("good_h264", "good_vp9", "good_h264_ts"):
