@@ -609,6 +609,7 @@ void FeatureStore::appendVideoRows(const std::vector<VideoEntry>& videos) {
 }
 
 void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
+  stateOf(impl_, "writeWave");  // a moved-from store: reported as such, not as an I/O error
   try {
     writeWaveUnguarded(local);
   } catch (const CollectiveError&) {
