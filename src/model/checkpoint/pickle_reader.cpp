@@ -1,6 +1,7 @@
 #include "pickle_reader.h"
 
 #include <cstring>
+#include <string_view>
 #include <unordered_map>
 
 #include "vidfeat/common/error.h"
@@ -96,7 +97,8 @@ std::string utf8ToLatin1(const std::string& s) {
 
 class Unpickler {
  public:
-  Unpickler(const uint8_t* data, size_t size) : p_(data), end_(data + size), begin_(data) {}
+  Unpickler(const uint8_t* data, size_t size)
+      : p_(data), end_(data + size), begin_(data), slotBudget_(kSlotsPerByte * size + kSlotsBase), textBudget_(size) {}
 
   PickleTree run() {
     for (;;) {
@@ -197,6 +199,7 @@ class Unpickler {
         case 't': {
           PyValue* v = make(PyKind::Tuple);
           v->items = popMark();
+          spend(v->items.size(), "TUPLE");
           push(v);
           break;
         }
@@ -206,6 +209,7 @@ class Unpickler {
           const size_t n = size_t(op - 0x84);
           if (stack_.size() < n + floor()) fail("TUPLE" + std::to_string(n) + " on a short stack");
           PyValue* v = make(PyKind::Tuple);
+          spend(n, "TUPLE");
           v->items.assign(stack_.end() - long(n), stack_.end());
           stack_.resize(stack_.size() - n);
           push(v);
@@ -217,6 +221,7 @@ class Unpickler {
         case 'l': {
           PyValue* v = make(PyKind::List);
           v->items = popMark();
+          spend(v->items.size(), "LIST");
           push(v);
           break;
         }
@@ -233,6 +238,7 @@ class Unpickler {
           PyValue* item = pop();
           PyValue* list = top();
           if (list->kind != PyKind::List) fail("APPEND to a non-list");
+          spend(1, "APPEND");
           list->items.push_back(item);
           break;
         }
@@ -240,6 +246,7 @@ class Unpickler {
           auto items = popMark();
           PyValue* list = top();
           if (list->kind != PyKind::List) fail("APPENDS to a non-list");
+          spend(items.size(), "APPENDS");
           list->items.insert(list->items.end(), items.begin(), items.end());
           break;
         }
@@ -312,7 +319,18 @@ class Unpickler {
   }
 
  private:
+  // The budget (see kSlotsPerByte in the header): every value made and every slot a tuple, list
+  // or dict gains counts against it, checked before the memory is taken.
+  void spend(size_t slots, const char* what) {
+    if (slots > slotBudget_ - slotsUsed_) {
+      fail(std::string(what) + " would make more than " + std::to_string(slotBudget_) +
+           " entries (the budget of " + std::to_string(kSlotsPerByte) + " per input byte); refusing a pickle that expands");
+    }
+    slotsUsed_ += slots;
+  }
+
   PyValue* make(PyKind kind) {
+    spend(1, "a value");
     tree_.arena_.push_back(std::make_unique<PyValue>());
     tree_.arena_.back()->kind = kind;
     return tree_.arena_.back().get();
@@ -392,23 +410,42 @@ class Unpickler {
     push(v);
   }
 
+  // A dict's text keys -> their entry, so that SETITEM(S) and OrderedDict([...]) are O(1) per
+  // key (a scan of the entries made an 80k-key dict quadratic: 36 s).
+  struct TextKey {
+    PyKind kind;
+    std::string_view text;  // into the key value's text (values never change once made)
+    bool operator==(const TextKey& o) const { return kind == o.kind && text == o.text; }
+  };
+  struct TextKeyHash {
+    size_t operator()(const TextKey& k) const { return std::hash<std::string_view>()(k.text) ^ size_t(k.kind); }
+  };
+  using KeyIndex = std::unordered_map<TextKey, size_t, TextKeyHash>;
+
   void setItems(PyValue* dict, const std::vector<PyValue*>& kv) {
     if (dict->kind != PyKind::Dict) fail("SETITEM(S) on a non-dict");
     if (kv.size() % 2) fail("SETITEMS with an odd number of values");
-    for (size_t i = 0; i < kv.size(); i += 2) {
-      // Python keeps the last value of a repeated key, in the first key's place.
-      bool replaced = false;
-      if (kv[i]->kind == PyKind::Str || kv[i]->kind == PyKind::Bytes) {
-        for (auto& e : dict->entries) {
-          if (e.first->kind == kv[i]->kind && e.first->text == kv[i]->text) {
-            e.second = kv[i + 1];
-            replaced = true;
-            break;
-          }
+    for (size_t i = 0; i < kv.size(); i += 2) setItem(dict, kv[i], kv[i + 1]);
+  }
+
+  void setItem(PyValue* dict, PyValue* key, PyValue* value, const char* what = "SETITEM") {
+    // Python keeps the last value of a repeated key, in the first key's place.
+    if (key->kind == PyKind::Str || key->kind == PyKind::Bytes) {
+      const TextKey k{key->kind, key->text};
+      auto at = keyIndex_.find(dict);
+      if (at != keyIndex_.end()) {
+        if (auto it = at->second.find(k); it != at->second.end()) {
+          dict->entries[it->second].second = value;
+          return;
         }
       }
-      if (!replaced) dict->entries.emplace_back(kv[i], kv[i + 1]);
+      spend(2 + kSlotsPerIndexedKey + (at == keyIndex_.end() ? kSlotsPerIndexedKey : 0), what);
+      if (at == keyIndex_.end()) at = keyIndex_.try_emplace(dict).first;
+      at->second.emplace(k, dict->entries.size());
+    } else {
+      spend(2, what);
     }
+    dict->entries.emplace_back(key, value);
   }
 
   PyValue* global(const std::string& module, const std::string& name) {
@@ -429,11 +466,16 @@ class Unpickler {
       PyValue* d = make(PyKind::Dict);
       if (!args->items.empty()) {
         if (args->items.size() != 1 || args->items[0]->kind != PyKind::List) fail("OrderedDict(...) with unexpected arguments");
-        for (PyValue* pair : args->items[0]->items) {
+        // A copy of the list: counted against the budget before it is made (one list copied by
+        // 7-byte calls over and over took 1.8 GB for a 1 MB file).
+        // setItem counts each entry before it is made; reserved only when the whole copy fits.
+        const auto& pairs = args->items[0]->items;
+        if (2 * pairs.size() <= slotBudget_ - slotsUsed_) d->entries.reserve(pairs.size());
+        for (PyValue* pair : pairs) {
           if ((pair->kind != PyKind::Tuple && pair->kind != PyKind::List) || pair->items.size() != 2) {
             fail("OrderedDict(...) item is not a pair");
           }
-          setItems(d, {pair->items[0], pair->items[1]});
+          setItem(d, pair->items[0], pair->items[1], "OrderedDict(list)");
         }
       }
       return d;
@@ -444,6 +486,9 @@ class Unpickler {
       }
       const std::string& enc = args->items[1]->text;
       if (enc != "latin1" && enc != "latin-1" && enc != "iso-8859-1") fail("_codecs.encode to " + printable(enc));
+      const size_t n = args->items[0]->text.size();
+      if (n > textBudget_) fail("_codecs.encode(...) calls copy more text than the pickle holds; refusing a pickle that expands");
+      textBudget_ -= n;
       PyValue* b = make(PyKind::Bytes);
       b->text = utf8ToLatin1(args->items[0]->text);
       return b;
@@ -468,7 +513,11 @@ class Unpickler {
   std::vector<PyValue*> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint32_t, PyValue*> memo_;
+  std::unordered_map<const PyValue*, KeyIndex> keyIndex_;
   PickleTree tree_;
+  const size_t slotBudget_;
+  size_t slotsUsed_ = 0;
+  size_t textBudget_;  // bytes _codecs.encode may still make (in all: the input's size)
 };
 
 PickleTree parsePickle(const uint8_t* data, size_t size) { return Unpickler(data, size).run(); }

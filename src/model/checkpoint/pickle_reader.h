@@ -5,9 +5,18 @@
 // pickles of numpy arrays use, and only the globals those formats name (see kAllowedGlobals in
 // the .cpp). Nothing is ever called: REDUCE / NEWOBJ / BUILD on an allowed global build an inert
 // PyValue that the caller interprets (tensorRef, ndArray). Any other opcode or global is an Error
-// naming it. Memory is linear in the input (each opcode makes at most one object and objects are
-// shared by pointer, never copied); the parser is iterative, and the interpreters below bound
-// their recursion, so cyclic or deeply nested hostile input cannot overflow the stack.
+// naming it. The parser is iterative, and the interpreters below bound their recursion, so cyclic
+// or deeply nested hostile input cannot overflow the stack.
+//
+// Budget (enforced, checked before the memory is taken): a pickle of N bytes makes at most
+// kSlotsPerByte * N + kSlotsBase entries, where an entry is one value, one tuple/list slot or one
+// half of a dict entry -- the copies OrderedDict([...]) makes of a list and APPENDS included --
+// and a text dict key costs kSlotsPerIndexedKey more (its hash-index node); _codecs.encode copies
+// at most N bytes of text in all. Past it the pickle is refused ("... budget ..."). So memory is
+// O(N): at most one value (~200 bytes) per opcode, which no opcode can multiply, plus at most
+// 4 * 8 = 32 bytes per input byte of copied slots and index, plus the input's own text. Time is
+// O(N) too: dict keys are found through a hash index, not a scan. torch.save and numpy pickles
+// use about one entry per byte.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -33,6 +42,10 @@ struct PyValue {
   PyValue* args = nullptr;               // Object: the argument tuple; PersistentId: the id
   PyValue* state = nullptr;              // Object: what BUILD gave it
 };
+
+constexpr size_t kSlotsPerByte = 4;
+constexpr size_t kSlotsPerIndexedKey = 8;
+constexpr size_t kSlotsBase = 4096;
 
 class PickleTree {
  public:

@@ -2,6 +2,7 @@
 
 #include <caffe2/serialize/inline_container.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -47,6 +48,87 @@ std::vector<char> readWholeFile(const std::string& path) {
   return bytes;
 }
 
+// torch.save writes every record of its zip stored (uncompressed). A compressed record is sized by
+// the uncompressed size its header declares (a 2.5 MB file declaring 2 GiB of deflated zeros made
+// LibTorch's reader take 4.4 GB), so the central directory is read first and any record that is
+// not stored, or that does not lie inside the file, is refused before anything is inflated.
+// Cost: one read of the central directory (bounded by the file's size), no allocation per record.
+void checkZipRecordsStored(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw InputError(path, "cannot open");
+  const uint64_t fileSize = uint64_t(in.tellg());
+  auto readAt = [&](uint64_t at, size_t n) {
+    if (at > fileSize || n > fileSize - at) throw Error("zip container: a structure lies outside the file");
+    std::string b(n, '\0');
+    in.seekg(std::streamoff(at));
+    in.read(b.data(), std::streamsize(n));
+    if (!in) throw Error("zip container: read error");
+    return b;
+  };
+  auto u16 = [](const std::string& b, size_t at) {
+    return uint32_t(uint8_t(b[at])) | (uint32_t(uint8_t(b[at + 1])) << 8);
+  };
+  auto u32 = [&](const std::string& b, size_t at) { return u16(b, at) | (u16(b, at + 2) << 16); };
+  auto u64 = [&](const std::string& b, size_t at) { return uint64_t(u32(b, at)) | (uint64_t(u32(b, at + 4)) << 32); };
+  const size_t tailSize = size_t(std::min<uint64_t>(fileSize, 22 + 65535));
+  const std::string tail = readAt(fileSize - tailSize, tailSize);
+  size_t eocd = std::string::npos;
+  for (size_t i = tail.size() >= 22 ? tail.size() - 22 + 1 : 0; i-- > 0;) {
+    if (tail.compare(i, 4, "PK\x05\x06") == 0) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd == std::string::npos) throw Error("zip container: no end of central directory record");
+  uint64_t entries = u16(tail, eocd + 10), cdSize = u32(tail, eocd + 12), cdOffset = u32(tail, eocd + 16);
+  if (entries == 0xFFFF || cdSize == 0xFFFFFFFF || cdOffset == 0xFFFFFFFF) {  // zip64
+    const uint64_t eocdAt = fileSize - tailSize + eocd;
+    if (eocdAt < 20) throw Error("zip container: zip64 locator missing");
+    const std::string loc = readAt(eocdAt - 20, 20);
+    if (loc.compare(0, 4, "PK\x06\x07") != 0) throw Error("zip container: zip64 locator missing");
+    const std::string z = readAt(u64(loc, 8), 56);
+    if (z.compare(0, 4, "PK\x06\x06") != 0) throw Error("zip container: zip64 end of central directory missing");
+    entries = u64(z, 32);
+    cdSize = u64(z, 40);
+    cdOffset = u64(z, 48);
+  }
+  const std::string cd = readAt(cdOffset, size_t(cdSize));
+  size_t at = 0;
+  for (uint64_t e = 0; e < entries; ++e) {
+    if (cd.size() - at < 46 || cd.compare(at, 4, "PK\x01\x02") != 0) throw Error("zip container: malformed central directory");
+    const uint32_t method = u16(cd, at + 10);
+    uint64_t comp = u32(cd, at + 20), uncomp = u32(cd, at + 24), local = u32(cd, at + 42);
+    const size_t nameLen = u16(cd, at + 28), extraLen = u16(cd, at + 30), commentLen = u16(cd, at + 32);
+    if (cd.size() - at - 46 < nameLen + extraLen + commentLen) throw Error("zip container: malformed central directory");
+    const std::string name = cd.substr(at + 46, nameLen);
+    for (size_t x = at + 46 + nameLen; x + 4 <= at + 46 + nameLen + extraLen;) {  // zip64 extra field
+      const uint32_t id = u16(cd, x), len = u16(cd, x + 2);
+      if (x + 4 + len > at + 46 + nameLen + extraLen) break;
+      if (id == 0x0001) {
+        size_t f = x + 4;
+        auto next = [&](uint64_t& v) {
+          if (v == 0xFFFFFFFF && f + 8 <= x + 4 + len) {
+            v = u64(cd, f);
+            f += 8;
+          }
+        };
+        next(uncomp);
+        next(comp);
+        next(local);
+      }
+      x += 4 + len;
+    }
+    if (method != 0 || comp != uncomp) {
+      throw Error("zip record " + name + " is compressed (method " + std::to_string(method) + ", " + std::to_string(comp) +
+                  " bytes declaring " + std::to_string(uncomp) + "); torch.save writes its records stored: refusing it");
+    }
+    if (local > fileSize || uncomp > fileSize - local) {
+      throw Error("zip record " + name + " of " + std::to_string(uncomp) + " bytes lies outside the file");
+    }
+    at += 46 + nameLen + extraLen + commentLen;
+  }
+}
+
 // A torch.save file: its unpickled object and the raw bytes of each storage.
 class TorchFile {
  public:
@@ -60,7 +142,10 @@ class TorchFile {
 
   const PyValue& root() const { return *tree_.root(); }
 
-  torch::Tensor tensor(const PyValue& v) const {
+  // `dense`: the tensor may not have more elements than its storage holds (zero or overlapping
+  // strides), for a caller that makes it contiguous: a crafted 4-byte storage viewed with stride 0
+  // as 10^12 elements is refused instead of materialised.
+  torch::Tensor tensor(const PyValue& v, bool dense = false) const {
     const ckpt::TensorRef ref = ckpt::tensorRef(v);
     auto it = storages_.find(ref.storageKey);
     if (it == storages_.end()) throw Error("tensor storage '" + ref.storageKey + "' is not in the file");
@@ -69,6 +154,10 @@ class TorchFile {
     if (base.numel() < ref.storageNumel) {
       throw Error("storage '" + ref.storageKey + "' holds " + std::to_string(base.numel()) + " elements, the pickle says " +
                   std::to_string(ref.storageNumel));
+    }
+    if (dense && ref.numel() > base.numel()) {
+      throw Error("tensor of " + std::to_string(ref.numel()) + " elements on storage '" + ref.storageKey + "' of " +
+                  std::to_string(base.numel()) + " (zero or overlapping strides): refusing to materialise it");
     }
     // as_strided's offset counts from the storage's start, so a legacy view's offset adds in.
     return base.as_strided(ref.sizes, ref.strides, ref.viewOffset + ref.offset);
@@ -102,7 +191,18 @@ class TorchFile {
     return t;
   }
 
+  // The record's buffer itself as a tensor (no second copy of the weights).
+  static torch::Tensor adopt(at::DataPtr ptr, size_t bytes, ckpt::ScalarType type) {
+    const int64_t n = int64_t(bytes / ckpt::scalarSize(type));
+    if (n == 0) return torch::empty({0}, torch::TensorOptions().dtype(torchType(type)));
+    auto owner = std::make_shared<at::DataPtr>(std::move(ptr));
+    void* data = owner->get();
+    return torch::from_blob(data, {n}, [owner](void*) mutable { owner.reset(); },
+                            torch::TensorOptions().dtype(torchType(type)));
+  }
+
   void readZip() {
+    checkZipRecordsStored(path_);
     try {
       caffe2::serialize::PyTorchStreamReader reader(path_);
       auto [pkl, size] = reader.getRecord("data.pkl");
@@ -111,7 +211,7 @@ class TorchFile {
         const std::string record = "data/" + key;
         if (!reader.hasRecord(record)) throw Error("storage record " + record + " is missing");
         auto [ptr, bytes] = reader.getRecord(record);
-        storages_.emplace(key, std::make_pair(type, fromBytes(ptr.get(), bytes, type)));
+        storages_.emplace(key, std::make_pair(type, adopt(std::move(ptr), bytes, type)));
       }
     } catch (const c10::Error& e) {
       throw Error(std::string("zip container: ") + e.what_without_backtrace());
@@ -389,8 +489,8 @@ IoFile readIoFile(const std::string& path) {
       throw Error("expected {\"inputs\": [tensors], \"feature\": tensor}");
     }
     IoFile io;
-    for (const PyValue* t : inputs->items) io.inputs.push_back(file.tensor(*t).contiguous());
-    io.feature = file.tensor(*feature).contiguous();
+    for (const PyValue* t : inputs->items) io.inputs.push_back(file.tensor(*t, true).contiguous());
+    io.feature = file.tensor(*feature, true).contiguous();
     if (io.inputs.empty()) throw Error("no inputs");
     return io;
   } catch (const InputError&) {
