@@ -15,7 +15,12 @@ extern const char* const kPySlowFastDefaultsYaml;  // generated from configs/pys
 
 namespace {
 
-// Recursive-descent reader for the Python literals yacs evaluates in config values.
+// Recursive-descent reader for the Python literals yacs evaluates in config values. Its recursion
+// is bounded: a value nested deeper than kMaxLiteralDepth (PySlowFast's deepest is 3, MViT's
+// POOL_KV_STRIDE) is an Error, so a 300,000-deep [[[...]]] is refused instead of overflowing the
+// stack. Time and memory are linear in the text.
+constexpr int kMaxLiteralDepth = 64;
+
 class LiteralParser {
  public:
   explicit LiteralParser(const std::string& s) : s_(s) {}
@@ -35,7 +40,15 @@ class LiteralParser {
     skipSpace();
     if (pos_ >= s_.size()) return false;
     char c = s_[pos_];
-    if (c == '(' || c == '[') return sequence(out, c == '(' ? ')' : ']');
+    if (c == '(' || c == '[') {
+      if (++depth_ > kMaxLiteralDepth) {
+        throw Error("a config value nested more than " + std::to_string(kMaxLiteralDepth) +
+                    " levels deep (at character " + std::to_string(pos_) + "); refusing it");
+      }
+      const bool ok = sequence(out, c == '(' ? ')' : ']');
+      --depth_;
+      return ok;
+    }
     if (c == '\'' || c == '"') return quoted(out);
     return atom(out);
   }
@@ -115,6 +128,7 @@ class LiteralParser {
 
   const std::string& s_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 bool parseLiteral(const std::string& text, YAML::Node& out) {
@@ -229,7 +243,13 @@ Config Config::fromYaml(const std::string& yaml, const std::vector<std::string>&
   }
   if (file.IsDefined() && !file.IsNull()) {
     if (!file.IsMap()) throw InputError(origin, "a config file must be a YAML mapping");
-    cfg.impl_->merge(cfg.impl_->root, file, "");
+    try {
+      cfg.impl_->merge(cfg.impl_->root, file, "");
+    } catch (const InputError&) {
+      throw;
+    } catch (const Error& e) {
+      throw InputError(origin, e.what());
+    }
   }
   for (const auto& o : overrides) cfg.set(o);
   return cfg;
@@ -266,7 +286,11 @@ void Config::set(const std::string& assignment) {
   auto parts = splitKey(key);
   YAML::Node cur = impl_->root;
   for (size_t i = 0; i + 1 < parts.size(); ++i) cur.reset(cur[parts[i]]);
-  cur[parts.back()] = decodeValue(value);
+  try {
+    cur[parts.back()] = decodeValue(value);
+  } catch (const Error& e) {
+    throw Error("--set " + key + ": " + e.what());
+  }
 }
 
 template <typename T>
