@@ -31,10 +31,17 @@ std::vector<FpsResampler::Slot> FpsResampler::settle(double until) {
 }
 
 std::vector<FpsResampler::Slot> FpsResampler::push(int64_t sourceIndex, double time) {
+  if (!std::isfinite(time)) throw Error("a frame's presentation time is not finite");
   std::vector<Slot> out;
   if (!started_) {
     started_ = true;
     t0_ = time;
+  } else if (time - prevTime_ > kMaxGapSeconds) {
+    // A break, not a hold: the previous frame keeps the slots of one output frame interval, then
+    // the slot grid starts again at this frame (a 1e9 s jump made 3e10 slots).
+    out = settle(prevTime_ + 1.0 / fps_);
+    t0_ = time;
+    nextSlot_ = 0;
   } else {
     out = settle(time);
   }
@@ -45,6 +52,7 @@ std::vector<FpsResampler::Slot> FpsResampler::push(int64_t sourceIndex, double t
 
 std::vector<FpsResampler::Slot> FpsResampler::finish(double lastDuration) {
   if (!started_) return {};
+  if (!(lastDuration <= kMaxGapSeconds)) lastDuration = 1.0 / fps_;  // NaN too
   return settle(prevTime_ + lastDuration);
 }
 

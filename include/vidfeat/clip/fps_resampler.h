@@ -3,10 +3,18 @@
 // bucketing. Slot k has time t0 + k/F (t0 = first frame's time) and shows the frame on screen at
 // that time: the last frame whose presentation time is <= the slot time. Works for variable
 // frame rate input, since only presentation times are used.
+//
+// Bound: a gap of more than kMaxGapSeconds between consecutive frames (or a last frame said to
+// last longer) is a break in the stream, not a frame held on screen: the earlier frame keeps one
+// output interval of slots and the grid starts again at the next frame's time. So the slots are
+// at most (frames + 1) * (kMaxGapSeconds * F + 1), whatever the timestamps say; a non-finite time
+// is an Error.
 #include <cstdint>
 #include <vector>
 
 namespace vidfeat {
+
+constexpr double kMaxGapSeconds = 60.0;
 
 class FpsResampler {
  public:
