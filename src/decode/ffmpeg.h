@@ -9,6 +9,7 @@ extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/avutil.h>
+#include <libavutil/dict.h>
 #include <libavutil/display.h>
 #include <libavutil/error.h>
 #include <libavutil/frame.h>
@@ -18,6 +19,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <cstdarg>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -59,6 +61,41 @@ inline std::string url(const std::string& path) {
   if (path.find("://") != std::string::npos) return path;
   return "file:" + path;
 }
+
+// FFmpeg's log through spdlog with a level and a rate limit (ffmpeg_log.cpp says how much gets
+// through). Idempotent; call before the first libav call that may log. `hook`, when given, is
+// also called for every line FFmpeg logs, before any filtering (the decoder counts errors so).
+using LogHook = void (*)(void* avcl, int level);
+void installLogging(LogHook hook = nullptr);
+// The filtered, rate-limited spdlog output itself, for an av_log callback installed elsewhere
+// that wants to print as vidfeat does (instead of av_log_default_callback).
+void forwardLog(void* avcl, int level, const char* fmt, va_list args);
+
+// The options of every avformat_open_input: only local files (protocol_whitelist=file) and only
+// the containers vidfeat reads (format_whitelist). FFmpeg picks a demuxer by content, not by
+// name, so without them a 33-byte text file "ffconcat version 1.0 / file self.mp4" is a concat
+// playlist that opens itself until the stack or the file table runs out, and HLS / DASH
+// playlists reach other files or hosts. The whitelist names demuxers (FFmpeg's names):
+inline constexpr const char* kFormatWhitelist =
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,gif,asf,ogg,m4v,h264,hevc,mjpeg,"
+    "yuv4mpegpipe,nut,rawvideo,dv,mxf,ivf,obu,image2,png_pipe,jpeg_pipe,apng,webp_pipe";
+
+// Opens `path` with the whitelists above into *ctx (allocated by the caller, with its interrupt
+// callback set, or null). Returns avformat_open_input's code; on failure *ctx is freed and null.
+// A demuxer that is not on the list fails with EINVAL; openError says which one it was.
+inline int openInput(AVFormatContext** ctx, const std::string& path) {
+  installLogging();
+  AVDictionary* raw = nullptr;
+  av_dict_set(&raw, "protocol_whitelist", "file", 0);
+  av_dict_set(&raw, "format_whitelist", kFormatWhitelist, 0);
+  const int rc = avformat_open_input(ctx, url(path).c_str(), nullptr, &raw);
+  av_dict_free(&raw);  // what the demuxer did not consume
+  return rc;
+}
+
+// Why openInput failed, for the message: a format FFmpeg recognises but the whitelist refuses is
+// named (the first 4 KiB probed again, as FFmpeg probes them).
+std::string openError(const std::string& path, int rc);
 
 inline std::string errorString(int code) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {0};

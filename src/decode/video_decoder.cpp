@@ -98,7 +98,7 @@ AVBufferRef* cudaDeviceContext(int index, std::string& why) {
 // flag, and its frame-threaded pictures still differ from run to run. A process-wide av_log
 // callback (FFmpeg has no other hook) finds the decoder from the logging codec context's
 // `opaque`, which FFmpeg copies into its frame-thread contexts too, among the live decoders
-// registered here; then prints as FFmpeg's default callback would.
+// registered here; then prints through spdlog, filtered and rate-limited (ffmpeg::forwardLog).
 struct LoggedErrors {
   std::mutex mutex;
   std::map<const void*, std::atomic<int64_t>*> live;  // codec context opaque -> counter
@@ -117,7 +117,7 @@ void countingLogCallback(void* avcl, int level, const char* fmt, va_list args) {
       if (auto it = r.live.find(owner); it != r.live.end()) it->second->fetch_add(1, std::memory_order_relaxed);
     }
   }
-  av_log_default_callback(avcl, level, fmt, args);
+  ffmpeg::forwardLog(avcl, level, fmt, args);  // vidfeat's log: level set, repeats cut (ffmpeg_log.cpp)
 }
 
 double toDouble(AVRational r) { return (r.num > 0 && r.den > 0) ? av_q2d(r) : 0.0; }

@@ -7,6 +7,12 @@
 
 namespace vidfeat {
 
+// The cost estimate is bounded by the file's size: at most fileBytes / kMinBytesPerFrame frames,
+// so a header claiming a duration the file cannot hold (1e9 s in 9 KB) costs no more than an
+// honest file of the same size whose frames take 64 bytes -- it does not put the video first.
+// (Only the schedule uses the estimate; decoding counts the true frames.)
+constexpr int64_t kMinBytesPerFrame = 64;
+
 struct ProbeResult {
   bool ok = false;
   std::string error;              // why it cannot be opened (when !ok)
@@ -16,7 +22,8 @@ struct ProbeResult {
   double cost() const;
 };
 
-// Reads only the container header (no stream probing, no decoding): about a millisecond.
+// Reads only the container header (no stream probing, no decoding): about a millisecond. Opens
+// with the container and protocol whitelists (decode/ffmpeg.h) and gives up after 60 s.
 ProbeResult probeVideo(const std::string& path);
 
 }  // namespace vidfeat
