@@ -37,7 +37,7 @@ struct ExtractArgs {
   std::vector<std::string> sets;
   long long randomWeights = -1;
   int batch = 1, queue = 0, stride = 0, threads = 0, wave = 16, crops = 1;
-  double fps = 0.0, waveSeconds = 60.0, videoTimeout = 0.0, watchdog = 600.0;
+  double fps = 0.0, waveSeconds = 60.0, videoTimeout = -1.0, watchdog = 600.0;
   unsigned long long tailSeed = 0;
   bool overwrite = false, skipInvalid = false, retryFailed = false;
   std::string shard = "0/1";
@@ -112,8 +112,9 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
       ("skip-invalid", po::bool_switch(&a.skipInvalid),
        "record manifest problems (missing files, duplicate ids) as failed instead of stopping")
       ("retry-failed", po::bool_switch(&a.retryFailed), "on resume, attempt failed videos again")
-      ("video-timeout", po::value(&a.videoTimeout)->default_value(0.0),
-       "fail a video still decoding after this many seconds (0 = no limit)")
+      ("video-timeout", po::value(&a.videoTimeout)->default_value(-1.0, "auto"),
+       "fail a video still decoding after this many seconds (0 = no limit; auto: 1 hour, or 1 s per 100 KB "
+       "of the file when that is longer)")
       ("watchdog", po::value(&a.watchdog)->default_value(600.0),
        "abort the whole job with a message when no collective step (a wave-sync round, which every rank joins "
        "between two forward passes, or a wave) completes for this many seconds: a rank is stuck (0 = off)")
