@@ -10,6 +10,7 @@ MODE:
   random  20 kills of a rank at seeded random times, each followed by a rerun
   diskfull  a run on a small tmpfs that fills up, then space freed and the same command rerun;
           and the journal's write failing with ENOSPC (fault shim)
+  grow    new work on a finished file: snapshot into a base journal, the file destroyed, rebuilt
   crash   a video that segfaults the process (fault shim, in the decode worker): recorded
           failed after two crashes; the other videos complete
 Every rerun must end with a file equal, per video id, to an uninterrupted run's (status, feature
@@ -332,6 +333,29 @@ def mode_crash(tmp):
     check(got == ref, "the other videos complete, equal to a run without the bomb")
     r = run(1, manifest, out, fault)
     check(r.returncode == 3 and "0 to extract" in r.stderr, "a further rerun does not try it again")
+
+
+def mode_grow(tmp):
+    """New work on a finished file (no journals): its content is copied into a base journal first,
+    so a kill that leaves the file unreadable loses nothing of what it held."""
+    rows = make_videos(tmp, [1, 2, 1])
+    m2 = write_manifest(tmp, rows[:2], "m2.csv")
+    m3 = write_manifest(tmp, rows, "m3.csv")
+    ref = reference(tmp, m3)
+    out = os.path.join(tmp, "out.h5")
+    r = run(1, m2, out)
+    check(r.returncode == 0 and not os.path.exists(out + ".journal"), "the first run completes and removes its journals")
+    r = run(1, m3, out, {"VIDFEAT_FAULT_CALL": "H5Dwrite", "VIDFEAT_FAULT_N": "1", "VIDFEAT_FAULT_ACTION": "kill"})
+    check(r.returncode != 0, f"the grown run is killed at its first write to the file (rc {r.returncode})")
+    journals = os.listdir(out + ".journal") if os.path.isdir(out + ".journal") else []
+    check(any(j.startswith("base-") for j in journals), f"a base journal was written before that write ({journals})")
+    with open(out, "r+b") as f:  # what a kill inside a metadata flush can leave: not an HDF5 file any more
+        f.truncate(1000)
+    r = run(1, m3, out)
+    check(r.returncode == 0 and "rebuilt from the journals" in r.stderr,
+          f"the rerun rebuilds the file (rc {r.returncode}) {r.stderr[-1500:] if r.returncode else ''}")
+    check(same_as_reference(out, ref, "grown, killed, file destroyed, rerun") == 0,
+          "the rebuilt file holds the first run's videos and the new one, equal to an uninterrupted run")
 
 
 def main():
