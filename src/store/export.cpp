@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "vidfeat/common/error.h"
@@ -11,6 +12,13 @@
 namespace vidfeat {
 
 namespace fs = std::filesystem;
+
+namespace {
+// Bounds of the attributes export shapes its arrays by (far above any model: --crops is 1 or 3,
+// the widest feature is SlowFast's 2304).
+constexpr int64_t kMaxExportCrops = 64;
+constexpr int64_t kMaxExportFeatureDim = 1 << 20;
+}  // namespace
 
 Located locateSegments(const StoredVideo& video, const std::vector<SegmentRecord>& segments, double start,
                        double end) {
@@ -76,15 +84,36 @@ void writeNpy(const std::string& path, const float* data, const std::vector<int6
 int64_t exportNpy(const std::string& file, const std::string& dir, const std::vector<std::string>& ids) {
   StoreReader reader(file);
   const StoreSummary& s = reader.summary();
+  // The attributes the .npy shapes come from, range-checked (crops = 0 reached HDF5 as a
+  // "no output buffer" error).
+  if (s.meta.crops < 1 || s.meta.crops > kMaxExportCrops) {
+    throw InputError(file, "attribute crops = " + std::to_string(s.meta.crops) + " is out of range (1.." +
+                               std::to_string(kMaxExportCrops) + ")");
+  }
+  if (s.meta.featureDim < 1 || s.meta.featureDim > kMaxExportFeatureDim) {
+    throw InputError(file, "attribute feature_dim = " + std::to_string(s.meta.featureDim) + " is out of range (1.." +
+                               std::to_string(kMaxExportFeatureDim) + ")");
+  }
   std::set<std::string> wanted(ids.begin(), ids.end());
   std::set<std::string> found;
-  // Check every name before writing anything.
+  // Check every name before writing anything: inside the folder, and no two ids on one file
+  // once the path is normalised ("x/y" and "x//y", "a/./b" is refused above) -- the second
+  // would silently overwrite the first.
   std::vector<const StoredVideo*> chosen;
+  std::map<std::string, std::string> byPath;  // normalised .npy path -> the id writing it
   for (const auto& v : s.videos) {
     if (!wanted.empty() && !wanted.count(v.videoId)) continue;
     found.insert(v.videoId);
     if (v.status != VideoStatus::Complete) continue;
-    npyPathFor(dir, v.videoId);
+    if (v.segmentCount < 0) {
+      throw InputError(file, "video '" + v.videoId + "' has a negative segment count " + std::to_string(v.segmentCount));
+    }
+    const std::string normal = fs::path(npyPathFor(dir, v.videoId)).lexically_normal().string();
+    auto [it, added] = byPath.emplace(normal, v.videoId);
+    if (!added) {
+      throw Error("export: video ids '" + it->second + "' and '" + v.videoId + "' are both written to " + normal +
+                  "; refusing to overwrite one with the other (export them to separate folders with --ids)");
+    }
     chosen.push_back(&v);
   }
   for (const auto& id : wanted) {
@@ -99,6 +128,11 @@ int64_t exportNpy(const std::string& file, const std::string& dir, const std::ve
     std::vector<int64_t> shape{v->segmentCount};
     if (s.meta.crops > 1) shape.push_back(s.meta.crops);
     shape.push_back(s.meta.featureDim);
+    if (features.size() != size_t(v->segmentCount) * size_t(s.meta.crops) * size_t(s.meta.featureDim)) {
+      throw InputError(file, "video '" + v->videoId + "': " + std::to_string(features.size()) + " feature values read, " +
+                                 std::to_string(v->segmentCount) + " segments x " + std::to_string(s.meta.crops) +
+                                 " crops x " + std::to_string(s.meta.featureDim) + " expected");
+    }
     writeNpy(path, features.data(), shape);
   }
   return int64_t(chosen.size());
