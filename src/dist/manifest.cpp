@@ -106,6 +106,7 @@ Manifest parseManifest(const std::string& path) {
   m.path = path;
   std::set<std::string> ids;
   std::vector<std::string> fields;
+  std::vector<std::string> tooLong;
   for (size_t i = csv ? first + 1 : 0; i < lines.size(); ++i) {
     const std::string& line = lines[i];
     if (trim(line).empty() || (!csv && line[0] == '#')) continue;
@@ -133,12 +134,29 @@ Manifest parseManifest(const std::string& path) {
       m.problems.push_back({i + 1, "", resolved, "cannot derive a video id"});
       continue;
     }
+    // Longer than the output's fixed-length fields: not a problem --skip-invalid could record
+    // (the row itself cannot be stored), so the manifest is refused before any output exists.
+    if (id.size() > kMaxVideoIdBytes || resolved.size() > kMaxPathBytes) {
+      tooLong.push_back(where + ": " + (id.size() > kMaxVideoIdBytes
+                                            ? "video id of " + std::to_string(id.size()) + " bytes"
+                                            : "path of " + std::to_string(resolved.size()) + " bytes") +
+                        " ('" + (id.size() > kMaxVideoIdBytes ? id : resolved).substr(0, 40) + "...')");
+      continue;
+    }
     if (!ids.insert(id).second) {
       m.problems.push_back({i + 1, id, resolved, "duplicate video id '" + id + "'"});
       continue;
     }
     m.entries.push_back({id, resolved});
     m.lines.push_back(i + 1);
+  }
+  if (!tooLong.empty()) {
+    std::string report = std::to_string(tooLong.size()) + " line(s) too long for the output file, which stores video ids of at most " +
+                         std::to_string(kMaxVideoIdBytes) + " bytes and paths of at most " + std::to_string(kMaxPathBytes) +
+                         " (docs/FORMAT.md):";
+    for (size_t k = 0; k < tooLong.size() && k < 20; ++k) report += "\n  " + tooLong[k];
+    if (tooLong.size() > 20) report += "\n  ... and " + std::to_string(tooLong.size() - 20) + " more";
+    throw InputError(path, report);
   }
   if (m.entries.empty() && m.problems.empty()) throw InputError(path, "the manifest lists no videos");
   return m;

@@ -13,6 +13,11 @@
 
 namespace vidfeat {
 
+// The output's fixed-length /videos fields (docs/FORMAT.md): a longer id or (resolved) path is
+// refused by parseManifest, naming the lines, before any output file is created.
+constexpr size_t kMaxVideoIdBytes = 256;
+constexpr size_t kMaxPathBytes = 1024;
+
 // A problem with one manifest line (a duplicate id, a missing or unreadable file).
 struct ManifestProblem {
   size_t line = 0;
