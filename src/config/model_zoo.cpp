@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 
@@ -37,6 +38,15 @@ std::vector<ZooModel> zooModels() {
     z.url = m["url"].as<std::string>();
     z.featureDim = m["feature_dim"].as<int>();
     if (m["note"]) z.note = m["note"].as<std::string>();
+    if (m["sha256"]) {
+      z.sha256 = m["sha256"].as<std::string>();
+      bool hex = z.sha256.size() == 64;
+      for (char& c : z.sha256) {
+        c = char(std::tolower(static_cast<unsigned char>(c)));
+        hex = hex && std::isxdigit(static_cast<unsigned char>(c));
+      }
+      if (!hex) throw InputError(path, "model " + z.name + ": sha256 must be 64 hex digits");
+    }
     out.push_back(std::move(z));
   }
   return out;

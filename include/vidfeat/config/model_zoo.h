@@ -11,6 +11,9 @@ struct ZooModel {
   std::string config;  // absolute path of the YAML
   std::string url;     // published checkpoint
   std::string note;
+  // models.yaml's `sha256` (64 hex digits) when the checkpoint's hash is pinned there; empty: the
+  // hash recorded at the first download is the pin (checkpoint_cache.h).
+  std::string sha256;
   int featureDim = 0;
   std::string fileName() const;  // the checkpoint's file name in the cache (from the URL)
 };

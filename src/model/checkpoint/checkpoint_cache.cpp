@@ -72,12 +72,24 @@ CachedCheckpoint ensureCheckpoint(const ZooModel& model, const std::string& cach
   out.path = (fs::path(cacheDir) / model.fileName()).string();
   const std::string shaPath = out.path + ".sha256";
   std::error_code ec;
-  if (fs::exists(out.path, ec)) {
+  // The pin: models.yaml's hash, else the one recorded at the first download.
+  std::string pinned = model.sha256, pinSource = "pinned in models.yaml";
+  if (pinned.empty()) {
     std::ifstream in(shaPath);
-    if (!(in >> out.sha256) || out.sha256.size() != 64) {
-      out.sha256 = sha256File(out.path);
-      std::ofstream(shaPath) << out.sha256 << "\n";
+    if (in >> pinned && pinned.size() == 64) {
+      pinSource = "recorded at its first download in " + shaPath;
+    } else {
+      pinned.clear();
     }
+  }
+  if (fs::exists(out.path, ec)) {
+    out.sha256 = sha256File(out.path);  // every use: a cached file may have been replaced
+    if (!pinned.empty() && out.sha256 != pinned) {
+      throw InputError(out.path, "the cached checkpoint of " + model.name + " has sha256 " + out.sha256 + ", not " +
+                                     pinned + " (" + pinSource + "); delete it (and " + shaPath +
+                                     " if the published file really changed) to download it again");
+    }
+    if (pinned.empty()) std::ofstream(shaPath) << out.sha256 << "\n";
     return out;
   }
   const std::string advice = "download " + model.url + " and put it at " + out.path +
@@ -99,6 +111,11 @@ CachedCheckpoint ensureCheckpoint(const ZooModel& model, const std::string& cach
     CURLcode rc = fetchInto(model.url, part, status, why);
     if (rc == CURLE_OK) {
       out.sha256 = sha256File(part);
+      if (!pinned.empty() && out.sha256 != pinned) {
+        fs::remove(part, ec);
+        throw Error("the download of " + model.url + " has sha256 " + out.sha256 + ", not " + pinned + " (" +
+                    pinSource + "); it was not kept: " + advice);
+      }
       std::ofstream(shaPath) << out.sha256 << "\n";
       fs::rename(part, out.path);  // atomic: a reader never sees a half file under the real name
       out.downloaded = true;
