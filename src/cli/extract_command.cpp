@@ -58,8 +58,8 @@ std::pair<int, int> parseShard(const std::string& text) {
 }  // namespace
 
 int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
-  // SIGTERM / SIGINT / SIGUSR1 from here on: a graceful stop (stop_signal.h), before any thread
-  // (LibTorch's, the decode worker) starts.
+  // SIGTERM / SIGINT / SIGUSR1 from here on: a graceful stop (stop_signal.h); before any thread
+  // of ours (LibTorch's, the decode worker) starts, so that they inherit the blocked mask.
   installStopHandlers();
   ExtractArgs a;
   po::options_description opts(

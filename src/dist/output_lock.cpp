@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -107,7 +108,17 @@ bool pidAlive(const std::string& pidText) {
   char* end = nullptr;
   long pid = std::strtol(pidText.c_str(), &end, 10);
   if (pid <= 0 || !end || *end) return true;  // not a pid we understand: assume alive
-  return ::kill(pid_t(pid), 0) == 0 || errno == EPERM;
+  if (::kill(pid_t(pid), 0) != 0 && errno != EPERM) return false;
+  // A zombie (exited, not yet reaped: its launcher died and PID 1 does not reap, as in some
+  // containers) still answers kill(0) but holds nothing: its state in /proc/PID/stat is Z or X.
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!f) return true;
+  char buf[512] = {};
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  const char* close = std::strrchr(buf, ')');  // "PID (comm) S ...": comm may hold spaces
+  if (n == 0 || !close || close[1] != ' ') return true;
+  return close[2] != 'Z' && close[2] != 'X';
 }
 
 // Why the holder is dead, or "" when it is live.

@@ -1,10 +1,12 @@
 #include "vidfeat/dist/stop_signal.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
 #include <initializer_list>
+#include <thread>
 
 namespace vidfeat {
 
@@ -47,6 +49,23 @@ const char* signalName(int sig) {
 }
 
 void installStopHandlers() {
+  static std::atomic<bool> installed{false};
+  if (installed.exchange(true)) return;
+  sigset_t stops;
+  sigemptyset(&stops);
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) sigaddset(&stops, sig);
+  // The signals are blocked in this thread and so in every thread it starts from now on (the
+  // decode worker, FFmpeg's and LibTorch's threads): no system call of ours is interrupted (no
+  // EINTR that could fail a video). A thread of its own takes them with sigwaitinfo(). Threads
+  // MPI started before keep them unblocked: there the handler below runs, doing the same.
+  pthread_sigmask(SIG_BLOCK, &stops, nullptr);
+  std::thread([stops] {
+    for (;;) {
+      siginfo_t info;
+      const int sig = sigwaitinfo(&stops, &info);
+      if (sig > 0) onSignal(sig);
+    }
+  }).detach();
   struct sigaction sa;
   std::memset(&sa, 0, sizeof sa);
   sa.sa_handler = onSignal;

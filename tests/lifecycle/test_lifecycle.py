@@ -17,7 +17,7 @@ MODE:
               over once it is older than 120 s.
 
 The videos are generated here with the ffmpeg CLI (testsrc2, 20-29 s each, so a run lasts a few
-seconds and a signal lands mid-run); the model is SLOW_8x8_R50 made tiny (vftest.TINY).
+seconds and a signal lands mid-run); the model is SLOW_8x8_R50 made small (SMALL below).
 """
 import hashlib
 import os
@@ -38,6 +38,12 @@ MODE, VIDFEAT, SRC, SHIM = sys.argv[1:5]
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
 INTERRUPTED = 75  # stop_signal.h kInterrupted, README "Exit code"
 DONE = re.compile(r": \d+ frames, \d+ segments")
+# vftest's tiny model made 16x heavier (width 16, 112 px crops), so that a run lasts seconds even on
+# an idle machine and a signal or a kill lands mid-run.
+SMALL = [x for x in TINY]
+for key, value in [("RESNET.WIDTH_PER_GROUP", "16"), ("DATA.TRAIN_CROP_SIZE", "112"), ("DATA.TEST_CROP_SIZE", "112"),
+                   ("DATA.TRAIN_JITTER_SCALES", "[112, 140]")]:
+    SMALL[SMALL.index(next(x for x in SMALL if x.startswith(key + "=")))] = f"{key}={value}"
 
 
 def make_videos(tmp, n=10):
@@ -52,7 +58,7 @@ def make_videos(tmp, n=10):
 
 
 def command(ranks, manifest, out, extra=()):
-    base = [VIDFEAT, "extract", "--config", CONFIG, "--random-weights", "3", "--threads", "1"] + TINY + \
+    base = [VIDFEAT, "extract", "--config", CONFIG, "--random-weights", "3", "--threads", "1"] + SMALL + \
            ["--manifest", manifest, "--output", out, "--wave", "1", "--wave-seconds", "0"] + list(extra)
     # 1 rank: vidfeat alone (an MPI singleton), so the signal goes to vidfeat itself.
     return base if ranks == 1 else ["mpirun", "-n", str(ranks), "--oversubscribe"] + base

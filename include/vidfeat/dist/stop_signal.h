@@ -16,8 +16,9 @@ namespace vidfeat {
 // 1 (the job could not run), 2 (usage) and 3 (some videos failed).
 constexpr int kInterrupted = 75;
 
-// Installs the handlers (idempotent). Call from the main thread before other threads start, so
-// they inherit no blocked mask.
+// Installs the handlers (idempotent) and blocks the signals in the calling thread, so that the
+// threads it starts afterwards inherit the blocked mask (a thread of its own receives them). Call
+// from the main thread before the pipeline's and LibTorch's threads start.
 void installStopHandlers();
 
 // The first stop signal received (SIGTERM, SIGINT, SIGUSR1), 0 when none.
