@@ -230,10 +230,19 @@ def mode_grow(tmp):
 
 
 def mode_timeout(tmp):
-    long = os.path.join(tmp, "long.mp4")
+    # A video whose decoding alone takes well over the 1.5 s timeout on an idle machine: 10 min of
+    # 640x360 at 30 fps (18000 frames, about 4 s of CPU to decode single-threaded; 2 min of
+    # 320x240 once decoded in under 1.5 s and completed). Made fast: a 10 s clip, concatenated
+    # 60 times without re-encoding.
+    seg = os.path.join(tmp, "seg.mp4")
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "testsrc2=size=320x240:rate=30:duration=120", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-pix_fmt", "yuv420p", long], check=True)
+                    "testsrc2=size=640x360:rate=30:duration=10", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-crf", "36", "-pix_fmt", "yuv420p", seg], check=True)
+    with open(os.path.join(tmp, "segs.txt"), "w") as f:
+        f.write(f"file '{seg}'\n" * 60)
+    long = os.path.join(tmp, "long.mp4")
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i",
+                    os.path.join(tmp, "segs.txt"), "-c", "copy", long], check=True)
     m = manifest(tmp, [("long", long), ("short", os.path.join(VIDEOS, "rot90.mov"))])
     out = os.path.join(tmp, "t.h5")
     t0 = time.time()
