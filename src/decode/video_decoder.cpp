@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdarg>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -95,10 +94,10 @@ AVBufferRef* cudaDeviceContext(int index, std::string& why) {
 // Error messages FFmpeg's decoders log, counted per VideoDecoder. Some damage leaves no other
 // trace: an H.264 stream with part of a GOP cut out logs "co located POCs unavailable" and
 // "mmco: unref short failure", returns every packet and frame without an error code or a corrupt
-// flag, and its frame-threaded pictures still differ from run to run. A process-wide av_log
-// callback (FFmpeg has no other hook) finds the decoder from the logging codec context's
-// `opaque`, which FFmpeg copies into its frame-thread contexts too, among the live decoders
-// registered here; then prints through spdlog, filtered and rate-limited (ffmpeg::forwardLog).
+// flag, and its frame-threaded pictures still differ from run to run. A hook in vidfeat's
+// process-wide av_log callback (ffmpeg::installLogging; FFmpeg has no other hook) finds the
+// decoder from the logging codec context's `opaque`, which FFmpeg copies into its frame-thread
+// contexts too, among the live decoders registered here.
 struct LoggedErrors {
   std::mutex mutex;
   std::map<const void*, std::atomic<int64_t>*> live;  // codec context opaque -> counter
@@ -108,7 +107,7 @@ LoggedErrors& loggedErrors() {
   return *r;
 }
 
-void countingLogCallback(void* avcl, int level, const char* fmt, va_list args) {
+void countDecoderError(void* avcl, int level) {
   if (level <= AV_LOG_ERROR && avcl != nullptr && *static_cast<const AVClass* const*>(avcl) == avcodec_get_class()) {
     const void* owner = static_cast<const AVCodecContext*>(avcl)->opaque;
     if (owner != nullptr) {
@@ -117,7 +116,6 @@ void countingLogCallback(void* avcl, int level, const char* fmt, va_list args) {
       if (auto it = r.live.find(owner); it != r.live.end()) it->second->fetch_add(1, std::memory_order_relaxed);
     }
   }
-  ffmpeg::forwardLog(avcl, level, fmt, args);  // vidfeat's log: level set, repeats cut (ffmpeg_log.cpp)
 }
 
 double toDouble(AVRational r) { return (r.num > 0 && r.den > 0) ? av_q2d(r) : 0.0; }
@@ -239,7 +237,7 @@ struct VideoDecoder::Impl {
   DecodeOptions options;
   StreamInfo info;
   DecodeStats stats;
-  std::atomic<int64_t> errorsLogged{0};  // by FFmpeg's threads too (countingLogCallback)
+  std::atomic<int64_t> errorsLogged{0};  // by FFmpeg's threads too (countDecoderError)
   bool registered = false;
 
   ~Impl() {
@@ -341,8 +339,7 @@ struct VideoDecoder::Impl {
     codec->thread_count = std::max(0, options.threads);
     codec->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
     // The decoder's error messages are counted (stats.errorsLogged); `opaque` finds this decoder.
-    static std::once_flag logHook;
-    std::call_once(logHook, [] { av_log_set_callback(&countingLogCallback); });
+    ffmpeg::installLogging(&countDecoderError);
     codec->opaque = this;
     {
       LoggedErrors& r = loggedErrors();
