@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <exception>
 #include <set>
 
 #include "vidfeat/common/error.h"
@@ -217,6 +218,17 @@ JournalWriter& JournalWriter::operator=(JournalWriter&& other) noexcept {
 }
 
 JournalWriter::~JournalWriter() {
+  if (fd_ < 0) return;
+  // Unwinding from an error (a full disk, an I/O error on the file, a bad input stopping the job):
+  // the process did not crash, so its open attempts must not count as crashes. Best effort: on a
+  // full disk the few bytes usually still fit in the journal's last block.
+  if (std::uncaught_exceptions() > 0) {
+    try {
+      append(kClose, {});
+      sync();
+    } catch (...) {
+    }
+  }
   if (fd_ >= 0) ::close(fd_);
 }
 

@@ -214,6 +214,19 @@ TEST(Journal, CrashesCountProcessesThatDiedWithTheVideoInFlight) {
   EXPECT_EQ(index.files.size(), 3u);
 }
 
+TEST(Journal, AnErrorStoppingTheRunIsNotACrash) {
+  ScratchDir dir;
+  const std::string d = dir.path().string();
+  try {
+    auto w = JournalWriter::create(d, "rank-0-a.vfj", "a", 0, meta());
+    w.attempt("v0");
+    throw Error("disk full: cannot write out.h5");  // the run stops on an error with v0 in flight
+  } catch (const Error&) {
+  }
+  JournalIndex index = scanJournals(d, meta());
+  EXPECT_TRUE(index.crashes.empty());
+}
+
 TEST(Journal, CompleteWinsOverFailedAndLaterOverEarlier) {
   ScratchDir dir;
   const std::string d = dir.path().string();

@@ -19,7 +19,8 @@
 //   ATTEMPT a video is about to be decoded (before any byte of it is read);
 //   RESULT  a finished video: id, path, rank, status, fps, frames, duration, decode errors, error,
 //           failure stage, segments, features;
-//   CLOSE   the process ended its run normally: its open attempts were not crashes.
+//   CLOSE   the process ended its run normally or stopped on an error: its open attempts were
+//           not crashes.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -58,7 +59,9 @@ class JournalWriter {
   JournalWriter& operator=(JournalWriter&& other) noexcept;
   JournalWriter(const JournalWriter&) = delete;
   JournalWriter& operator=(const JournalWriter&) = delete;
-  ~JournalWriter();  // closes the descriptor (no CLOSE record: that is close()'s promise)
+  // Closes the descriptor. While an exception unwinds (an error stopped the run, no crash) it first
+  // appends CLOSE, best effort; otherwise no CLOSE (that is close()'s promise).
+  ~JournalWriter();
 
   bool active() const { return fd_ >= 0; }
   const std::string& path() const { return path_; }
