@@ -13,6 +13,7 @@
 #include "vidfeat/dist/mpi_session.h"
 #include "vidfeat/dist/output_lock.h"
 #include "vidfeat/dist/progress.h"
+#include "vidfeat/dist/rank_agreement.h"
 #include "vidfeat/dist/stop_signal.h"
 #include "vidfeat/dist/wave_sync.h"
 #include "vidfeat/dist/watchdog.h"
@@ -109,6 +110,7 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     throw Error("--shard K/N needs 0 <= K < N, got " + std::to_string(plan.shardIndex) + "/" +
                 std::to_string(plan.shardCount));
   }
+  requireRanksAgree(plan.meta, comm);  // same config and checkpoint everywhere, before any output
   // One writer: rank 0 holds <output>.lock for the whole run; a live holder refuses it at once.
   std::unique_ptr<OutputLock> lock = plan.outputLocked ? nullptr : lockOutput(plan.outputPath, comm);
   SharedManifest manifest = readAndShare(plan, comm);
