@@ -5,7 +5,7 @@
       [--repeat 5] [--threads N] [--videos v_GGSY1Qvo990.mp4,chaplin.mp4] [--resume]
 
 Per model, random weights (every parameter and BatchNorm statistic, seeded; the full-size
-checkpoint and input come from tools/reference/pysf_ref.py, or tools/make_tsm_fixtures.py for
+checkpoint and input come from tools/reference/pysf_ref.py, or tools/fixtures/make_tsm_fixtures.py for
 TSM, and are kept in --work so a rerun does not make them again):
 
   forward     `vidfeat verify --repeat N` (LibTorch, one warm-up, median of N) against
@@ -16,7 +16,7 @@ TSM, and are kept in --work so a rerun does not make them again):
   end to end  per video of --videos: `vidfeat extract` (one rank, --batch 1, decode to HDF5
               written; run right after vidfeat's forward measurement, on a manifest listing the
               video twice: "first" carries the one-time costs of the process, "steady" is the
-              second video, decoding overlapped with the model) against tools/seed_pipeline.py
+              second video, decoding overlapped with the model) against tools/reference/seed_pipeline.py
               (PyAV decode, buckets, PySlowFast preprocessing, forward with batch 1, .npz
               written); vidfeat's model-only time is its clips x the forward median above; the
               HDF5 write time is the one vidfeat's summary prints.
@@ -203,7 +203,7 @@ class Bench:
                         "spec = [s for s in m.FULL if s[2]][0]; "
                         "r = m.make(types.SimpleNamespace(tsm=sys.argv[2]), spec, sys.argv[3], m.NUM_CLASSES_FULL, "
                         "seed=7 + m.FULL.index(spec)); json.dump(r, open(sys.argv[4], 'w'))")
-                must(self.child([self.py, "-c", code, TOOLS, os.path.abspath(self.a.tsm), self.path("fixtures"),
+                must(self.child([self.py, "-c", code, os.path.join(TOOLS, "fixtures"), os.path.abspath(self.a.tsm), self.path("fixtures"),
                                  meta + ".tmp"], f"{name}.fixture.log"), f"{name}: making the TSM fixture")
                 os.replace(meta + ".tmp", meta)
             with open(meta) as f:
@@ -312,7 +312,7 @@ class Bench:
             vid, h5 = row["vid"], row["h5"]
             d = self.path("e2e", name)
             try:
-                cmd = [self.py, os.path.join(TOOLS, "seed_pipeline.py"), video, os.path.join(REPO, config), ckpt,
+                cmd = [self.py, os.path.join(TOOLS, "reference", "seed_pipeline.py"), video, os.path.join(REPO, config), ckpt,
                        "--out", os.path.join(d, vid + ".seed.npz"), "--threads", str(self.a.threads),
                        "--pysf", os.path.abspath(self.a.pysf), "--reference", self.a.reference]
                 if os.path.exists(h5) and "vidfeat_error" not in row:
@@ -559,7 +559,7 @@ def render(run, ceiling, results, flat, argv):
           "process's one-time costs: the first clip's decode with nothing to overlap, and the first forward, "
           "which builds MKL-DNN's kernels and fills the allocator's cache; **steady** = from the first video "
           "written to the second — a video in the middle of a dataset, its decoding overlapped with the model's "
-          "work on the video before. Seed: `tools/seed_pipeline.py` (PyAV decode of every frame, PySlowFast's "
+          "work on the video before. Seed: `tools/reference/seed_pipeline.py` (PyAV decode of every frame, PySlowFast's "
           "preprocessing and model, batch 1), its `pipeline` time (one video, model loaded: compare with "
           "vidfeat's first). Model-only = vidfeat's clips × its forward median, the mean of one measurement "
           "right before these runs and the one above (right after them); steady / model-only "

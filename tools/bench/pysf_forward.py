@@ -4,7 +4,7 @@
 PySlowFast models (default): slowfast.models.build_model from a PySlowFast checkout (PYSF), the
 config merged as tools/reference/pysf_ref.py merges it, the checkpoint's model_state loaded
 strictly. TSM (--tsm DIR): mit-han-lab/temporal-shift-module's TSN class built as
-tools/make_tsm_fixtures.py builds it (full width), its state_dict loaded with "module." stripped,
+tools/fixtures/make_tsm_fixtures.py builds it (full width), its state_dict loaded with "module." stripped,
 the clip fed as TSM's test script does ([B, T*C, H, W], frame-major).
 
 The input is the .io.pt file's (the same tensor vidfeat verify runs), under torch.inference_mode,

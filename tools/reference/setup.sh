@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Prepares a machine to run the reference harness (tools/reference/pysf_ref.py) and the fixture
-# generators (tools/make_fixtures.py, tools/mvit_state_shapes.py, tools/seed_pipeline.py,
-# tools/bench/): Debian's Python packages PySlowFast's model code imports, and exports of
-# PySlowFast's slowfast/ and configs/ folders outside the repository (never committed).
+# Prepares a machine to run the reference harness (tools/reference/pysf_ref.py, seed_pipeline.py),
+# the fixture generators (tools/fixtures/) and tools/bench/: Debian's Python packages PySlowFast's
+# model code imports, and exports of PySlowFast's slowfast/ and configs/ folders outside the
+# repository (never committed).
 # The test suite needs none of this (tools/setup.sh installs what it needs).
 #
 #   tools/reference/setup.sh [--pysf DIR] [--pysf-old DIR] [--rev REV] [--mirror GIT_DIR] [--no-apt]

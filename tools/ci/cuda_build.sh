@@ -4,7 +4,7 @@
 # non-blocking copies, c10::cuda streams, --precision on the device) and the LibTorch 2.x API are
 # compiled on every CI run, next to the Debian CPU LibTorch 1.13 build that runs the tests.
 #
-# Usage: tools/ci_cuda_build.sh [BUILD_DIR]      (default: build-cuda)
+# Usage: tools/ci/cuda_build.sh [BUILD_DIR]      (default: build-cuda)
 # Environment:
 #   VIDFEAT_CUDA_TORCH   torch wheel version to build against (default below)
 #   VIDFEAT_CI_CACHE     where the wheel and its unpacked LibTorch are kept (default ~/.cache/vidfeat-ci;
@@ -25,7 +25,7 @@
 # a link error). To run such a build on a GPU machine, use the environment where
 # `pip install torch==<version>` put the nvidia-* wheels (LD_LIBRARY_PATH to their lib folders).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BUILD_DIR=${1:-build-cuda}
 TORCH_VERSION=${VIDFEAT_CUDA_TORCH:-2.12.1}
 CACHE=${VIDFEAT_CI_CACHE:-$HOME/.cache/vidfeat-ci}

@@ -24,7 +24,7 @@ Writes an .npz: features (S, D) float32, first_frame, last_frame, padded_frames 
 decoded_frames, frame_size (H, W). With --compare OUT.h5 it also reads vidfeat's features for the
 video and prints the segment counts and ||ours - seed|| / ||seed|| per segment and overall.
 
-  PYSF=/tmp/SlowFast /usr/bin/python3 tools/seed_pipeline.py VIDEO CONFIG.yaml CHECKPOINT.pyth \
+  PYSF=/tmp/SlowFast /usr/bin/python3 tools/reference/seed_pipeline.py VIDEO CONFIG.yaml CHECKPOINT.pyth \
       --out seed.npz [--compare vidfeat.h5 --video-id ID] [KEY VALUE ...]
 
 Needs Debian's python3-av (PyAV) besides what pysf_ref.py needs. Rotation metadata is not
@@ -36,7 +36,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 def setup_path(pysf, reference):
@@ -88,7 +88,7 @@ def main():
     ap.add_argument("checkpoint", help="PySlowFast .pyth (torch.save dict with model_state)")
     ap.add_argument("--out", required=True, help="output .npz")
     ap.add_argument("--pysf", default=os.environ.get("PYSF", "SlowFast"), help="PySlowFast checkout")
-    ap.add_argument("--reference", default=os.path.join(HERE, "reference"),
+    ap.add_argument("--reference", default=HERE,
                     help="folder of pysf_ref.py and its stubs (default: tools/reference)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=1, help="clips per forward")
