@@ -42,12 +42,7 @@ wheels="$CACHE/wheels"
 mkdir -p "$wheels"
 wheel=$(ls "$wheels"/torch-"$TORCH_VERSION"-*manylinux*x86_64.whl 2>/dev/null | head -n 1 || true)
 if [ -z "$wheel" ]; then
-  if ! python3 -m pip --version >/dev/null 2>&1; then
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-pip
-  fi
+  python3 -m pip --version >/dev/null 2>&1 || tools/install_packages.sh ci_cuda_build python3-pip
   echo "ci_cuda_build: downloading torch $TORCH_VERSION (once, into $wheels)"
   # --python-version/--platform: the C++ parts are the same in every cp3X wheel; take the cp311 one
   # whatever python3 is here.

@@ -43,19 +43,7 @@ PACKAGES=(
   python3-av                                # seed_pipeline.py decodes with PyAV
   python3-h5py                              # seed_pipeline.py --compare, bench.py
 )
-if [ "$APT" = 1 ]; then
-  missing=()
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    echo "reference setup: installing ${missing[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  fi
-fi
+[ "$APT" = 0 ] || "$(dirname "$0")/../install_packages.sh" "reference setup" "${PACKAGES[@]}"
 
 export_at() {  # export_at DIR REV
   if [ -f "$1/slowfast/models/build.py" ]; then
