@@ -26,14 +26,13 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import vftest  # noqa: E402
-from vftest import TINY, check, failures  # noqa: E402
+from vftest import TINY, check, failures, refused  # noqa: E402
 
 MODE, VIDFEAT, SRC, CORPUS = sys.argv[1:5]
 VIDEOS = vftest.use_corpus(CORPUS)
@@ -43,39 +42,9 @@ SLOW = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
 MB = 1 << 20
 
 
-class Run:
-    def __init__(self, rc, stdout, stderr, seconds, rss):
-        self.returncode, self.stdout, self.stderr, self.seconds, self.rss = rc, stdout, stderr, seconds, rss
-
-
 def run(*args, timeout=300, env=None):
-    """Runs vidfeat; returns its exit status, output, wall time and peak RSS in bytes."""
-    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    t0 = time.monotonic()
-    p = subprocess.Popen([VIDFEAT] + [str(a) for a in args], stdout=out, stderr=err, env=env)
-    deadline = t0 + timeout
-    while True:
-        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            p.kill()
-            pid, status, usage = os.wait4(p.pid, 0)
-            break
-        time.sleep(0.01)
-    seconds = time.monotonic() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    out.seek(0)
-    err.seek(0)
-    return Run(p.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"), seconds,
-               usage.ru_maxrss * 1024)
-
-
-def refused(r, what, *needles):
-    tail = r.stderr[-600:].strip().replace("\n", " | ")
-    check(r.returncode == 1, f"{what}: exit 1 (got {r.returncode}) {tail if r.returncode != 1 else ''}")
-    for n in needles:
-        check(n in r.stderr, f"{what}: the error says '{n}': {tail}")
+    """Runs vidfeat; returns its exit status, output, wall time and peak RSS in bytes (vftest.Run)."""
+    return vftest.measured_run([VIDFEAT, *args], timeout=timeout, env=env)
 
 
 def bounded(r, base, what, extra_mb, seconds, again=None):

@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import h5py
 import numpy as np
@@ -39,23 +38,8 @@ ROWS, CHUNK = 1_200_000, 300_000
 
 
 def run(*args, timeout=300):
-    """Runs vidfeat; returns (exit status, stderr + stdout, wall seconds, peak RSS in bytes)."""
-    out = tempfile.TemporaryFile()
-    t0 = time.monotonic()
-    p = subprocess.Popen([VIDFEAT] + [str(a) for a in args], stdout=out, stderr=subprocess.STDOUT)
-    deadline = t0 + timeout
-    while True:
-        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            p.kill()
-            pid, status, usage = os.wait4(p.pid, 0)
-            break
-        time.sleep(0.01)
-    seconds = time.monotonic() - t0
-    out.seek(0)
-    return os.waitstatus_to_exitcode(status), out.read().decode(errors="replace"), seconds, usage.ru_maxrss * 1024
+    """Runs vidfeat; returns its exit status, output, wall seconds and peak RSS (vftest.Run)."""
+    return vftest.measured_run([VIDFEAT, *args], timeout=timeout)
 
 
 def sha(path):
@@ -64,11 +48,8 @@ def sha(path):
 
 
 def refused(r, what, *needles):
-    rc, text, _, _ = r
-    tail = text[-500:].strip().replace("\n", " | ")
-    check(rc == 1, f"{what}: exit 1 (got {rc}) {tail if rc != 1 else ''}")
-    for n in needles:
-        check(n in text, f"{what}: the error says '{n}': {tail}")
+    vftest.refused(r, what, *needles)
+    text = r.stderr + r.stdout
     check("no output buffer" not in text and "HDF5-DIAG" not in text, f"{what}: no raw HDF5 error")
 
 
@@ -95,9 +76,9 @@ def main():
         good = os.path.join(tmp, "good.h5")
         r = run("extract", "--config", SLOW, "--random-weights", "1", "--threads", "1", "--manifest", m,
                 "--output", good, *TINY)
-        check(r[0] == 0, f"the good output is written {r[1][-400:]}")
+        check(r.returncode == 0, f"the good output is written {r.stderr[-400:]}")
         base = run("inspect", good)
-        check(base[0] == 0, "inspect of the good file succeeds (baseline)")
+        check(base.returncode == 0, "inspect of the good file succeeds (baseline)")
 
         bad = os.path.join(tmp, "gz.h5")
         subprocess.run([sys.executable, os.path.abspath(__file__), "--craft", good, bad], check=True)
@@ -108,8 +89,8 @@ def main():
         digest = sha(bad)
 
         def bounded(r, what):
-            extra, dt = (r[3] - base[3]) / MB, r[2] - base[2]
-            print(f"     {what}: peak RSS {r[3] / MB:.0f} MB ({extra:+.0f} MB over baseline), {r[2]:.2f} s")
+            extra, dt = (r.rss - base.rss) / MB, r.seconds - base.seconds
+            print(f"     {what}: peak RSS {r.rss / MB:.0f} MB ({extra:+.0f} MB over baseline), {r.seconds:.2f} s")
             check(extra < 64, f"{what}: peak RSS within 64 MB of the baseline ({extra:.0f} MB)")
             check(dt < 10, f"{what}: within 10 s of the baseline ({dt:.2f} s)")
 

@@ -21,7 +21,6 @@ faults of the same command; features of one video are bit-identical whatever the
 SHIM is tests/support/fault_shim.c built as a shared object (LD_PRELOAD; never part of vidfeat).
 """
 import concurrent.futures
-import hashlib
 import os
 import random
 import shutil
@@ -33,7 +32,7 @@ import time
 import h5py
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from vftest import MPI_ENV, TINY, check, failures, finish, write_manifest  # noqa: E402
+from vftest import MPI_ENV, TINY, check, extract_command, finish, per_video, write_manifest  # noqa: E402
 
 MODE, VIDFEAT, SRC, SHIM = sys.argv[1:5]
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
@@ -57,8 +56,7 @@ def make_videos(tmp, seconds):
 
 
 def command(ranks, manifest, out, extra=()):
-    base = [VIDFEAT, "extract", "--config", CONFIG, "--random-weights", "3", "--threads", "1"] + TINY + [
-        "--manifest", manifest, "--output", out, "--wave", "1", "--wave-seconds", "0"] + list(extra)
+    base = extract_command(VIDFEAT, CONFIG, manifest, out, TINY, extra)
     if ranks == 1:
         return base
     cmd = ["mpirun", "-n", str(ranks), "--oversubscribe", "--allow-run-as-root"]
@@ -79,21 +77,6 @@ def run(ranks, manifest, out, fault=None, timeout=120, extra=()):
                               timeout=timeout)
     except subprocess.TimeoutExpired as e:
         return subprocess.CompletedProcess(e.cmd, -999, e.stdout or "", f"TIMEOUT after {timeout} s")
-
-
-def per_video(path):
-    """video id -> (status, sha256 of its feature rows, its segment rows, count)."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        feats, segs = f["features"][:], f["segments"][:]
-        for v in f["videos"][:]:
-            a, n = int(v["first_row"]), int(v["segment_count"])
-            rows = segs[a:a + n][["segment", "first_frame", "last_frame", "start_time", "end_time", "padded_frames"]]
-            # .tolist(): the selected members only (the bytes of a multi-member view include video_row,
-            # which depends on the manifest's order, not on the video).
-            out[v["video_id"].decode()] = (int(v["status"]), hashlib.sha256(feats[a:a + n].tobytes()).hexdigest(),
-                                           rows.tolist(), n)
-    return out
 
 
 def same_as_reference(out, ref, what):

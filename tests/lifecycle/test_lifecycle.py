@@ -20,7 +20,6 @@ MODE:
 The videos are generated here with the ffmpeg CLI (testsrc2, 20-29 s each, so a run lasts a few
 seconds and a signal lands mid-run); the model is SLOW_8x8_R50 made small (SMALL below).
 """
-import hashlib
 import os
 import re
 import signal
@@ -30,10 +29,8 @@ import sys
 import tempfile
 import time
 
-import h5py
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from vftest import MPI_ENV, TINY, check, finish, write_manifest  # noqa: E402
+from vftest import MPI_ENV, TINY, check, extract_command, finish, per_video, write_manifest  # noqa: E402
 
 MODE, VIDFEAT, SRC, SHIM = sys.argv[1:5]
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
@@ -59,8 +56,7 @@ def make_videos(tmp, n=10):
 
 
 def command(ranks, manifest, out, extra=()):
-    base = [VIDFEAT, "extract", "--config", CONFIG, "--random-weights", "3", "--threads", "1"] + SMALL + \
-           ["--manifest", manifest, "--output", out, "--wave", "1", "--wave-seconds", "0"] + list(extra)
+    base = extract_command(VIDFEAT, CONFIG, manifest, out, SMALL, extra)
     # 1 rank: vidfeat alone (an MPI singleton), so the signal goes to vidfeat itself.
     return base if ranks == 1 else ["mpirun", "-n", str(ranks), "--oversubscribe"] + base
 
@@ -107,19 +103,6 @@ def rank_pids(p):
         for e in env:
             if e.startswith(b"OMPI_COMM_WORLD_RANK="):
                 out[int(e.split(b"=")[1])] = pid
-    return out
-
-
-def per_video(path):
-    """video id -> (status, sha256 of its feature rows, its /segments rows)."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        feats, segs = f["features"][:], f["segments"][:]
-        for v in f["videos"][:]:
-            a, n = int(v["first_row"]), int(v["segment_count"])
-            rows = segs[a:a + n][["segment", "first_frame", "last_frame", "start_time", "end_time", "padded_frames"]]
-            out[v["video_id"].decode()] = (int(v["status"]), hashlib.sha256(feats[a:a + n].tobytes()).hexdigest(),
-                                           rows.tobytes())
     return out
 
 
@@ -211,7 +194,7 @@ def mode_rank_error(tmp):
             rc, text = None, str(e.stderr or "")
         took = time.time() - t0
         print(f"{what}: exit {rc} after {took:.1f} s", flush=True)
-        check(f"H5Dwrite call 5 of rank 1" in text, f"{what}: the shim struck")
+        check("H5Dwrite call 5 of rank 1" in text, f"{what}: the shim struck")
         check(rc not in (None, 0), f"{what}: the job exits non-zero (got {rc})")
         check(took < 60, f"{what}: within 60 s ({took:.1f} s)")
         if extra_env["VIDFEAT_FAULT_ACTION"] == "hang":

@@ -6,10 +6,14 @@ environment (VIDFEAT_CORPUS_DIR); corpus() is its corpus.tsv, whose `frames` col
 count ffprobe -count_frames measured when the file was written.
 """
 import csv
+import hashlib
 import math
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
+import time
 
 # SLOW_8x8_R50 made tiny and fast: every layer is still there, a clip takes milliseconds.
 TINY = ["--set", "RESNET.WIDTH_PER_GROUP=4", "--set", "DATA.TRAIN_CROP_SIZE=64", "--set",
@@ -120,6 +124,77 @@ def write_manifest(tmp, rows, name="m.csv"):
         for vid, p in rows:
             f.write(f"{vid},{p}\n")
     return path
+
+
+def extract_command(vidfeat, config, manifest, out, sets=TINY, extra=()):
+    """`vidfeat extract` of `manifest` into `out` with seeded random weights (seed 3), one thread, the
+    model settings `sets` (default TINY) and a wave after every finished video (--wave 1
+    --wave-seconds 0), so that even a short run writes several waves and journals."""
+    return [vidfeat, "extract", "--config", config, "--random-weights", "3", "--threads", "1"] + list(sets) + [
+        "--manifest", manifest, "--output", out, "--wave", "1", "--wave-seconds", "0"] + list(extra)
+
+
+# The /segments members that belong to a video (video_row is its row in /videos, which depends on
+# the manifest's order, not on the video).
+SEGMENT_FIELDS = ["segment", "first_frame", "last_frame", "start_time", "end_time", "padded_frames"]
+
+
+def per_video(path):
+    """An output file by video id: id -> (status, sha256 of its feature rows, its /segments rows as
+    tuples of SEGMENT_FIELDS, its segment count). Two runs' files are equal per video id when these
+    dicts are equal, whatever order the videos were written in."""
+    import h5py
+    out = {}
+    with h5py.File(path, "r") as f:
+        feats, segs = f["features"][:], f["segments"][:]
+        for v in f["videos"][:]:
+            a, n = int(v["first_row"]), int(v["segment_count"])
+            # .tolist(): the selected members only (the bytes of a multi-member view include
+            # video_row).
+            rows = segs[a:a + n][SEGMENT_FIELDS].tolist()
+            out[v["video_id"].decode()] = (int(v["status"]), hashlib.sha256(feats[a:a + n].tobytes()).hexdigest(),
+                                           rows, n)
+    return out
+
+
+class Run:
+    """What measured_run() saw: exit status, output, wall seconds, peak RSS in bytes."""
+
+    def __init__(self, returncode, stdout, stderr, seconds, rss):
+        self.returncode, self.stdout, self.stderr, self.seconds, self.rss = returncode, stdout, stderr, seconds, rss
+
+
+def measured_run(cmd, timeout=300, env=None):
+    """Runs `cmd` as a child and returns a Run with its peak RSS: the child's own ru_maxrss from
+    os.wait4 (not the test process's, nor other children's). Past `timeout` s it is killed (SIGKILL;
+    the Run then has returncode -9)."""
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    t0 = time.monotonic()
+    p = subprocess.Popen([str(a) for a in cmd], stdout=out, stderr=err, env=env)
+    deadline = t0 + timeout
+    while True:
+        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            pid, status, usage = os.wait4(p.pid, 0)
+            break
+        time.sleep(0.01)
+    seconds = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    out.seek(0)
+    err.seek(0)
+    return Run(p.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"), seconds,
+               usage.ru_maxrss * 1024)
+
+
+def refused(r, what, *needles):
+    """Checks that a Run was refused: exit status 1 and each needle in its stderr."""
+    tail = r.stderr[-600:].strip().replace("\n", " | ")
+    check(r.returncode == 1, f"{what}: exit 1 (got {r.returncode}) {tail if r.returncode != 1 else ''}")
+    for n in needles:
+        check(n in r.stderr, f"{what}: the error says '{n}': {tail}")
 
 
 def features_equal_alone(alone_h5, good):
