@@ -32,7 +32,7 @@ import time
 import h5py
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from vftest import MPI_ENV, TINY, check, extract_command, finish, per_video, write_manifest  # noqa: E402
+from vftest import MPI_ENV, TINY, check, extract_command, finish, per_video, reference, write_manifest  # noqa: E402
 
 MODE, VIDFEAT, SRC, SHIM = sys.argv[1:5]
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
@@ -99,11 +99,14 @@ def same_as_reference(out, ref, what):
     return bad
 
 
-def reference(tmp, manifest):
-    ref = os.path.join(tmp, "ref.h5")
-    r = run(1, manifest, ref)
-    check(r.returncode == 0, f"uninterrupted reference run (rc {r.returncode}) {r.stderr[-1500:] if r.returncode else ''}")
-    return per_video(ref)
+def rerun_same(ranks, manifest, out, ref, what):
+    """Reruns the same command on `out`: it must complete and give the reference file. Returns
+    (failed checks, the rerun's log)."""
+    r = run(ranks, manifest, out)
+    if r.returncode != 0:
+        check(False, f"{what}: the rerun completes (rc {r.returncode}) {r.stderr[-1500:]}")
+        return 1, r.stderr
+    return same_as_reference(out, ref, what), r.stderr
 
 
 def count_calls(tmp, ranks, manifest, calls, rank):
@@ -129,20 +132,14 @@ def kill_point(tmp, ranks, manifest, ref, calls, rank, n):
     r = run(ranks, manifest, out, {"VIDFEAT_FAULT_CALL": calls, "VIDFEAT_FAULT_RANK": str(rank),
                                    "VIDFEAT_FAULT_N": str(n), "VIDFEAT_FAULT_ACTION": "kill"})
     killed = r.returncode != 0
-    r2 = run(ranks, manifest, out)
-    what = f"{ranks} rank(s), kill at {calls} call {n} on rank {rank}"
-    bad = 0
-    if r2.returncode != 0:
-        bad += not check(False, f"{what}: the rerun completes (rc {r2.returncode}) {r2.stderr[-1500:]}")
-    else:
-        bad += same_as_reference(out, ref, what)
+    bad, log = rerun_same(ranks, manifest, out, ref, f"{ranks} rank(s), kill at {calls} call {n} on rank {rank}")
     shutil.rmtree(d, ignore_errors=True)
-    return killed, bad, r2.stderr
+    return killed, bad, log
 
 
 def sweep(tmp, ranks, rank, call_sets):
     manifest = write_manifest(tmp, make_videos(tmp, [1, 2]))
-    ref = reference(tmp, manifest)
+    ref = reference(run, tmp, manifest)
     points = []
     for calls in call_sets:
         total = count_calls(tmp, ranks, manifest, calls, rank)
@@ -189,7 +186,7 @@ def mode_sweep3(tmp):
 
 def mode_random(tmp):
     manifest = write_manifest(tmp, make_videos(tmp, [1, 2, 1]))
-    ref = reference(tmp, manifest)
+    ref = reference(run, tmp, manifest)
     rng = random.Random(13)
     # How long a run takes here, to draw kill times inside it.
     t = time.time()
@@ -235,13 +232,7 @@ def mode_random(tmp):
                 p.wait()
             if hit:
                 break
-        r2 = run(ranks, manifest, out)
-        what = f"random kill {k} ({ranks} rank(s), after {delay:.2f} s)"
-        b = 0
-        if r2.returncode != 0:
-            b += not check(False, f"{what}: the rerun completes (rc {r2.returncode}) {r2.stderr[-1500:]}")
-        else:
-            b += same_as_reference(out, ref, what)
+        b, _ = rerun_same(ranks, manifest, out, ref, f"random kill {k} ({ranks} rank(s), after {delay:.2f} s)")
         shutil.rmtree(d, ignore_errors=True)
         return hit, b
 
@@ -258,7 +249,7 @@ def mode_random(tmp):
 def mode_diskfull(tmp):
     rows = make_videos(tmp, [1, 2, 1, 2])
     manifest = write_manifest(tmp, rows)
-    ref = reference(tmp, manifest)
+    ref = reference(run, tmp, manifest)
     # 1. A real full disk: the output on a tmpfs too small for it.
     mnt = os.path.join(tmp, "small")
     os.makedirs(mnt)
@@ -313,7 +304,7 @@ def mode_crash(tmp):
     rows.insert(1, ("bomb", bomb))
     manifest = write_manifest(tmp, rows)
     good = write_manifest(tmp, [r for r in rows if r[0] != "bomb"], "good.csv")
-    ref = reference(tmp, good)
+    ref = reference(run, tmp, good)
     out = os.path.join(tmp, "out.h5")
     fault = {"VIDFEAT_FAULT_SEGV_OPEN": "bomb.mp4"}
     rcs = []
@@ -347,7 +338,7 @@ def mode_grow(tmp):
     rows = make_videos(tmp, [1, 2, 1])
     m2 = write_manifest(tmp, rows[:2], "m2.csv")
     m3 = write_manifest(tmp, rows, "m3.csv")
-    ref = reference(tmp, m3)
+    ref = reference(run, tmp, m3)
     out = os.path.join(tmp, "out.h5")
     r = run(1, m2, out)
     check(r.returncode == 0 and not os.path.exists(out + ".journal"), "the first run completes and removes its journals")

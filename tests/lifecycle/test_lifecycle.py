@@ -30,7 +30,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from vftest import MPI_ENV, TINY, check, extract_command, finish, per_video, write_manifest  # noqa: E402
+from vftest import MPI_ENV, TINY, check, extract_command, finish, per_video, reference, write_manifest  # noqa: E402
 
 MODE, VIDFEAT, SRC, SHIM = sys.argv[1:5]
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
@@ -113,13 +113,6 @@ def complete_count(path):
         return -1  # not readable as it is (the rerun repairs it from the journals)
 
 
-def reference(tmp, manifest):
-    ref = os.path.join(tmp, "ref.h5")
-    r = run(1, manifest, ref)
-    check(r.returncode == 0, f"uninterrupted reference run: exit 0 (got {r.returncode}) {r.stderr[-1500:]}")
-    return per_video(ref)
-
-
 def rerun_identical(ranks, manifest, out, want, what):
     r = run(ranks, manifest, out)
     check(r.returncode == 0, f"{what}: the rerun exits 0 (got {r.returncode}) {r.stderr[-1500:] if r.returncode else ''}")
@@ -132,7 +125,7 @@ def rerun_identical(ranks, manifest, out, want, what):
 
 def mode_signals(tmp):
     manifest, n = make_videos(tmp)
-    want = reference(tmp, manifest)
+    want = reference(run, tmp, manifest)
     # (ranks, what, how the signal is sent)
     cases = [(1, "SIGTERM to vidfeat (1 rank)", "term"),
              (3, "SIGTERM to rank 1 of 3", "term-rank"),
@@ -179,7 +172,7 @@ def mode_signals(tmp):
 
 def mode_rank_error(tmp):
     manifest, n = make_videos(tmp)
-    want = reference(tmp, manifest)
+    want = reference(run, tmp, manifest)
     for what, extra_env, extra in [("H5Dwrite failing on rank 1 of 3", {"VIDFEAT_FAULT_ACTION": "fail"}, []),
                                    ("rank 1 of 3 hanging in H5Dwrite, --watchdog 5", {"VIDFEAT_FAULT_ACTION": "hang"},
                                     ["--watchdog", "5"])]:
@@ -217,7 +210,7 @@ def lock_text(host, pid, job="none"):
 
 def mode_lock(tmp):
     manifest, n = make_videos(tmp, 6)
-    want = reference(tmp, manifest)
+    want = reference(run, tmp, manifest)
     host = socket.gethostname()
     out = os.path.join(tmp, "l.h5")
     log = os.path.join(tmp, "a.log")

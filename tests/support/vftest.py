@@ -157,6 +157,17 @@ def per_video(path):
     return out
 
 
+def reference(run, tmp, manifest):
+    """The uninterrupted run a test compares its interrupted and rerun files with: run(1, manifest,
+    <tmp>/ref.h5) (a test's own runner: ranks, manifest, output) must exit 0; returns per_video of
+    its file."""
+    ref = os.path.join(tmp, "ref.h5")
+    r = run(1, manifest, ref)
+    check(r.returncode == 0, f"uninterrupted reference run: exit 0 (got {r.returncode}) "
+                             f"{r.stderr[-1500:] if r.returncode else ''}")
+    return per_video(ref)
+
+
 class Run:
     """What measured_run() saw: exit status, output, wall seconds, peak RSS in bytes."""
 
