@@ -72,6 +72,7 @@ class TorchFeatureModel : public FeatureModel {
 
   std::string arch() const override { return cfg_.get<std::string>("MODEL.ARCH"); }
   int64_t featureDim() const override { return net_->featureDim(); }
+  std::string featureDescription() const override { return net_->featureDescription(); }
   int64_t numClasses() const override { return net_->numClasses(); }
   ClipShape inputShape() const override { return shape_; }
   std::string device() const override { return device_.str(); }

@@ -278,6 +278,20 @@ MViTImpl::MViTImpl(const Config& cfg) {
   numClasses_ = cfg.get<int>("MODEL.NUM_CLASSES");
   head = register_module("head", TransformerBasicHead(headDimIn, numClasses_, cfg.get<std::string>("MODEL.HEAD_ACT")));
   featureDim_ = headDimIn;
+  const std::string dim = std::to_string(featureDim_) + "-d: ";
+  if (rev) {
+    const std::string streams = "the two reversible streams (" + std::to_string(embedDim) + " + " +
+                                std::to_string(embedDim) + ") fused (MVIT.REV.RESPATH_FUSE " +
+                                cfg.get<std::string>("MVIT.REV.RESPATH_FUSE") + ")";
+    description_ = dim + (meanPooling_ ? streams + ", the mean over tokens, then the final norm"
+                                       : "after the final norm, " + streams + ", the mean over tokens");
+  } else if (meanPooling_) {
+    description_ = dim + (clsEmbed_ ? "the mean over the patch tokens (cls token left out), then the final norm"
+                                    : "the mean over tokens, then the final norm");
+  } else {
+    description_ = dim + (clsEmbed_ ? "the cls token after the final norm" : "the mean over tokens after the final norm");
+  }
+  description_ += "; the input of head.projection";
 }
 
 NetOutput MViTImpl::forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) {

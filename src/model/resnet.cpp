@@ -173,6 +173,8 @@ ResNetImpl::ResNetImpl(const Config& cfg, bool nopool) {
                                                  cfg.get<std::string>("MODEL.HEAD_ACT")));
   // The head pools all NUM_FRAMES / pool1 frames into one step, so the feature is C wide.
   featureDim_ = dimOut;
+  description_ = std::to_string(featureDim_) + "-d: res5 output of the R" + std::to_string(cfg.get<int>("RESNET.DEPTH")) +
+                 " (" + std::to_string(dimOut) + " channels), average-pooled over T, H and W; the input of head.projection";
 }
 
 NetOutput ResNetImpl::forwardFeatures(std::vector<torch::Tensor> x, bool withLogits) {

@@ -126,6 +126,9 @@ SlowFastImpl::SlowFastImpl(const Config& cfg) {
   const std::vector<int64_t> headDims = {width * 32, width * 32 / betaInv};
   head = register_module("head", ResNetBasicHead(headDims, numClasses_, pool, cfg.get<std::string>("MODEL.HEAD_ACT")));
   featureDim_ = headDims[0] + headDims[1];
+  description_ = std::to_string(featureDim_) + "-d: Slow res5 (" + std::to_string(headDims[0]) + ") and Fast res5 (" +
+                 std::to_string(headDims[1]) +
+                 ") outputs, each average-pooled over T, H and W, concatenated; the input of head.projection";
 }
 
 NetOutput SlowFastImpl::forwardFeatures(std::vector<torch::Tensor> x, bool withLogits) {

@@ -158,6 +158,12 @@ TsnImpl::TsnImpl(const Config& cfg) {
   featureDim_ = base_model->outDim;
   numClasses_ = cfg.get<int>("MODEL.NUM_CLASSES");
   new_fc = register_module("new_fc", torch::nn::Linear(featureDim_, numClasses_));
+  description_ = std::to_string(featureDim_) + "-d: torchvision ResNet-" + std::to_string(depth) +
+                 " output, globally pooled per frame, averaged over the clip's " +
+                 std::to_string(cfg.get<int>("DATA.NUM_FRAMES")) + " frames (" +
+                 (arch == "tsm" ? "TSM consensus; 1/" + std::to_string(foldDiv) + " of the channels shifted each way"
+                                : std::string("TSN consensus")) +
+                 "), before dropout and new_fc";
 }
 
 NetOutput TsnImpl::forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) {

@@ -191,6 +191,9 @@ X3DImpl::X3DImpl(const Config& cfg) {
                                          std::vector<int64_t>{cfg.get<int>("DATA.NUM_FRAMES"), spatial, spatial},
                                          cfg.get<std::string>("MODEL.HEAD_ACT"), cfg.get<bool>("X3D.BN_LIN5")));
   featureDim_ = dimC5;
+  description_ = std::to_string(featureDim_) + "-d: res5 (" + std::to_string(dimOut) + " channels) -> conv_5 (" +
+                 std::to_string(dimInner) + ") -> average pool over T, H and W -> lin_5 (" + std::to_string(dimC5) +
+                 ") and ReLU; the input of head.projection";
 }
 
 NetOutput X3DImpl::forwardFeatures(std::vector<torch::Tensor> x, bool withLogits) {

@@ -34,14 +34,18 @@ struct ClipShape {
 class FeatureModel {
  public:
   // Builds the network the config describes on `device` ("cpu", "cuda", "cuda:1"). Its weights
-  // are not set yet: call randomizeWeights() or (later) a checkpoint loader. Throws Error naming
-  // the config key for unsupported values.
+  // are not set yet: call randomizeWeights() or loadCheckpoint(). Throws Error naming the config
+  // key for unsupported values.
   static std::unique_ptr<FeatureModel> build(const Config& cfg, const std::string& device = "cpu",
                                              Precision precision = Precision::Fp32);
   virtual ~FeatureModel() = default;
 
   virtual std::string arch() const = 0;
   virtual int64_t featureDim() const = 0;
+  // What a feature row is, computed from the built network's real widths, e.g. for SLOWFAST_8x8_R50
+  // "2304-d: Slow res5 (2048) and Fast res5 (256) outputs, each average-pooled over T, H and W,
+  // concatenated; the input of head.projection". Starts with featureDim() and "-d: ".
+  virtual std::string featureDescription() const = 0;
   virtual int64_t numClasses() const = 0;
   virtual ClipShape inputShape() const = 0;
   virtual std::string device() const = 0;

@@ -29,6 +29,7 @@ class ResNetImpl : public VideoNet {
   NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) override;
   int64_t featureDim() const override { return featureDim_; }
   int64_t numClasses() const override { return numClasses_; }
+  std::string featureDescription() const override { return description_; }
 
   VideoModelStem s1{nullptr};
   ResStage s2{nullptr}, s3{nullptr}, s4{nullptr}, s5{nullptr};
@@ -38,6 +39,7 @@ class ResNetImpl : public VideoNet {
  private:
   int64_t featureDim_ = 0;
   int64_t numClasses_ = 0;
+  std::string description_;
 };
 
 // Temporal kernel basis per stage ({stem, res2..res5}, each a list) and the pool after res2, per

@@ -31,6 +31,7 @@ class SlowFastImpl : public VideoNet {
   NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) override;
   int64_t featureDim() const override { return featureDim_; }
   int64_t numClasses() const override { return numClasses_; }
+  std::string featureDescription() const override { return description_; }
 
   VideoModelStem s1{nullptr};
   FuseFastToSlow s1_fuse{nullptr}, s2_fuse{nullptr}, s3_fuse{nullptr}, s4_fuse{nullptr};
@@ -41,6 +42,7 @@ class SlowFastImpl : public VideoNet {
  private:
   int64_t featureDim_ = 0;
   int64_t numClasses_ = 0;
+  std::string description_;
 };
 
 }  // namespace vidfeat::model

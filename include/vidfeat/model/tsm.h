@@ -69,6 +69,7 @@ class TsnImpl : public VideoNet {
   NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) override;
   int64_t featureDim() const override { return featureDim_; }
   int64_t numClasses() const override { return numClasses_; }
+  std::string featureDescription() const override { return description_; }
 
   TvResNet base_model{nullptr};
   torch::nn::Linear new_fc{nullptr};
@@ -76,6 +77,7 @@ class TsnImpl : public VideoNet {
  private:
   int64_t featureDim_ = 0;
   int64_t numClasses_ = 0;
+  std::string description_;
   int64_t shiftSegments_ = 0;  // 0 for TSN
 };
 

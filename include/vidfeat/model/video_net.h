@@ -28,6 +28,9 @@ class VideoNet : public torch::nn::Module {
   virtual NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) = 0;
   virtual int64_t featureDim() const = 0;
   virtual int64_t numClasses() const = 0;
+  // What the feature row is, with the widths of this built network, e.g. "2304-d: Slow res5 (2048)
+  // and Fast res5 (256) outputs, ...". Written into the output's feature_name attribute.
+  virtual std::string featureDescription() const = 0;
 };
 
 // Builds the network MODEL.ARCH / MODEL.MODEL_NAME describe. Unsupported values throw Error
