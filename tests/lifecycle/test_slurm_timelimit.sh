@@ -18,6 +18,7 @@
 #    bit-identical, same /videos, /segments, /failures rows);
 # 5. always tears down (trap): scancel, the daemons it started and every process carrying its
 #    SLURM_CONF, by PID; removes the scratch folder (KEEP_SCRATCH=1 keeps it).
+# Steps 1 and 5 are tests/slurm/slurm_env.sh's (shared with tests/slurm/test_slurm.sh).
 # Skipped (exit 77) when not root or when slurm-wlm / munge are not installed (tools/setup.sh
 # installs them; tests/slurm/test_slurm.sh installs them when missing).
 set -uo pipefail
@@ -28,122 +29,19 @@ BUDGET_S=${BUDGET_S:-540}   # the test stops itself (and tears down) before ctes
 
 say() { echo "[slurm-timelimit $(date -u +%H:%M:%S)] $*"; }
 fail() { echo "FAILED: $*" >&2; exit 1; }
+# shellcheck source=../slurm/slurm_env.sh
+source "$SOURCE/tests/slurm/slurm_env.sh"
 
 if [[ $(id -u) != 0 ]]; then echo "SKIPPED: starts munged/slurmd: needs root"; exit 77; fi
 for c in slurmctld slurmd sbatch scontrol munged ffmpeg; do
   command -v "$c" >/dev/null || { echo "SKIPPED: $c is not installed (tools/setup.sh installs it)"; exit 77; }
 done
-while IFS='=' read -r name _; do
-  case $name in SLURM_*|SBATCH_*|SRUN_*|SALLOC_*) unset "$name" ;; esac
-done < <(env)
-
-SCRATCH=$(mktemp -d /tmp/vidfeat-slurm-tl-XXXXXX)
-chmod 755 "$SCRATCH"
-mkdir -p "$SCRATCH"/{state,spool,log,run,tmp}
-export SLURM_CONF=$SCRATCH/slurm.conf TMPDIR=$SCRATCH/tmp
-started_munged="" jobs_submitted="" watchdog=""
-
-our_pids() {   # processes whose environment holds our SLURM_CONF (daemons, steps, job scripts)
-  local d pid
-  for d in /proc/[0-9]*; do
-    pid=${d#/proc/}
-    [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-    if { tr '\0' '\n' < "$d/environ"; } 2>/dev/null | grep -qxF "SLURM_CONF=$SLURM_CONF"; then echo "$pid"; fi
-  done
-}
-stop_pid() {   # TERM, up to 15 s, then KILL
-  local pid=$1 i
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for ((i = 0; i < 30; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
-  kill -KILL "$pid" 2>/dev/null
-}
-teardown() {
-  local rc=$? pid i
-  trap - EXIT INT TERM HUP
-  set +e
-  say "teardown (test exit code $rc)"
-  [[ -n "$watchdog" ]] && kill "$watchdog" 2>/dev/null
-  if [[ -n "$jobs_submitted" ]]; then
-    # shellcheck disable=SC2086
-    timeout 20 scancel $jobs_submitted 2>/dev/null
-    for ((i = 0; i < 20; i++)); do [[ -z "$(timeout 10 squeue -h -o %i 2>/dev/null)" ]] && break; sleep 0.5; done
-  fi
-  if [[ $rc != 0 ]]; then
-    for f in "$SCRATCH"/log/*.log "$SCRATCH"/run/*.log; do
-      [[ -f "$f" ]] && { echo "----- ${f#"$SCRATCH"/} (last 30 lines)"; tail -n 30 "$f"; }
-    done
-  fi
-  [[ -f "$SCRATCH/slurmd.pid" ]] && stop_pid "$(cat "$SCRATCH/slurmd.pid")"
-  [[ -f "$SCRATCH/slurmctld.pid" ]] && stop_pid "$(cat "$SCRATCH/slurmctld.pid")"
-  for pid in $(our_pids); do stop_pid "$pid"; done
-  [[ -n "$started_munged" ]] && stop_pid "$started_munged"
-  if [[ "${KEEP_SCRATCH:-0}" == 1 ]]; then say "kept $SCRATCH"; else rm -rf "$SCRATCH"; fi
-  exit "$rc"
-}
-trap teardown EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-( sleep "$BUDGET_S" && echo "FAILED: the test ran past ${BUDGET_S} s" >&2 && kill -TERM $$ ) &
-watchdog=$!
+slurm_env_begin vidfeat-slurm-tl "$BUDGET_S"
 
 # ---- 1. munge, slurmctld, slurmd ----
-if ! { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }; then
-  if [[ ! -s /etc/munge/munge.key ]]; then
-    mkdir -p /etc/munge
-    dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
-  fi
-  mkdir -p /var/log/munge /run/munge
-  chown -R munge:munge /etc/munge /var/log/munge /run/munge
-  chmod 700 /etc/munge; chmod 400 /etc/munge/munge.key; chmod 755 /run/munge
-  runuser -u munge -- munged --force || fail "munged did not start"
-  for ((i = 0; i < 20; i++)); do [[ -s /run/munge/munged.pid ]] && break; sleep 0.25; done
-  started_munged=$(cat /run/munge/munged.pid 2>/dev/null)
-  munge -n | unmunge >/dev/null || fail "munge -n | unmunge"
-fi
-host=$(hostname -s)
-read -r ctld_port d_port < <(/usr/bin/python3 -c '
-import socket
-ss = [socket.socket() for _ in range(2)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in ss))')
-cat > "$SLURM_CONF" <<EOF
-ClusterName=vidfeattl
-SlurmctldHost=$host(127.0.0.1)
-SlurmctldPort=$ctld_port
-SlurmdPort=$d_port
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-StateSaveLocation=$SCRATCH/state
-SlurmdSpoolDir=$SCRATCH/spool
-SlurmctldPidFile=$SCRATCH/slurmctld.pid
-SlurmdPidFile=$SCRATCH/slurmd.pid
-SlurmctldLogFile=$SCRATCH/log/slurmctld.log
-SlurmdLogFile=$SCRATCH/log/slurmd.log
-TmpFS=$SCRATCH/tmp
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=none
-ReturnToService=2
-MinJobAge=600
-KillWait=30
-NodeName=$host NodeAddr=127.0.0.1 CPUs=2 RealMemory=4000 State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
-EOF
-slurmctld -f "$SLURM_CONF" -i || fail "slurmctld did not start"
-slurmd -f "$SLURM_CONF" -N "$host" || fail "slurmd did not start"
-for ((i = 0; i < 120; i++)); do
-  [[ "$(timeout 10 sinfo -h -n "$host" -o %t 2>/dev/null)" == idle ]] && break
-  sleep 0.5
-done
-[[ "$(timeout 10 sinfo -h -n "$host" -o %t 2>/dev/null)" == idle ]] || fail "node $host not idle after 60 s"
-say "SLURM up (node $host)"
+slurm_start_munge
+slurm_start vidfeattl KillWait=30
+say "SLURM up (node $SLURM_HOST)"
 
 # ---- 2. videos, the job ----
 manifest=$SCRATCH/videos.csv
@@ -165,7 +63,6 @@ submit() {
   sbatch --parsable --time=10 --nodes=1 --ntasks-per-node=1 --cpus-per-task=1 --gpus-per-node=0 \
       "$SOURCE/slurm/extract.sbatch" | cut -d';' -f1
 }
-job_state() { timeout 10 scontrol -o show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).* ExitCode=\([0-9:]*\).*/\1 \2/p'; }
 wait_end() {   # wait_end JOB SECONDS
   local deadline=$((SECONDS + $2)) s
   while ((SECONDS < deadline)); do

@@ -20,7 +20,8 @@
 # 5. always tears down (trap): scancel, then stops the daemons it started and every process
 #    carrying its SLURM_CONF (job steps), by PID, and removes the scratch folder. Outside the
 #    scratch folder it touches only /etc/munge (creates a key if there is none), /var/log/munge
-#    and /run/munge.
+#    and /run/munge. Steps 2 and 5 are tests/slurm/slurm_env.sh's (shared with
+#    tests/lifecycle/test_slurm_timelimit.sh).
 # Not root: skipped (exit 77). KEEP_SCRATCH=1 keeps the scratch folder (logs) for debugging; the daemons are stopped anyway.
 set -uo pipefail
 
@@ -33,84 +34,8 @@ BUDGET_S=${BUDGET_S:-840}         # then the test stops itself (and tears down):
 
 say() { echo "[slurm-test $(date -u +%H:%M:%S)] $*"; }
 fail() { echo "FAILED: $*" >&2; exit 1; }
-
-# Nothing of an enclosing SLURM job (if ctest itself runs in one) may leak into ours.
-while IFS='=' read -r name _; do
-  case $name in SLURM_*|SBATCH_*|SRUN_*|SALLOC_*) unset "$name" ;; esac
-done < <(env)
-
-SCRATCH=$(mktemp -d /tmp/vidfeat-slurm-XXXXXX)
-chmod 755 "$SCRATCH"
-mkdir -p "$SCRATCH"/{state,spool,log,run,tmp}
-export SLURM_CONF=$SCRATCH/slurm.conf
-export TMPDIR=$SCRATCH/tmp   # Open MPI's session folders; TmpFS below: the pmix plugin's
-started_munged=""
-jobs_submitted=""
-watchdog=""
-
-# Processes whose environment holds our SLURM_CONF: slurmctld, slurmd, slurmstepd and job steps
-# (sbatch passes the environment on). Matching the exact scratch path only finds what we started.
-our_pids() {
-  local d pid
-  for d in /proc/[0-9]*; do
-    pid=${d#/proc/}
-    [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-    if { tr '\0' '\n' < "$d/environ"; } 2>/dev/null | grep -qxF "SLURM_CONF=$SLURM_CONF"; then
-      echo "$pid"
-    fi
-  done
-}
-
-stop_pid() {   # stop_pid PID NAME: TERM, wait up to 15 s, then KILL
-  local pid=$1 i
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for ((i = 0; i < 30; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.5
-  done
-  say "$2 (pid $pid) ignored TERM: KILL"
-  kill -KILL "$pid" 2>/dev/null
-}
-
-teardown() {
-  local rc=$? pid pids i
-  trap - EXIT INT TERM HUP
-  set +e
-  say "teardown (test exit code $rc)"
-  [[ -n "$watchdog" ]] && kill "$watchdog" 2>/dev/null   # (its sleep carries SLURM_CONF: stopped below)
-  if [[ -n "$jobs_submitted" ]]; then
-    # shellcheck disable=SC2086
-    timeout 20 scancel $jobs_submitted 2>/dev/null
-    for ((i = 0; i < 20; i++)); do   # let slurmd end the job steps itself
-      [[ -z "$(timeout 10 squeue -h -o %i 2>/dev/null)" ]] && break
-      sleep 0.5
-    done
-  fi
-  if [[ $rc != 0 && -d "$SCRATCH/log" ]]; then
-    for f in "$SCRATCH"/log/*.log "$SCRATCH"/run/*.log; do
-      [[ -f "$f" ]] || continue
-      echo "----- ${f#"$SCRATCH"/} (last 40 lines)"
-      tail -n 40 "$f"
-    done
-  fi
-  [[ -f "$SCRATCH/slurmd.pid" ]] && stop_pid "$(cat "$SCRATCH/slurmd.pid")" slurmd
-  [[ -f "$SCRATCH/slurmctld.pid" ]] && stop_pid "$(cat "$SCRATCH/slurmctld.pid")" slurmctld
-  pids=$(our_pids)
-  for pid in $pids; do stop_pid "$pid" "left-over $({ tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null)"; done
-  if [[ -n "$started_munged" ]]; then
-    stop_pid "$started_munged" munged
-  fi
-  if [[ "${KEEP_SCRATCH:-0}" == 1 ]]; then say "kept $SCRATCH"; else rm -rf "$SCRATCH"; fi
-  exit "$rc"
-}
-trap teardown EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-# A watchdog: TERM to this script after BUDGET_S (the trap tears down), before ctest would kill it.
-( sleep "$BUDGET_S" && echo "FAILED: the test ran past ${BUDGET_S} s" >&2 && kill -TERM $$ ) &
-watchdog=$!
+# shellcheck source=slurm_env.sh
+source "$HERE/slurm_env.sh"
 
 # ---- 1. packages ----
 if [[ $(id -u) != 0 ]]; then
@@ -120,6 +45,7 @@ if [[ $(id -u) != 0 ]]; then
   mkdir -p "$(dirname "$VIDFEAT")/Testing/skipped" && echo "$why" > "$(dirname "$VIDFEAT")/Testing/skipped/Slurm_array_merge"
   exit 77
 fi
+slurm_env_begin vidfeat-slurm "$BUDGET_S"
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null ||
    ! command -v munged >/dev/null; then
   say "installing slurm-wlm munge (apt-get)"
@@ -130,78 +56,10 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
 fi
 [[ -x /usr/bin/python3 ]] || fail "no /usr/bin/python3"
 
-# ---- 2. munge ----
-if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
-  say "munged already running: using it"
-else
-  say "starting munged"
-  if [[ ! -s /etc/munge/munge.key ]]; then
-    mkdir -p /etc/munge
-    dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
-  fi
-  mkdir -p /var/log/munge /run/munge
-  chown -R munge:munge /etc/munge /var/log/munge /run/munge
-  chmod 700 /etc/munge
-  chmod 400 /etc/munge/munge.key
-  chmod 755 /run/munge
-  runuser -u munge -- munged --force || fail "munged did not start"
-  for ((i = 0; i < 20; i++)); do
-    [[ -s /run/munge/munged.pid ]] && break
-    sleep 0.25
-  done
-  started_munged=$(cat /run/munge/munged.pid 2>/dev/null)
-  [[ -n "$started_munged" ]] || fail "munged wrote no /run/munge/munged.pid"
-  munge -n | unmunge >/dev/null || fail "munge -n | unmunge"
-fi
-
-# ---- 3. slurmctld + slurmd ----
-host=$(hostname -s)
-read -r ctld_port d_port < <(/usr/bin/python3 -c '
-import socket
-ss = [socket.socket() for _ in range(2)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in ss))')
-mem_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
-real_mb=$((mem_mb * 8 / 10))
-((real_mb > 20000)) && real_mb=20000
-cat > "$SLURM_CONF" <<EOF
-ClusterName=vidfeattest
-SlurmctldHost=$host(127.0.0.1)
-SlurmctldPort=$ctld_port
-SlurmdPort=$d_port
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-StateSaveLocation=$SCRATCH/state
-SlurmdSpoolDir=$SCRATCH/spool
-SlurmctldPidFile=$SCRATCH/slurmctld.pid
-SlurmdPidFile=$SCRATCH/slurmd.pid
-SlurmctldLogFile=$SCRATCH/log/slurmctld.log
-SlurmdLogFile=$SCRATCH/log/slurmd.log
-TmpFS=$SCRATCH/tmp
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=none
-ReturnToService=2
-MinJobAge=600
-NodeName=$host NodeAddr=127.0.0.1 CPUs=2 RealMemory=$real_mb State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
-EOF
-say "slurmctld (port $ctld_port) + slurmd (port $d_port), node $host: CPUs=2 RealMemory=$real_mb"
-slurmctld -f "$SLURM_CONF" -i || fail "slurmctld did not start"
-slurmd -f "$SLURM_CONF" -N "$host" || fail "slurmd did not start"
-state=""
-for ((i = 0; i < 120; i++)); do
-  state=$(timeout 10 sinfo -h -n "$host" -o %t 2>/dev/null)
-  [[ "$state" == idle ]] && break
-  sleep 0.5
-done
-[[ "$state" == idle ]] || fail "node $host is not idle after 60 s (sinfo: '$state')"
-say "node $host idle; srun --mpi=list: $(srun --mpi=list 2>&1 | tr -s ' \n' ' ')"
+# ---- 2. munge, 3. slurmctld + slurmd ----
+slurm_start_munge
+slurm_start vidfeattest
+say "node $SLURM_HOST idle; srun --mpi=list: $(srun --mpi=list 2>&1 | tr -s ' \n' ' ')"
 
 # ---- 4. the array + merge, and a direct run ----
 manifest=$SCRATCH/videos.csv
@@ -254,10 +112,6 @@ direct=$SCRATCH/direct.h5
 rc=$?
 ((rc == 0)) || { cat "$SCRATCH/log/direct.log"; fail "direct vidfeat extract exited $rc"; }
 
-job_state() {   # job_state ID: the job's state and exit code, one line per array task ("COMPLETED 0:0")
-  timeout 10 scontrol -o show job "$1" 2>/dev/null |
-    sed -n 's/.*JobState=\([A-Z_]*\).* ExitCode=\([0-9:]*\).*/\1 \2/p'
-}
 finished() {    # finished ID: every task of the job has ended (or it waits on a dependency that failed)
   local s
   s=$(job_state "$1")
