@@ -110,9 +110,9 @@ INSTANTIATE_TEST_SUITE_P(Shared, SharedVideoFrames,
                          ::testing::Values("v_GGSY1Qvo990.mp4", "chaplin.mp4", "big_buck_bunny_432_433.webm",
                                            "no_duration.webm", "video_90.mov", "video_270.mov",
                                            "unordered.mov", "-video-with-dash-.mp4"),
-                         [](const ::testing::TestParamInfo<const char*>& info) {
+                         [](const ::testing::TestParamInfo<const char*>& param_info) {
                            std::string name;
-                           for (const char* c = info.param; *c != '\0' && *c != '.'; ++c) {
+                           for (const char* c = param_info.param; *c != '\0' && *c != '.'; ++c) {
                              if (std::isalnum(static_cast<unsigned char>(*c))) name += *c;
                            }
                            return name;

@@ -159,9 +159,15 @@ static void afterCall(int d) {
 
 static int failErrno(void) { return g_action == A_ENOSPC ? ENOSPC : EIO; }
 
-#define REAL(ret, name, ...)                                  \
-  static ret (*real)(__VA_ARGS__) = NULL;                     \
-  if (!real) real = (ret(*)(__VA_ARGS__))dlsym(RTLD_NEXT, name)
+// The next definition of `name` (the real one). dlsym's object pointer is copied into the function
+// pointer (POSIX guarantees the two have one representation; ISO C has no cast between them).
+#define REAL(ret, name, ...)                   \
+  static ret (*real)(__VA_ARGS__) = NULL;      \
+  if (!real) {                                 \
+    void* sym = dlsym(RTLD_NEXT, name);        \
+    memcpy(&real, &sym, sizeof real);          \
+  }                                            \
+  (void)0
 
 typedef int64_t hid_t_;
 typedef unsigned long long hsize_t_;
