@@ -17,7 +17,7 @@
 
 #include "hdf5.h"
 #include "vidfeat/common/error.h"
-#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/mpi/mpi_session.h"
 #include "vidfeat/version.h"
 
 namespace vidfeat {

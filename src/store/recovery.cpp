@@ -14,8 +14,8 @@
 #include <sstream>
 
 #include "vidfeat/common/error.h"
-#include "vidfeat/dist/manifest.h"
-#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/mpi/broadcast.h"
+#include "vidfeat/mpi/mpi_session.h"
 
 namespace vidfeat {
 

@@ -1,4 +1,4 @@
-#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/mpi/mpi_session.h"
 
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
