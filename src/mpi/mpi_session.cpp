@@ -132,4 +132,12 @@ int commSize(MPI_Comm comm) {
   return s;
 }
 
+void checkMpi(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(rc, text, &length);
+  throw Error(std::string(call) + " failed: " + std::string(text, static_cast<size_t>(length)));
+}
+
 }  // namespace vidfeat

@@ -18,32 +18,32 @@ struct VideoEntry {
   std::string path;
 };
 
-// What one rank produced for one video.
-struct VideoResult {
-  int64_t videoRow = -1;  // row in /videos, as returned by addVideos
-  VideoStatus status = VideoStatus::Complete;
+// What is known of one attempt at a video: the part a fresh result (VideoResult), a /videos row
+// read back (StoredVideo), a journal record and a merge all share. One definition, so passing it
+// from one to another is one assignment, not a field-by-field copy.
+struct VideoOutcome {
+  VideoStatus status = VideoStatus::Pending;
   double fps = 0.0;            // average frame rate of the decoded frames
   int64_t decodedFrames = 0;   // frames the decoder produced
   double duration = 0.0;       // seconds covered by the decoded frames
   int64_t decodeErrors = 0;    // broken packets/frames skipped
   std::string error;           // reason, when status == Failed
+};
+
+// What one rank produced for one video.
+struct VideoResult : VideoOutcome {
+  VideoResult() { status = VideoStatus::Complete; }
+  int64_t videoRow = -1;  // row in /videos, as returned by addVideos
   std::string failureStage;    // where it failed: manifest, open, decode, model, timeout
   std::vector<SegmentRecord> segments;
   std::vector<float> features;  // segments.size() x crops x featureDim, row-major
 };
 
-// One row of /videos as read back.
-struct StoredVideo {
-  std::string videoId;
-  std::string path;
-  VideoStatus status = VideoStatus::Pending;
-  double fps = 0.0;
-  int64_t decodedFrames = 0;
-  double duration = 0.0;
-  int64_t decodeErrors = 0;
+// One row of /videos as read back: its manifest line, its outcome (Pending until written) and
+// its rows [firstRow, firstRow + segmentCount) of /features.
+struct StoredVideo : VideoEntry, VideoOutcome {
   int64_t firstRow = 0;
   int64_t segmentCount = 0;
-  std::string error;
 };
 
 }  // namespace vidfeat
