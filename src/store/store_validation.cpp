@@ -1,19 +1,10 @@
 #include "vidfeat/store/feature_store.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
-#include <array>
-#include <cstddef>
-#include <cstring>
-#include <ctime>
 #include <filesystem>
-#include <numeric>
-#include <sstream>
-
-#include <sys/statvfs.h>
-
-#include <fmt/format.h>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "hdf5.h"
 #include "store_schema.h"

@@ -3,17 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <array>
-#include <cstddef>
 #include <cstring>
-#include <ctime>
-#include <filesystem>
 #include <numeric>
-#include <sstream>
-
-#include <sys/statvfs.h>
-
-#include <fmt/format.h>
+#include <string>
+#include <vector>
 
 #include "hdf5.h"
 #include "store_impl.h"
