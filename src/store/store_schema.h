@@ -1,8 +1,8 @@
 #pragma once
 // Internal to src/store: the on-disk schema of the output file (docs/FORMAT.md) — layout
 // constants, the row structs whose memory layout IS the file layout, their HDF5 compound types,
-// the fixed-length string helpers, the root attributes and the one conversion from a /videos row
-// to the StoredVideo record. Shared by the writer (feature_store.cpp, wave_writer.cpp), the
+// the fixed-length string helpers, the root attributes and the conversions between a /videos row
+// and the video record types. Shared by the writer (feature_store.cpp, wave_writer.cpp), the
 // validation of untrusted files (store_validation.cpp) and the reader (store_reader.cpp).
 #include <algorithm>
 #include <cstdint>
@@ -14,7 +14,6 @@
 #include "vidfeat/store/feature_store.h"
 
 namespace vidfeat {
-
 
 // Layout constants; docs/FORMAT.md describes them for readers.
 constexpr const char* kFormatVersion = "1";
