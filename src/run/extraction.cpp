@@ -16,6 +16,7 @@
 #include "vidfeat/run/manifest.h"
 #include "vidfeat/run/output_lock.h"
 #include "vidfeat/run/progress.h"
+#include "vidfeat/run/rank_agreement.h"
 #include "vidfeat/run/stop_signal.h"
 #include "vidfeat/run/watchdog.h"
 #include "vidfeat/store/journal.h"
@@ -110,6 +111,7 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     throw Error("--shard K/N needs 0 <= K < N, got " + std::to_string(plan.shardIndex) + "/" +
                 std::to_string(plan.shardCount));
   }
+  requireRanksAgree(plan.meta, comm);  // same config and checkpoint everywhere, before any output
   // One writer: rank 0 holds <output>.lock for the whole run; a live holder refuses it at once.
   std::unique_ptr<OutputLock> lock = plan.outputLocked ? nullptr : lockOutput(plan.outputPath, comm);
   SharedManifest manifest = readAndShare(plan, comm);

@@ -15,6 +15,48 @@ namespace vidfeat {
 // Validation of an untrusted file: every shape, type and row reference is checked before anything
 // is sized by it (readStoreSummary, the entry of resume, merge, inspect and the reader).
 
+namespace {
+
+// Validation of untrusted outputs (inspect, merge, export, resume): bounds of the root attributes
+// that size memory (far above any model: --crops is 1 or 3, SlowFast's feature_dim 2304; the same
+// bounds as export's).
+constexpr int64_t kMaxStoredCrops = 64;
+constexpr int64_t kMaxStoredFeatureDim = int64_t(1) << 20;
+
+// "" when the attributes are in range, else why not.
+std::string attributesOutOfRange(const FileMetadata& meta) {
+  if (meta.crops < 1 || meta.crops > kMaxStoredCrops) {
+    return "attribute crops = " + std::to_string(meta.crops) + " is out of range (1.." +
+           std::to_string(kMaxStoredCrops) + ")";
+  }
+  if (meta.featureDim < 1 || meta.featureDim > kMaxStoredFeatureDim) {
+    return "attribute feature_dim = " + std::to_string(meta.featureDim) + " is out of range (1.." +
+           std::to_string(kMaxStoredFeatureDim) + ")";
+  }
+  return "";
+}
+
+// "" when `dataset` has no filter pipeline, else the filters' names. vidfeat writes its tables
+// unfiltered, so an allocated chunk costs its full size in the file and the rows a table claims
+// are bounded by the file's size (storedRowsBound); a compressed chunk of 300k rows costs a few
+// KB, so a filtered table is refused before anything is read from it.
+std::string filtersOf(const h5::Dataset& dataset, const char* what) {
+  auto dcpl = h5::Handle<h5::PropertyListTraits>::take(H5Dget_create_plist(dataset.id()),
+                                                        "H5Dget_create_plist", what);
+  const int n = H5Pget_nfilters(dcpl.id());
+  std::string names;
+  for (int i = 0; i < n; ++i) {
+    unsigned flags = 0, config = 0;
+    size_t nValues = 0;
+    char name[64] = {0};
+    const H5Z_filter_t id = H5Pget_filter2(dcpl.id(), unsigned(i), &flags, &nValues, nullptr, sizeof name, name, &config);
+    names += (names.empty() ? "" : ", ") + (name[0] ? std::string(name) : "filter " + std::to_string(int(id)));
+  }
+  return n < 0 ? "an unreadable filter pipeline" : names;
+}
+
+}  // namespace
+
 StoreSummary readStoreSummary(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -48,6 +90,7 @@ StoreSummary readStoreSummary(const std::string& path) {
     }
     summary.vidfeatVersion = h5::readStringAttribute(root, "vidfeat_version");
     summary.meta = readMetadata(root);
+    if (std::string why = attributesOutOfRange(summary.meta); !why.empty()) throw notOurs(why);
     summary.createdUtc = h5::readStringAttribute(root, "created_utc");
 
     // The file is untrusted: every shape, type and row reference is checked before anything is
@@ -59,6 +102,10 @@ StoreSummary readStoreSummary(const std::string& path) {
     // A table of `dims` rows whose storage could not hold them was never written (an extent of
     // 10^9 rows costs a few bytes of metadata): refused before a vector is sized by it.
     auto checkStored = [&](const h5::Dataset& d, const char* what, hsize_t rowsNeeded) {
+      if (std::string filters = filtersOf(d, what); !filters.empty()) {
+        throw notOurs(std::string(what) + " is stored through a filter pipeline (" + filters +
+                      "); vidfeat writes its tables unfiltered, and a filtered table's rows are not bounded by the file's size");
+      }
       const hsize_t stored = h5::storedRowsBound(d, what);
       if (rowsNeeded > stored) {
         throw notOurs(std::string(what) + " claims " + std::to_string(rowsNeeded) + " rows but stores at most " +

@@ -18,7 +18,7 @@ bytes, segment rows), no orphan rows, and the journals removed. The reference is
 faults of the same command; features of one video are bit-identical whatever the ranks
 (DistMpi_ranks), so one reference serves every run.
 
-SHIM is tests/faults/fault_shim.c built as a shared object (LD_PRELOAD; never part of vidfeat).
+SHIM is tests/support/fault_shim.c built as a shared object (LD_PRELOAD; never part of vidfeat).
 """
 import concurrent.futures
 import hashlib

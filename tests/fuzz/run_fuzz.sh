@@ -14,8 +14,11 @@ root=$(cd "$here/../.." && pwd)
 out=${1:?build dir}/fuzz
 seconds=${2:-20}
 target=${3:-pickle}
+# A skip prints its reason and leaves it for tests/support/print_skipped.py (run after ctest).
+skip() { echo "run_fuzz: $1; skipping"; mkdir -p "${out%/fuzz}/Testing/skipped" 2>/dev/null
+         echo "$1" > "${out%/fuzz}/Testing/skipped/fuzz_$target" 2>/dev/null; exit 77; }
 cxx=$(command -v clang++ || command -v clang++-14 || true)
-if [ -z "$cxx" ]; then echo "run_fuzz: clang++ not found; skipping"; exit 77; fi
+if [ -z "$cxx" ]; then skip "clang++ not found"; fi
 mkdir -p "$out"
 flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I "$root/include")
 libs=()
@@ -41,7 +44,7 @@ bin="$out/fuzz_$target"
 if [ ! -x "$bin" ] || [ -n "$(find "${src[@]}" "${deps[@]}" "$0" -newer "$bin")" ]; then
   if ! "$cxx" "${flags[@]}" "${src[@]}" "${libs[@]}" -o "$bin" 2> "$out/build_$target.log"; then
     if grep -q "libclang_rt.fuzzer\|fsanitize=fuzzer" "$out/build_$target.log"; then
-      cat "$out/build_$target.log"; echo "run_fuzz: no libFuzzer runtime (libclang-rt-14-dev); skipping"; exit 77
+      cat "$out/build_$target.log"; skip "no libFuzzer runtime (libclang-rt-14-dev)"
     fi
     cat "$out/build_$target.log"; exit 1
   fi

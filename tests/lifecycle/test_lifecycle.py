@@ -7,10 +7,11 @@ MODE:
   signals     SIGTERM mid-run on 1 rank and on one of 3 ranks, SIGUSR1 to mpirun (3 ranks), and a
               second SIGTERM: exit code 75 (interrupted, resumable) within a bound, the rerun ends
               with a file equal per video id to an uninterrupted run's.
-  rank_error  an H5Dwrite failing on rank 1 of 3 (LD_PRELOAD shim SHIM): the job exits non-zero
-              within 60 s naming the rank and the error; the same shim hanging rank 1 inside
-              H5Dwrite: the watchdog (--watchdog 5) ends the job with its message; each rerun
-              completes identical.
+  rank_error  the 5th H5Dwrite of rank 1 of 3 failing (the LD_PRELOAD fault shim SHIM,
+              tests/support/fault_shim.c, VIDFEAT_FAULT_ACTION=fail): the job exits non-zero within
+              60 s naming the rank and the error; the same call hanging (VIDFEAT_FAULT_ACTION=hang):
+              the watchdog (--watchdog 5) ends the job with its message; each rerun completes
+              identical.
   lock        a second run on an output a live run holds is refused naming the holder (host, pid,
               SLURM job id), also with --overwrite; a lock left by a run killed with SIGKILL is
               taken over; a lock of another host is live while its heartbeat is fresh and taken
@@ -196,11 +197,12 @@ def mode_signals(tmp):
 def mode_rank_error(tmp):
     manifest, n = make_videos(tmp)
     want = reference(tmp, manifest)
-    for what, extra_env, extra in [("H5Dwrite failing on rank 1 of 3", {}, []),
-                                   ("rank 1 of 3 hanging in H5Dwrite, --watchdog 5", {"VIDFEAT_SHIM_HANG": "1"},
+    for what, extra_env, extra in [("H5Dwrite failing on rank 1 of 3", {"VIDFEAT_FAULT_ACTION": "fail"}, []),
+                                   ("rank 1 of 3 hanging in H5Dwrite, --watchdog 5", {"VIDFEAT_FAULT_ACTION": "hang"},
                                     ["--watchdog", "5"])]:
         out = os.path.join(tmp, "err.h5")
-        env = dict(MPI_ENV, LD_PRELOAD=SHIM, VIDFEAT_SHIM_FAIL_RANK="1", VIDFEAT_SHIM_FAIL_CALL="5", **extra_env)
+        env = dict(MPI_ENV, LD_PRELOAD=SHIM, VIDFEAT_FAULT_CALL="H5Dwrite", VIDFEAT_FAULT_RANK="1",
+                   VIDFEAT_FAULT_N="5", **extra_env)
         t0 = time.time()
         try:
             r = run(3, manifest, out, extra, env=env, timeout=120)
@@ -212,7 +214,7 @@ def mode_rank_error(tmp):
         check(f"H5Dwrite call 5 of rank 1" in text, f"{what}: the shim struck")
         check(rc not in (None, 0), f"{what}: the job exits non-zero (got {rc})")
         check(took < 60, f"{what}: within 60 s ({took:.1f} s)")
-        if "VIDFEAT_SHIM_HANG" in extra_env:
+        if extra_env["VIDFEAT_FAULT_ACTION"] == "hang":
             check(re.search(r"rank \d: watchdog: no collective step .* completed for \d+ s", text) is not None,
                   f"{what}: the watchdog names itself and the rank")
         else:

@@ -31,8 +31,7 @@ if MODE == "shared":
     # $VIDFEAT_SHARED_DIR overrides the folder, as for the C++ shared suite (test_support.h).
     VIDEOS = os.path.join(os.environ.get("VIDFEAT_SHARED_DIR") or VIDEO_DIR, "videos")
     if not os.path.isdir(VIDEOS):
-        print("SKIPPED: ../shared/videos absent")
-        sys.exit(vftest.SKIP)
+        vftest.skip("../shared/videos absent")
     # The real videos (SHARED_DIR/videos/README.md says what each is).
     GOOD = ["v_GGSY1Qvo990.mp4", "chaplin.mp4", "big_buck_bunny_432_433.webm", "no_duration.webm",
             "video_90.mov", "video_270.mov", "unordered.mov", "-video-with-dash-.mp4"]

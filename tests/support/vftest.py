@@ -26,6 +26,24 @@ failures = []
 # ../shared/videos.
 SKIP = 77
 
+
+def skip(reason):
+    """Skips the whole test: prints the reason, records it for tests/support/print_skipped.py
+    (which ctest runs after the tests) under <build>/Testing/skipped/, and exits SKIP."""
+    print("SKIPPED: " + reason, flush=True)
+    name = " ".join([os.path.splitext(os.path.basename(sys.argv[0]))[0]] + sys.argv[1:2])
+    d = os.getcwd()
+    while True:  # ctest runs a test in its build subfolder: the build root holds CTestCustom.cmake
+        if os.path.exists(os.path.join(d, "CTestCustom.cmake")):
+            os.makedirs(os.path.join(d, "Testing", "skipped"), exist_ok=True)
+            with open(os.path.join(d, "Testing", "skipped", name), "w") as f:
+                f.write(reason + "\n")
+            break
+        if os.path.dirname(d) == d:
+            break
+        d = os.path.dirname(d)
+    sys.exit(SKIP)
+
 _corpus_dir = None
 
 

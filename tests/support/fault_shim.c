@@ -1,9 +1,10 @@
 /* Test-only fault injection for vidfeat (LD_PRELOAD; never linked into vidfeat).
  *
- * Counts, and at the N-th call of a chosen kind on a chosen rank kills the process or makes the
- * call fail. Configured by environment variables (all optional; without VIDFEAT_FAULT_CALL and
+ * Counts, and at the N-th call of a chosen kind on a chosen rank kills the process, makes the
+ * call fail or hangs in it (tests/faults/test_faults.py, tests/lifecycle/test_lifecycle.py). Configured by environment variables (all optional; without VIDFEAT_FAULT_CALL and
  * VIDFEAT_FAULT_SEGV_OPEN the shim only passes calls through):
- *   VIDFEAT_FAULT_RANK    rank to act on (OMPI_COMM_WORLD_RANK; a process without it is rank 0)
+ *   VIDFEAT_FAULT_RANK    rank to act on (OMPI_COMM_WORLD_RANK, else PMIX_RANK, else SLURM_PROCID;
+ *                         a process with none of them is rank 0)
  *   VIDFEAT_FAULT_CALL    comma list of H5Dwrite, H5Fflush, H5Dset_extent, MPI_File_write_at_all,
  *                         MPI_File_write_at, pwrite (pwrite/pwrite64/pwritev on a file whose path
  *                         contains VIDFEAT_FAULT_PATH, default ".h5"), write (write() on a file
@@ -13,7 +14,10 @@
  *   VIDFEAT_FAULT_N       1-based call number (0 or unset: never act, only count)
  *   VIDFEAT_FAULT_ACTION  kill (SIGKILL before the call; default), kill-after (after it returns),
  *                         fail (the call fails: -1 / EIO), enospc (fails with ENOSPC; with
- *                         VIDFEAT_FAULT_STICKY=1 every later counted call fails too: a full disk)
+ *                         VIDFEAT_FAULT_STICKY=1 every later counted call fails too: a full disk),
+ *                         hang (sleeps forever inside the call: a stuck rank)
+ *                         When it acts, the shim writes "fault_shim: <action> <kind> call <n> of
+ *                         rank <r>" to stderr.
  *   VIDFEAT_FAULT_COUNT   file to which each process appends "rank <r> calls <n>" at exit
  *   VIDFEAT_FAULT_SEGV_OPEN  raise SIGSEGV when a thread other than the main one opens a file
  *                         whose path contains this (the decode worker: a codec crash)
@@ -39,6 +43,8 @@ enum { K_H5DWRITE = 1, K_H5FFLUSH = 2, K_SETEXTENT = 4, K_WRITEATALL = 8, K_WRIT
        K_WRITE = 64, K_FDATASYNC = 128, K_FLUSHWRITE = 256 };
 static __thread int t_inFlush = 0;
 
+enum { A_KILL = 0, A_KILLAFTER = 1, A_FAIL = 2, A_ENOSPC = 3, A_HANG = 4 };
+
 static int g_init = 0, g_active = 0, g_kinds = 0, g_action = 0, g_sticky = 0, g_fired = 0, g_rank = 0;
 static long g_n = 0;
 static long g_count = 0;
@@ -55,6 +61,15 @@ static void report(void) {
   fclose(f);
 }
 
+static int myRank(void) {
+  const char* names[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"};
+  for (int i = 0; i < 3; ++i) {
+    const char* v = getenv(names[i]);
+    if (v && *v) return atoi(v);
+  }
+  return 0;
+}
+
 static void init(void) {
   if (__atomic_load_n(&g_init, __ATOMIC_ACQUIRE)) return;
   char exe[4096];
@@ -63,8 +78,7 @@ static void init(void) {
   const char* base = strrchr(exe, '/');
   base = base ? base + 1 : exe;
   if (strcmp(base, "vidfeat") == 0) {
-    const char* r = getenv("OMPI_COMM_WORLD_RANK");
-    g_rank = r ? atoi(r) : 0;
+    g_rank = myRank();
     const char* want = getenv("VIDFEAT_FAULT_RANK");
     const char* calls = getenv("VIDFEAT_FAULT_CALL");
     g_segv = getenv("VIDFEAT_FAULT_SEGV_OPEN");
@@ -84,7 +98,11 @@ static void init(void) {
       const char* nn = getenv("VIDFEAT_FAULT_N");
       g_n = nn ? atol(nn) : 0;
       const char* a = getenv("VIDFEAT_FAULT_ACTION");
-      g_action = !a || !strcmp(a, "kill") ? 0 : !strcmp(a, "kill-after") ? 1 : !strcmp(a, "fail") ? 2 : 3;
+      g_action = !a || !strcmp(a, "kill") ? A_KILL
+                 : !strcmp(a, "kill-after") ? A_KILLAFTER
+                 : !strcmp(a, "fail") ? A_FAIL
+                 : !strcmp(a, "hang") ? A_HANG
+                                      : A_ENOSPC;
       g_sticky = getenv("VIDFEAT_FAULT_STICKY") && atoi(getenv("VIDFEAT_FAULT_STICKY"));
       if (getenv("VIDFEAT_FAULT_PATH")) g_path = getenv("VIDFEAT_FAULT_PATH");
       if (getenv("VIDFEAT_FAULT_WPATH")) g_wpath = getenv("VIDFEAT_FAULT_WPATH");
@@ -104,7 +122,22 @@ static int fdMatches(int fd, const char* needle) {
   return strstr(target, needle) != NULL;
 }
 
-/* 0: go on; 1: fail this call; 2: kill after the call. */
+static const char* kindName(int kind) {
+  switch (kind) {
+    case K_H5DWRITE: return "H5Dwrite";
+    case K_H5FFLUSH: return "H5Fflush";
+    case K_SETEXTENT: return "H5Dset_extent";
+    case K_WRITEATALL: return "MPI_File_write_at_all";
+    case K_WRITEAT: return "MPI_File_write_at";
+    case K_PWRITE: return "pwrite";
+    case K_WRITE: return "write";
+    case K_FDATASYNC: return "fdatasync";
+    case K_FLUSHWRITE: return "flushpwrite";
+  }
+  return "?";
+}
+
+/* 0: go on; 1: fail this call; 2: kill after the call (hang: never returns). */
 static int decide(int kind) {
   init();
   if (!g_active || !(g_kinds & kind)) return 0;
@@ -112,15 +145,19 @@ static int decide(int kind) {
   if (g_fired && g_sticky) return 1;
   if (g_n <= 0 || k != g_n) return 0;
   g_fired = 1;
-  if (g_action == 0) kill(getpid(), SIGKILL);
-  return g_action == 1 ? 2 : 1;
+  static const char* verbs[] = {"killing before", "killing after", "failing", "failing (ENOSPC)", "hanging in"};
+  fprintf(stderr, "fault_shim: %s %s call %ld of rank %d\n", verbs[g_action], kindName(kind), k, g_rank);
+  if (g_action == A_KILL) kill(getpid(), SIGKILL);
+  if (g_action == A_HANG)
+    for (;;) pause();
+  return g_action == A_KILLAFTER ? 2 : 1;
 }
 
 static void afterCall(int d) {
   if (d == 2) kill(getpid(), SIGKILL);
 }
 
-static int failErrno(void) { return g_action == 3 ? ENOSPC : EIO; }
+static int failErrno(void) { return g_action == A_ENOSPC ? ENOSPC : EIO; }
 
 #define REAL(ret, name, ...)                                  \
   static ret (*real)(__VA_ARGS__) = NULL;                     \

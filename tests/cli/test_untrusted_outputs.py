@@ -1,0 +1,150 @@
+"""Untrusted output files (issue 15): a crafted .h5 given to inspect / export / merge / resume is
+refused cleanly, the file unchanged, within a peak-RSS and time bound.
+
+  test_untrusted_outputs.py VIDFEAT SOURCE_DIR CORPUS_DIR
+
+Each crafted file starts from a real one-video output (tiny SLOW model, random weights), edited with
+h5py:
+- /videos rewritten as 1.2M zero rows, gzip-compressed in chunks of 300k rows (a few MB on disk):
+  before the fix `inspect` accepted it as 1.2M rows at 2.9 GB peak RSS. vidfeat writes its tables
+  unfiltered; a filtered table is refused before a row is read. Bound: 64 MB of peak RSS and 10 s
+  over a baseline run (inspect of the good file).
+- the root attributes that size memory out of range: crops 0, -3, 10^6 and feature_dim 0, 2^21
+  (bounds 1..64 and 1..2^20, as export's); the refusal names the attribute, not an HDF5 buffer error.
+Peak RSS is the vidfeat process's own (os.wait4's ru_maxrss).
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
+from vftest import TINY, check, failures  # noqa: E402
+
+if sys.argv[1] == "--craft":  # run in a child: HDF5's chunk cache of the writes must not inflate
+    pass                     # the test process, whose pages a forked vidfeat's ru_maxrss would count
+else:
+    VIDFEAT, SRC, CORPUS = sys.argv[1:4]
+    vftest.use_corpus(CORPUS)
+    SLOW = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
+MB = 1 << 20
+ROWS, CHUNK = 1_200_000, 300_000
+
+
+def run(*args, timeout=300):
+    """Runs vidfeat; returns (exit status, stderr + stdout, wall seconds, peak RSS in bytes)."""
+    out = tempfile.TemporaryFile()
+    t0 = time.monotonic()
+    p = subprocess.Popen([VIDFEAT] + [str(a) for a in args], stdout=out, stderr=subprocess.STDOUT)
+    deadline = t0 + timeout
+    while True:
+        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            pid, status, usage = os.wait4(p.pid, 0)
+            break
+        time.sleep(0.01)
+    seconds = time.monotonic() - t0
+    out.seek(0)
+    return os.waitstatus_to_exitcode(status), out.read().decode(errors="replace"), seconds, usage.ru_maxrss * 1024
+
+
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def refused(r, what, *needles):
+    rc, text, _, _ = r
+    tail = text[-500:].strip().replace("\n", " | ")
+    check(rc == 1, f"{what}: exit 1 (got {rc}) {tail if rc != 1 else ''}")
+    for n in needles:
+        check(n in text, f"{what}: the error says '{n}': {tail}")
+    check("no output buffer" not in text and "HDF5-DIAG" not in text, f"{what}: no raw HDF5 error")
+
+
+def compressed_videos(good, path):
+    shutil.copy(good, path)
+    with h5py.File(path, "r+") as f:
+        old = f["videos"]
+        dtype, attrs = old.dtype, dict(old.attrs)
+        del f["videos"]
+        d = f.create_dataset("videos", shape=(ROWS,), maxshape=(None,), dtype=dtype, chunks=(CHUNK,),
+                             compression="gzip", compression_opts=1)
+        for k, v in attrs.items():
+            d.attrs[k] = v
+        block = np.zeros(20_000, dtype=dtype)  # status 0, no rows: each row alone would be valid
+        for a in range(0, ROWS, len(block)):
+            d[a:a + len(block)] = block
+    return path
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        video = vftest.corpus_video("rot90.mov")
+        m = vftest.write_manifest(tmp, [("one", video)])
+        good = os.path.join(tmp, "good.h5")
+        r = run("extract", "--config", SLOW, "--random-weights", "1", "--threads", "1", "--manifest", m,
+                "--output", good, *TINY)
+        check(r[0] == 0, f"the good output is written {r[1][-400:]}")
+        base = run("inspect", good)
+        check(base[0] == 0, "inspect of the good file succeeds (baseline)")
+
+        bad = os.path.join(tmp, "gz.h5")
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--craft", good, bad], check=True)
+        size = os.path.getsize(bad)
+        with h5py.File(bad, "r") as f:
+            check(f["videos"].shape == (ROWS,) and f["videos"].compression == "gzip",
+                  f"the crafted file claims {ROWS} gzip'd /videos rows in {size / MB:.1f} MB")
+        digest = sha(bad)
+
+        def bounded(r, what):
+            extra, dt = (r[3] - base[3]) / MB, r[2] - base[2]
+            print(f"     {what}: peak RSS {r[3] / MB:.0f} MB ({extra:+.0f} MB over baseline), {r[2]:.2f} s")
+            check(extra < 64, f"{what}: peak RSS within 64 MB of the baseline ({extra:.0f} MB)")
+            check(dt < 10, f"{what}: within 10 s of the baseline ({dt:.2f} s)")
+
+        for what, args in (("inspect", ["inspect", bad]),
+                           ("export", ["export", bad, "--npy", os.path.join(tmp, "npy")]),
+                           ("merge", ["merge", "--output", os.path.join(tmp, "merged.h5"), good, bad]),
+                           ("resume", ["extract", "--config", SLOW, "--random-weights", "1", "--threads", "1",
+                                       "--manifest", m, "--output", bad, *TINY])):
+            r = run(*args)
+            refused(r, f"{what} of gzip'd /videos", "gz.h5", "/videos", "filter pipeline")
+            bounded(r, f"{what} of gzip'd /videos")
+            check(sha(bad) == digest, f"{what}: the crafted file is unchanged")
+        check(not os.path.exists(os.path.join(tmp, "npy")) or not os.listdir(os.path.join(tmp, "npy")),
+              "export wrote nothing")
+        check(not os.path.exists(os.path.join(tmp, "merged.h5")), "merge wrote no output")
+
+        for attr, value in (("crops", 0), ("crops", -3), ("crops", 10**6),
+                            ("feature_dim", 0), ("feature_dim", 1 << 21)):
+            p = os.path.join(tmp, f"{attr}{value}.h5")
+            shutil.copy(good, p)
+            with h5py.File(p, "r+") as f:
+                f.attrs.modify(attr, np.array(value, dtype=f.attrs[attr].dtype))
+            digest = sha(p)
+            for what, args in (("inspect", ["inspect", p]),
+                               ("export", ["export", p, "--npy", os.path.join(tmp, "npy_" + attr)])):
+                r = run(*args)
+                refused(r, f"{what} of {attr} = {value}", os.path.basename(p), f"attribute {attr} = {value}",
+                        "out of range")
+                check(sha(p) == digest, f"{what} of {attr} = {value}: the file is unchanged")
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        sys.exit(1)
+
+
+if sys.argv[1] == "--craft":
+    compressed_videos(sys.argv[2], sys.argv[3])
+else:
+    main()
