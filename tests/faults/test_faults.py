@@ -168,10 +168,17 @@ def sweep(tmp, ranks, rank, call_sets):
         points += [(calls, n) for n in range(1, total + 1)]
     t0 = time.time()
     killed = bad = rebuilt = repaired = 0
+    totals = {}
+    for calls, n in points:
+        totals[calls] = max(totals.get(calls, 0), n)
+    early_missed = []  # points well inside the counted range that did not kill the run
     with concurrent.futures.ThreadPoolExecutor(JOBS) as pool:
-        for k, b, log in pool.map(lambda p: kill_point(tmp, ranks, manifest, ref, p[0], rank, p[1]), points):
+        for (calls, n), (k, b, log) in zip(points, pool.map(
+                lambda p: kill_point(tmp, ranks, manifest, ref, p[0], rank, p[1]), points)):
             killed += k
             bad += b
+            if not k and n <= totals[calls] // 2:
+                early_missed.append(f"{calls} call {n}")
             rebuilt += "rebuilt from the journals" in log
             repaired += "journaled results the file lacks" in log
     print(f"{ranks} rank(s): {len(points)} kill points ({killed} killed a run), {rebuilt} reruns rebuilt the file, "
@@ -179,8 +186,13 @@ def sweep(tmp, ranks, rank, call_sets):
     # With several ranks the calls of one rank vary a little from run to run (the hand-out and the
     # waves are dynamic): a point past this run's last call does not kill it (the rerun is checked
     # all the same).
-    want = len(points) if ranks == 1 else int(0.8 * len(points))
+    # How many calls a rank makes past the first half of the counted range depends on the load of
+    # the machine (with --wave 1 a wave follows whichever rank finishes first), so only that first
+    # half must kill every time, and at least half of all points must.
+    want = len(points) if ranks == 1 else (len(points) + 1) // 2
     check(killed >= want, f"{killed} of the {len(points)} kill points killed the run (at least {want})")
+    check(ranks == 1 or not early_missed,
+          f"every kill point in the first half of the counted calls killed the run (missed: {early_missed})")
     check(bad == 0, f"after each of the {len(points)} kills the rerun gives the uninterrupted file")
 
 
@@ -210,29 +222,36 @@ def mode_random(tmp):
         env = dict(MPI_ENV)
         for v in FAULT_VARS:
             env.pop(v, None)
-        p = subprocess.Popen(command(ranks, manifest, out), env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(delay)
-        victim = None
-        if ranks == 1:
-            victim = p.pid
-        else:  # one of the ranks, not mpirun
-            kids = subprocess.run(["pgrep", "-s", str(p.pid), "-f", "vidfeat extract"], capture_output=True,
-                                  text=True).stdout.split()
-            ranks_pids = [int(x) for x in kids if int(x) != p.pid]
-            victim = ranks_pids[k % len(ranks_pids)] if ranks_pids else None
         hit = False
-        if victim and p.poll() is None:
+        for attempt in range(3):  # a run that ended before its kill (a quicker machine) is killed sooner
+            if attempt:
+                shutil.rmtree(d, ignore_errors=True)
+                os.makedirs(d)
+                delay /= 3
+            p = subprocess.Popen(command(ranks, manifest, out), env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+            time.sleep(delay)
+            victim = None
+            if ranks == 1:
+                victim = p.pid
+            else:  # one of the ranks, not mpirun
+                kids = subprocess.run(["pgrep", "-s", str(p.pid), "-f", "vidfeat extract"], capture_output=True,
+                                      text=True).stdout.split()
+                ranks_pids = [int(x) for x in kids if int(x) != p.pid]
+                victim = ranks_pids[k % len(ranks_pids)] if ranks_pids else None
+            if victim and p.poll() is None:
+                try:
+                    os.kill(victim, 9)
+                    hit = True
+                except ProcessLookupError:
+                    pass
             try:
-                os.kill(victim, 9)
-                hit = True
-            except ProcessLookupError:
-                pass
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, 9)
-            p.wait()
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, 9)
+                p.wait()
+            if hit:
+                break
         r2 = run(ranks, manifest, out)
         what = f"random kill {k} ({ranks} rank(s), after {delay:.2f} s)"
         b = 0

@@ -26,7 +26,7 @@ def main():
     rows = []
     for name in sorted(os.listdir(d)):
         with open(os.path.join(d, name), encoding="utf-8", errors="replace") as f:
-            rows.append((name, " ".join(f.read().split()) or "(no reason given)"))
+            rows.append((name.replace("%2F", "/"), " ".join(f.read().split()) or "(no reason given)"))
     if rows:
         print(f"{len(rows)} test(s) skipped:")
         for name, reason in rows:

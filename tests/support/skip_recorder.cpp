@@ -34,7 +34,10 @@ class SkipRecorder : public ::testing::EmptyTestEventListener {
     if (dir.empty()) return;
     std::error_code ec;
     fs::create_directories(dir, ec);
-    std::ofstream(dir / (std::string(info.test_suite_name()) + "." + info.name())) << message << "\n";
+    // Parametrised names hold '/' (Prefix/Suite.Test/Param): kept in the file name as "%2F".
+    std::string name;
+    for (char c : std::string(info.test_suite_name()) + "." + info.name()) name += c == '/' ? "%2F" : std::string(1, c);
+    std::ofstream(dir / name) << message << "\n";
   }
 };
 
