@@ -13,7 +13,7 @@
 #   _GLIBCXX_SANITIZE_VECTOR, and vectors crossing into uninstrumented LibTorch would then give
 #   false reports.
 # - Leaks: tools/sanitize/lsan.supp holds the only suppressions (upstream bugs, each named);
-#   Open MPI's MPI_Init leaks are handled in src/dist/mpi_session.cpp.
+#   Open MPI's MPI_Init leaks are handled in src/mpi/mpi_session.cpp.
 # Tests left out: label `slurm` (starts and stops a real SLURM; it runs the same vidfeat commands
 # as the other end-to-end tests, which are all in); label `faults` (kill sweeps and fault injection
 # through an uninstrumented LD_PRELOAD shim, which ASan refuses to start behind; the write path they

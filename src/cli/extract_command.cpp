@@ -18,11 +18,11 @@
 #include "vidfeat/config/model_zoo.h"
 #include "vidfeat/decode/video_decoder.h"
 #include "vidfeat/model/checkpoint_cache.h"
-#include "vidfeat/dist/extraction.h"
-#include "vidfeat/dist/mpi_session.h"
-#include "vidfeat/dist/output_lock.h"
-#include "vidfeat/dist/stop_signal.h"
 #include "vidfeat/model/feature_model.h"
+#include "vidfeat/mpi/mpi_session.h"
+#include "vidfeat/run/extraction.h"
+#include "vidfeat/run/output_lock.h"
+#include "vidfeat/run/stop_signal.h"
 #include "vidfeat/store/feature_store.h"
 
 namespace vidfeat::cli {

@@ -6,7 +6,7 @@
 #include "vidfeat/cli/commands.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
-#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/mpi/mpi_session.h"
 #include "vidfeat/version.h"
 
 namespace {

@@ -65,7 +65,7 @@ MergeSummary mergeStores(const std::vector<std::string>& parts, const std::strin
   FeatureStore out = FeatureStore::create(temporary, MPI_COMM_SELF, readers.front()->summary().meta);
   std::vector<VideoEntry> entries;
   for (const auto& r : readers) {
-    for (const auto& v : r->summary().videos) entries.push_back({v.videoId, v.path});
+    for (const auto& v : r->summary().videos) entries.push_back(v);
   }
   int64_t row = out.addVideos(entries);
   // Failure history, per video row of the output.
@@ -82,13 +82,8 @@ MergeSummary mergeStores(const std::vector<std::string>& parts, const std::strin
         continue;  // stays pending: a rerun of that shard completes it
       }
       VideoResult res;
+      static_cast<VideoOutcome&>(res) = v;
       res.videoRow = row;
-      res.status = v.status;
-      res.fps = v.fps;
-      res.decodedFrames = v.decodedFrames;
-      res.duration = v.duration;
-      res.decodeErrors = v.decodeErrors;
-      res.error = v.error;
       if (v.status == VideoStatus::Failed) {
         ++summary.failed;
         auto it = stageOf.find(int64_t(i));

@@ -14,8 +14,8 @@
 #include <sstream>
 
 #include "vidfeat/common/error.h"
-#include "vidfeat/dist/manifest.h"
-#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/mpi/broadcast.h"
+#include "vidfeat/mpi/mpi_session.h"
 
 namespace vidfeat {
 
@@ -218,12 +218,7 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
           const StoredVideo& v = sum.videos[row];
           if (v.status == VideoStatus::Pending) continue;
           VideoResult r;
-          r.status = v.status;
-          r.fps = v.fps;
-          r.decodedFrames = v.decodedFrames;
-          r.duration = v.duration;
-          r.decodeErrors = v.decodeErrors;
-          r.error = v.error;
+          static_cast<VideoOutcome&>(r) = v;
           if (v.status == VideoStatus::Failed) r.failureStage = stageOf.count(int64_t(row)) ? stageOf[int64_t(row)] : "unknown";
           if (v.segmentCount > 0) reader.readRows(v.firstRow, v.segmentCount, r.segments, r.features);
           base.result(v.videoId, v.path, -1, r);

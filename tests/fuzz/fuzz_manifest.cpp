@@ -1,23 +1,17 @@
 // libFuzzer target for the manifest reader (CSV with RFC 4180 quoting, a BOM, plain lists, ids
 // and paths too long for the output), built by run_fuzz.sh with clang -fsanitize=fuzzer,address
-// against src/dist/manifest.cpp. The input is written to a file in a private folder and read as
+// against src/run/manifest.cpp. The input is written to a file in a private folder and read as
 // a manifest (parseManifest + checkManifestFiles, which only stats the paths it names).
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "vidfeat/common/error.h"
-#include "vidfeat/dist/manifest.h"
-
-namespace vidfeat {
-// broadcastEntries' collective, never reached here (mpi_session.cpp is not linked).
-void broadcastString(std::string&, int, MPI_Comm) { std::abort(); }
-}  // namespace vidfeat
+#include "vidfeat/run/manifest.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = [] {

@@ -34,10 +34,9 @@ case "$target" in
     libs=(-lyaml-cpp -lspdlog -lfmt)
     seeds="$here/corpus_literal"; maxlen=65536 ;;
   manifest)
-    src=("$here/fuzz_manifest.cpp" "$root/src/dist/manifest.cpp")
-    deps=("$root/include/vidfeat/dist/manifest.h")
-    flags+=(-DOMPI_SKIP_MPICXX -DMPICH_SKIP_MPICXX $(mpicxx --showme:compile 2>/dev/null || true))
-    libs=($(mpicxx --showme:link 2>/dev/null || echo -lmpi))
+    src=("$here/fuzz_manifest.cpp" "$root/src/run/manifest.cpp")
+    deps=("$root/include/vidfeat/run/manifest.h")
+    libs=()
     seeds="$here/corpus_manifest"; maxlen=65536 ;;
   *) echo "run_fuzz: unknown target $target"; exit 2 ;;
 esac

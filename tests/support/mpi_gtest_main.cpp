@@ -1,7 +1,7 @@
 // gtest main for suites that need MPI initialised (store, dist, cli tests).
 #include <gtest/gtest.h>
 
-#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/mpi/mpi_session.h"
 
 int main(int argc, char** argv) {
   vidfeat::MpiSession mpi(&argc, &argv);

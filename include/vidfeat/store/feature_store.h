@@ -12,33 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "vidfeat/clip/segment.h"
+#include "vidfeat/common/video_record.h"
 
 namespace vidfeat {
-
-enum class VideoStatus : int8_t { Pending = 0, Complete = 1, Failed = 2 };
-
-struct StoredVideo;
-
-// One manifest line.
-struct VideoEntry {
-  std::string videoId;
-  std::string path;
-};
-
-// What one rank produced for one video.
-struct VideoResult {
-  int64_t videoRow = -1;  // row in /videos, as returned by addVideos
-  VideoStatus status = VideoStatus::Complete;
-  double fps = 0.0;            // average frame rate of the decoded frames
-  int64_t decodedFrames = 0;   // frames the decoder produced
-  double duration = 0.0;       // seconds covered by the decoded frames
-  int64_t decodeErrors = 0;    // broken packets/frames skipped
-  std::string error;           // reason, when status == Failed
-  std::string failureStage;    // where it failed: manifest, open, decode, model, timeout
-  std::vector<SegmentRecord> segments;
-  std::vector<float> features;  // segments.size() x crops x featureDim, row-major
-};
 
 // File-level provenance, stored as attributes of the root group.
 struct FileMetadata {
@@ -106,20 +82,6 @@ class FeatureStore {
   void writeWaveUnguarded(const std::vector<VideoResult>& local);
   void appendVideoRows(const std::vector<VideoEntry>& videos);
   std::unique_ptr<Impl> impl_;
-};
-
-// One row of /videos as read back.
-struct StoredVideo {
-  std::string videoId;
-  std::string path;
-  VideoStatus status = VideoStatus::Pending;
-  double fps = 0.0;
-  int64_t decodedFrames = 0;
-  double duration = 0.0;
-  int64_t decodeErrors = 0;
-  int64_t firstRow = 0;
-  int64_t segmentCount = 0;
-  std::string error;
 };
 
 // One row of /failures: every failed attempt, with where and on which rank it failed.

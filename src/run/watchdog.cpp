@@ -1,11 +1,11 @@
-#include "vidfeat/dist/watchdog.h"
+#include "vidfeat/run/watchdog.h"
 
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <cstdint>
 
-#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/mpi/mpi_session.h"
 
 namespace vidfeat {
 

@@ -1,4 +1,4 @@
-#include "vidfeat/dist/work_queue.h"
+#include "vidfeat/mpi/work_queue.h"
 
 #include <algorithm>
 #include <exception>

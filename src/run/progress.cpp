@@ -1,4 +1,4 @@
-#include "vidfeat/dist/progress.h"
+#include "vidfeat/run/progress.h"
 
 #include <fmt/core.h>
 #include <unistd.h>

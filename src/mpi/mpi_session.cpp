@@ -1,4 +1,4 @@
-#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/mpi/mpi_session.h"
 
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
@@ -130,6 +130,14 @@ int commSize(MPI_Comm comm) {
   int s = 1;
   MPI_Comm_size(comm, &s);
   return s;
+}
+
+void checkMpi(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(rc, text, &length);
+  throw Error(std::string(call) + " failed: " + std::string(text, static_cast<size_t>(length)));
 }
 
 }  // namespace vidfeat

@@ -34,6 +34,9 @@ struct NodeRanks {
 };
 NodeRanks nodeRanks(MPI_Comm comm);
 
+// Throws Error "<call> failed: <MPI's error string>" unless rc is MPI_SUCCESS.
+void checkMpi(int rc, const char* call);
+
 // Collective: every rank of `comm` ends with `root`'s value of `text`.
 void broadcastString(std::string& text, int root, MPI_Comm comm);
 

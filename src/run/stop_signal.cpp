@@ -1,4 +1,4 @@
-#include "vidfeat/dist/stop_signal.h"
+#include "vidfeat/run/stop_signal.h"
 
 #include <pthread.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "vidfeat/dist/extraction.h"
+#include "vidfeat/run/extraction.h"
 
 #include <algorithm>
 #include <chrono>
@@ -9,15 +9,16 @@
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
 #include "vidfeat/decode/video_probe.h"
-#include "vidfeat/dist/manifest.h"
-#include "vidfeat/dist/mpi_session.h"
-#include "vidfeat/dist/output_lock.h"
-#include "vidfeat/dist/progress.h"
-#include "vidfeat/dist/rank_agreement.h"
-#include "vidfeat/dist/stop_signal.h"
-#include "vidfeat/dist/wave_sync.h"
-#include "vidfeat/dist/watchdog.h"
-#include "vidfeat/dist/work_queue.h"
+#include "vidfeat/mpi/broadcast.h"
+#include "vidfeat/mpi/mpi_session.h"
+#include "vidfeat/mpi/wave_sync.h"
+#include "vidfeat/mpi/work_queue.h"
+#include "vidfeat/run/manifest.h"
+#include "vidfeat/run/output_lock.h"
+#include "vidfeat/run/progress.h"
+#include "vidfeat/run/rank_agreement.h"
+#include "vidfeat/run/stop_signal.h"
+#include "vidfeat/run/watchdog.h"
 #include "vidfeat/store/journal.h"
 #include "vidfeat/store/recovery.h"
 

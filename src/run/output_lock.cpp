@@ -1,4 +1,4 @@
-#include "vidfeat/dist/output_lock.h"
+#include "vidfeat/run/output_lock.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -24,7 +24,7 @@
 
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
-#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/mpi/mpi_session.h"
 
 namespace vidfeat {
 

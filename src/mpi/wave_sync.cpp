@@ -1,4 +1,4 @@
-#include "vidfeat/dist/wave_sync.h"
+#include "vidfeat/mpi/wave_sync.h"
 
 #include <exception>
 

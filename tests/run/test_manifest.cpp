@@ -7,7 +7,8 @@
 
 #include "test_support.h"
 #include "vidfeat/common/error.h"
-#include "vidfeat/dist/manifest.h"
+#include "vidfeat/mpi/broadcast.h"
+#include "vidfeat/run/manifest.h"
 
 using namespace vidfeat;
 using vidfeat::testing::ScratchDir;

@@ -1,10 +1,10 @@
-#include "vidfeat/dist/rank_agreement.h"
+#include "vidfeat/run/rank_agreement.h"
 
 #include <string>
 #include <vector>
 
 #include "vidfeat/common/error.h"
-#include "vidfeat/dist/mpi_session.h"
+#include "vidfeat/mpi/mpi_session.h"
 
 namespace vidfeat {
 
