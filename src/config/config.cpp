@@ -3,8 +3,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
@@ -253,6 +256,30 @@ Config Config::fromYaml(const std::string& yaml, const std::vector<std::string>&
   }
   for (const auto& o : overrides) cfg.set(o);
   return cfg;
+}
+
+std::string configDir() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (const char* env = std::getenv("VIDFEAT_CONFIG_DIR"); env && *env) {
+    if (!fs::is_regular_file(fs::path(env) / "models.yaml", ec))
+      throw Error("VIDFEAT_CONFIG_DIR=" + std::string(env) +
+                  " is not a vidfeat configs folder: it has no models.yaml (unset it to use the "
+                  "configs installed with vidfeat)");
+    return env;
+  }
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error("cannot find vidfeat's configs: /proc/self/exe: " + ec.message() +
+                      " (set VIDFEAT_CONFIG_DIR to the configs folder)");
+  fs::path dir = exe.parent_path();
+  for (int up = 0; up <= 4 && !dir.empty(); ++up, dir = dir.parent_path()) {
+    const fs::path candidate = dir / "share" / "vidfeat" / "configs";
+    if (fs::is_regular_file(candidate / "models.yaml", ec)) return candidate.string();
+    if (dir == dir.root_path()) break;
+  }
+  throw Error("cannot find vidfeat's configs: no share/vidfeat/configs/models.yaml in " +
+              exe.parent_path().string() + " or the 4 folders above it (install vidfeat with "
+              "`cmake --install`, or set VIDFEAT_CONFIG_DIR to the configs folder)");
 }
 
 Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {

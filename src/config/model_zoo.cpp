@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "vidfeat/common/error.h"
+#include "vidfeat/config/config.h"
 
 namespace vidfeat {
 
@@ -15,11 +16,6 @@ namespace fs = std::filesystem;
 std::string ZooModel::fileName() const {
   auto slash = url.find_last_of('/');
   return slash == std::string::npos ? url : url.substr(slash + 1);
-}
-
-std::string configDir() {
-  if (const char* env = std::getenv("VIDFEAT_CONFIG_DIR"); env && *env) return env;
-  return VIDFEAT_DEFAULT_CONFIG_DIR;
 }
 
 std::vector<ZooModel> zooModels() {

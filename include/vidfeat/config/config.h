@@ -54,4 +54,12 @@ class Config {
 // YAML text of the same value; returns false when `text` is not such a literal.
 bool pythonLiteralToYaml(const std::string& text, std::string& yaml);
 
+// The folder of the shipped configs (models.yaml, Kinetics/, ...): $VIDFEAT_CONFIG_DIR when set,
+// else the first share/vidfeat/configs found in the running executable's folder or one of the
+// four above it (/proc/self/exe): PREFIX/share/vidfeat/configs for an installed PREFIX/bin/vidfeat
+// (cmake --install), BUILD/share/vidfeat/configs (a link to the source tree's configs/, made at
+// configure time) for build/vidfeat and the test programs below BUILD. Throws Error when
+// $VIDFEAT_CONFIG_DIR holds no models.yaml, or nothing is found (naming where it looked).
+std::string configDir();
+
 }  // namespace vidfeat

@@ -18,9 +18,6 @@ struct ZooModel {
   std::string fileName() const;  // the checkpoint's file name in the cache (from the URL)
 };
 
-// configs/ of this installation: $VIDFEAT_CONFIG_DIR, else the source tree's configs/ (compiled in).
-std::string configDir();
-
 // Every model of configs/models.yaml. Throws InputError naming the file when it is unreadable.
 std::vector<ZooModel> zooModels();
 
