@@ -5,7 +5,7 @@
 # (absurd time bases, 10^9-frame headers) reach double -> integer conversions.
 # LibTorch, Open MPI, HDF5 and FFmpeg stay the uninstrumented Debian builds: ASan intercepts their
 # malloc/free all the same, it just cannot see out-of-bounds accesses inside them.
-# tools/ci_sanitize.sh builds and runs the suite this way (with the runtime options it needs).
+# tools/ci/sanitize.sh builds and runs the suite this way (with the runtime options it needs).
 option(VIDFEAT_SANITIZE "Build with AddressSanitizer + UndefinedBehaviorSanitizer" OFF)
 if(VIDFEAT_SANITIZE)
   set(_vf_san -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer)

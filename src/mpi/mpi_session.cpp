@@ -15,14 +15,14 @@
 namespace vidfeat {
 
 namespace {
-// LeakSanitizer (VIDFEAT_SANITIZE builds, tools/ci_sanitize.sh) and Open MPI 4.1 (Debian 12):
+// LeakSanitizer (VIDFEAT_SANITIZE builds, tools/ci/sanitize.sh) and Open MPI 4.1 (Debian 12):
 // - MPI_Init_thread allocates blocks it never frees (MCA component registry, op tables, hwloc
 //   topology, ORTE state): open-mpi/ompi#10048 (4.1.2, LSan and valgrind on a bare
 //   MPI_Init+MPI_Finalize) and open-mpi/ompi#12584. What this thread allocates inside
 //   MPI_Init_thread is therefore not leak-checked (UpstreamMpiInit).
 // - The leak check runs just before MPI_Finalize (checkLeaksBeforeFinalize) instead of at exit:
 //   MPI_Finalize dlcloses Open MPI's components and libpmix, after which the stacks of their
-//   leaks name only "<unknown module>" and tools/sanitize/lsan.supp could not match them (short
+//   leaks name only "<unknown module>" and tools/ci/lsan.supp could not match them (short
 //   of unwinding every malloc slowly, ~10x slower). All of our objects are gone by then: the
 //   session is the first object of main() and so destroyed last.
 struct UpstreamMpiInit {
