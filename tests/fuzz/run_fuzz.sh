@@ -4,7 +4,9 @@
 # when clang or its fuzzer runtime is missing (tools/setup.sh installs clang, libclang-rt-14-dev).
 #   tests/fuzz/run_fuzz.sh BUILD_DIR [SECONDS] [TARGET]
 # TARGET: pickle (default; the restricted unpickler, inputs up to 1 MB), literal (the config's
-# Python-literal parser), manifest (the manifest reader).
+# Python-literal parser), manifest (the manifest reader), output (the validation and reading of an
+# untrusted output file; its seeds are real outputs made by tests/fuzz/make_output_seeds.py into
+# BUILD_DIR/fuzz/seeds_output, the ctest fixture fuzz_output_seeds).
 # -rss_limit_mb: every reader's memory is linear in its input (the unpickler's budget: a 1 MB
 # input makes at most ~250 MB of values and slots, ASan's overhead included below 1 GB); a blow-up
 # is a bug. -timeout: one input may take at most 10 s.
@@ -38,6 +40,25 @@ case "$target" in
     deps=("$root/include/vidfeat/run/manifest.h")
     libs=()
     seeds="$here/corpus_manifest"; maxlen=65536 ;;
+  output)
+    src=("$here/fuzz_output.cpp" "$root"/src/store/{store_validation,store_reader,store_schema,hdf5}.cpp)
+    deps=("$root"/src/store/*.h "$root/include/vidfeat/store/feature_store.h"
+          "$root/include/vidfeat/common/video_record.h")
+    flags+=(-DFMT_SHARED -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL -DSPDLOG_SHARED_LIB
+            $(pkg-config --cflags hdf5-openmpi))
+    libs=($(pkg-config --libs hdf5-openmpi) -lspdlog -lfmt)
+    seeds="$out/seeds_output"; maxlen=131072
+    export LSAN_OPTIONS="suppressions=$here/lsan_hdf5.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+    # HDF5 itself mallocs the sizes a corrupt header declares (3e15 bytes seen) before it finds
+    # they exceed the file; glibc's malloc answers NULL and HDF5 fails cleanly, so ASan must too
+    # (allocator_may_return_null) and libFuzzer's per-malloc limit cannot tell its requests from
+    # ours: for this target the bound is memory actually used (-rss_limit_mb), and a bad_alloc
+    # in vidfeat's code aborts (fuzz_output.cpp).
+    # fast_unwind_on_malloc=0: HDF5 has no frame pointers; a leak report must reach H5C_protect
+    # for the suppression to match.
+    export ASAN_OPTIONS="allocator_may_return_null=1:fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    malloc_limit=1048576
+    [ -n "$(ls -A "$seeds" 2>/dev/null)" ] || { echo "run_fuzz: no seeds in $seeds (make_output_seeds.py)"; exit 1; } ;;
   *) echo "run_fuzz: unknown target $target"; exit 2 ;;
 esac
 bin="$out/fuzz_$target"
@@ -51,7 +72,7 @@ if [ ! -x "$bin" ] || [ -n "$(find "${src[@]}" "${deps[@]}" "$0" -newer "$bin")"
 fi
 corpus="$out/corpus_$target"
 rm -rf "$corpus" && mkdir -p "$corpus" && cp "$seeds"/* "$corpus"/
-# -malloc_limit_mb: no single allocation over 512 MB.
-"$bin" -max_total_time="$seconds" -rss_limit_mb=1024 -malloc_limit_mb=512 -timeout=10 -max_len="$maxlen" \
+# -malloc_limit_mb: no single allocation over 512 MB (but see the output target).
+"$bin" -max_total_time="$seconds" -rss_limit_mb=1024 -malloc_limit_mb="${malloc_limit:-512}" -timeout=10 -max_len="$maxlen" \
   -print_final_stats=1 "$corpus" 2>&1 | tail -25
 exit "${PIPESTATUS[0]}"
