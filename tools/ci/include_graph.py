@@ -18,7 +18,9 @@ sits higher on the data path (README "Layout of the code", docs/DESIGN.md):
 
 An include may go to its own room, to another room of its level or to a lower one. A folder that is
 not in the table (a room added later) is reported with its edges and does not fail the check; add
-it to LEVELS. --dot FILE writes the graph for Graphviz (violations in red).
+it to LEVELS. The upward includes listed in KNOWN (file and include, each with its reason) are
+printed as known and do not fail; any other upward include does, also between the same two rooms.
+--dot FILE writes the graph for Graphviz (upward edges in red).
 """
 import collections
 import os
@@ -33,6 +35,15 @@ LEVELS = {
     "pipeline": 4,
     "run": 5,
     "cli": 6,
+}
+# (file, include) -> why it is there for now. Keep this short: each entry is a debt.
+KNOWN = {
+    ("include/vidfeat/common/video_record.h", "vidfeat/clip/segment.h"):
+        "the video record holds the clip's SegmentRecord rows (a plain struct, header only)",
+    ("include/vidfeat/config/model_zoo.h", "vidfeat/zoo/model_zoo.h"):
+        "forwarding header left by the move to zoo/, until its users include the new path",
+    ("include/vidfeat/model/checkpoint_cache.h", "vidfeat/zoo/checkpoint_cache.h"):
+        "forwarding header left by the move to zoo/, until its users include the new path",
 }
 SOURCES = (".h", ".hpp", ".cpp", ".cc", ".c", ".inc")
 INCLUDE = re.compile(r'^\s*#\s*include\s*(?:"([^"]+)"|<(vidfeat/[^>]+)>)', re.M)
@@ -99,7 +110,7 @@ def main(argv):
         r for r in os.listdir(os.path.join(root, "src")) if os.path.isdir(os.path.join(root, "src", r))},
         key=lambda r: (LEVELS.get(r, 99), r))
     unknown = [r for r in rooms if r not in LEVELS]
-    upward = []
+    upward, known = [], []
     print("rooms (level): " + ", ".join(f"{r} ({LEVELS.get(r, '?')})" for r in rooms))
     print("edges (room -> room: includes):")
     for src in rooms:
@@ -108,10 +119,12 @@ def main(argv):
                 continue
             n = len(edges[(src, dst)])
             bad = src in LEVELS and dst in LEVELS and LEVELS[dst] > LEVELS[src]
-            note = "  UPWARD" if bad else ("  (room not in LEVELS)" if src in unknown or dst in unknown else "")
+            all_known = all((e[0], e[2]) in KNOWN for e in edges[(src, dst)])
+            note = ("  UPWARD (known)" if all_known else "  UPWARD") if bad else ("  (room not in LEVELS)" if src in unknown or dst in unknown else "")
             print(f"  {src} -> {dst}: {n}{note}")
             if bad:
-                upward += edges[(src, dst)]
+                for e in edges[(src, dst)]:
+                    (known if (e[0], e[2]) in KNOWN else upward).append(e)
     within = sum(len(v) for (s, d), v in edges.items() if s == d)
     print(f"  (plus {within} includes within a room)")
     if dot:
@@ -125,12 +138,19 @@ def main(argv):
     for r in unknown:
         print(f"include_graph: room '{r}' has no level in tools/ci/include_graph.py LEVELS: "
               "its edges are listed, not checked")
+    for path, line, name in known:
+        print(f"include_graph: known upward include {path}:{line}: \"{name}\": {KNOWN[(path, name)]}")
+    seen = {(p, n) for p, _, n in known}
+    for path, name in KNOWN:
+        if (path, name) not in seen:
+            print(f"include_graph: KNOWN entry {path} -> {name} is gone from the tree: remove it from KNOWN")
     if upward:
         print(f"include_graph: {len(upward)} include(s) from a lower room to a higher one:")
         for path, line, name in upward:
             print(f"  {path}:{line}: #include \"{name}\"")
         return 1
-    print("include_graph: no include goes from a lower room to a higher one")
+    print("include_graph: no include goes from a lower room to a higher one"
+          + (f" (but for the {len(known)} known above)" if known else ""))
     return 0
 
 
