@@ -48,7 +48,7 @@ case "$target" in
             $(pkg-config --cflags hdf5-openmpi))
     libs=($(pkg-config --libs hdf5-openmpi) -lspdlog -lfmt)
     seeds="$out/seeds_output"; maxlen=131072
-    export LSAN_OPTIONS="suppressions=$here/lsan_hdf5.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+    export LSAN_OPTIONS="suppressions=$here/lsan_hdf5.supp:print_suppressions=0"  # its own, alone
     # HDF5 itself mallocs the sizes a corrupt header declares (3e15 bytes seen) before it finds
     # they exceed the file; glibc's malloc answers NULL and HDF5 fails cleanly, so ASan must too
     # (allocator_may_return_null) and libFuzzer's per-malloc limit cannot tell its requests from
