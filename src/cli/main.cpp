@@ -23,15 +23,40 @@ const char* kUsage =
     "  merge     join the part files of a job array into one file\n"
     "  models    list the published models known by name (--model NAME)\n"
     "  locate    the segments of a video covering a time span\n"
-    "  export    one .npy per video (the seed's layout)\n";
+    "  export    one .npy per video (the seed's layout)\n"
+    "\n"
+    "options of every command (on stderr):\n"
+    "  -v, --verbose   one log line per video; -vv: debug detail too\n"
+    "  -q, --quiet     errors only (no progress)\n";
+
+// Takes -v/--verbose (twice or -vv: debug), -q/--quiet out of `args` (before a "--"; the last one
+// given wins): every command has them.
+vidfeat::Verbosity takeVerbosity(std::vector<std::string>& args) {
+  using vidfeat::Verbosity;
+  Verbosity v = Verbosity::Normal;
+  for (auto it = args.begin(); it != args.end() && *it != "--";) {
+    if (*it == "-q" || *it == "--quiet") {
+      v = Verbosity::Quiet;
+    } else if (*it == "-v" || *it == "--verbose") {
+      v = v == Verbosity::Verbose || v == Verbosity::Debug ? Verbosity::Debug : Verbosity::Verbose;
+    } else if (*it == "-vv") {
+      v = Verbosity::Debug;
+    } else {
+      ++it;
+      continue;
+    }
+    it = args.erase(it);
+  }
+  return v;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   vidfeat::MpiSession mpi(&argc, &argv);
-  vidfeat::initLogging(mpi.rank(), mpi.size());
-  vidfeat::installTerminateHandler();  // an exception escaping a thread: logged with the rank, MPI_Abort
   std::vector<std::string> args(argv + 1, argv + argc);
+  vidfeat::initLogging(mpi.rank(), mpi.size(), takeVerbosity(args));
+  vidfeat::installTerminateHandler();  // an exception escaping a thread: logged with the rank, MPI_Abort
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     if (mpi.rank() == 0) std::fputs(kUsage, stdout);
     return args.empty() ? 2 : 0;
