@@ -38,14 +38,15 @@ void shareVerdict(std::string& error, MPI_Comm comm) {
 
 struct SharedManifest {
   std::vector<VideoEntry> valid;
-  std::vector<VideoEntry> invalid;          // to record as failed
-  std::vector<std::string> invalidReasons;  // why, one per invalid entry
+  std::vector<VideoEntry> invalid;  // to record as failed
+  std::vector<std::string> invalidReasons;
 };
 
 // Rank 0 reads and checks the manifest and takes this shard; the others receive the result.
 SharedManifest readAndShare(const ExtractionPlan& plan, MPI_Comm comm) {
   SharedManifest out;
   std::string error;
+  std::vector<VideoEntry> reasons;  // (id, reason) pairs, carried as entries for broadcasting
   if (commRank(comm) == 0) {
     try {
       Manifest m = parseManifest(plan.manifestPath);
@@ -82,7 +83,7 @@ SharedManifest readAndShare(const ExtractionPlan& plan, MPI_Comm comm) {
           out.valid.push_back(all[i].entry);
         } else {
           out.invalid.push_back(all[i].entry);
-          out.invalidReasons.push_back(all[i].reason);
+          reasons.push_back({all[i].entry.videoId, all[i].reason});
         }
       }
       if (plan.shardCount > 1) {
@@ -96,7 +97,8 @@ SharedManifest readAndShare(const ExtractionPlan& plan, MPI_Comm comm) {
   shareVerdict(error, comm);
   out.valid = broadcastEntries(out.valid, 0, comm);
   out.invalid = broadcastEntries(out.invalid, 0, comm);
-  out.invalidReasons = broadcastStrings(out.invalidReasons, 0, comm);
+  reasons = broadcastEntries(reasons, 0, comm);
+  for (const auto& r : reasons) out.invalidReasons.push_back(r.path);
   return out;
 }
 
