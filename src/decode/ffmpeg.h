@@ -18,7 +18,6 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
-#include <algorithm>
 #include <cstdarg>
 #include <cstdint>
 #include <memory>
@@ -130,62 +129,6 @@ inline const int32_t* displayMatrix(const AVStream* stream) {
   if (data == nullptr || size < 9 * sizeof(int32_t)) return nullptr;
   return reinterpret_cast<const int32_t*>(data);
 #endif
-}
-
-// NVDEC hands frames to the host semi-planar (NV12; P010 for 10 bits: the value in the top 10 bits
-// of 16) where CPU decoding gives planar yuv420p / yuv420p10le, and libswscale does not convert the
-// two layouts of the same samples to the same RGB (NV12: 57% of the RGB values differ on random
-// 640x360 planes, as swscale takes another route for it; P010 happens to agree). So a semi-planar
-// frame is first repacked, exactly, into the planar format CPU decoding would give, in `planar`
-// (reused); the result is `src` itself for any other format, nullptr when out of memory.
-inline const AVFrame* planarYuv(const AVFrame* src, UniqueAVFrame& planar) {
-  const bool nv12 = src->format == AV_PIX_FMT_NV12, p010 = src->format == AV_PIX_FMT_P010LE;
-  if (!nv12 && !p010) return src;
-  const AVPixelFormat target = nv12 ? AV_PIX_FMT_YUV420P : AV_PIX_FMT_YUV420P10LE;
-  if (!planar || planar->format != target || planar->width != src->width || planar->height != src->height) {
-    planar.reset(av_frame_alloc());
-    if (!planar) return nullptr;
-    planar->format = target;
-    planar->width = src->width;
-    planar->height = src->height;
-    if (av_frame_get_buffer(planar.get(), 0) < 0) {
-      planar.reset();
-      return nullptr;
-    }
-  }
-  const int w = src->width, h = src->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
-  for (int y = 0; y < h; ++y) {
-    const uint8_t* in = src->data[0] + size_t(y) * size_t(src->linesize[0]);
-    uint8_t* out = planar->data[0] + size_t(y) * size_t(planar->linesize[0]);
-    if (nv12) {
-      std::copy(in, in + w, out);
-    } else {
-      const auto* i16 = reinterpret_cast<const uint16_t*>(in);
-      auto* o16 = reinterpret_cast<uint16_t*>(out);
-      for (int x = 0; x < w; ++x) o16[x] = uint16_t(i16[x] >> 6);
-    }
-  }
-  for (int y = 0; y < ch; ++y) {
-    const uint8_t* in = src->data[1] + size_t(y) * size_t(src->linesize[1]);
-    uint8_t* u = planar->data[1] + size_t(y) * size_t(planar->linesize[1]);
-    uint8_t* v = planar->data[2] + size_t(y) * size_t(planar->linesize[2]);
-    if (nv12) {
-      for (int x = 0; x < cw; ++x) {
-        u[x] = in[2 * x];
-        v[x] = in[2 * x + 1];
-      }
-    } else {
-      const auto* i16 = reinterpret_cast<const uint16_t*>(in);
-      auto *u16 = reinterpret_cast<uint16_t*>(u), *v16 = reinterpret_cast<uint16_t*>(v);
-      for (int x = 0; x < cw; ++x) {
-        u16[x] = uint16_t(i16[2 * x] >> 6);
-        v16[x] = uint16_t(i16[2 * x + 1] >> 6);
-      }
-    }
-  }
-  planar->color_range = src->color_range;
-  planar->colorspace = src->colorspace;
-  return planar.get();
 }
 
 }  // namespace vidfeat::ffmpeg

@@ -10,6 +10,7 @@
 // So a file's log is O(distinct messages + seconds), not O(packets).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdarg>

@@ -1,3 +1,5 @@
+// Demuxing, decoding and presentation-order output of a video's first stream. NVDEC set-up is in
+// nvdec.cpp, the pixel work (colour conversion, resize, rotation) in frame_convert.cpp.
 #include "vidfeat/decode/video_decoder.h"
 
 #include <chrono>
@@ -7,16 +9,16 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <new>
-#include <set>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include "ffmpeg.h"
+#include "frame_convert.h"
+#include "nvdec.h"
 #include "vidfeat/common/error.h"
 
 namespace vidfeat {
@@ -49,48 +51,6 @@ int streamRotation(const AVStream* stream) {
   return static_cast<int>(((quarterTurns % 4) + 4) % 4) * 90;
 }
 
-// One warning per `key` per process (the NVDEC fallbacks: every video would repeat them).
-void warnOnce(const std::string& key, const std::string& message) {
-  static std::mutex mutex;
-  static std::set<std::string> said;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (said.insert(key).second) spdlog::warn("{}", message);
-}
-
-// "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N; anything else -2.
-int cudaIndex(const std::string& device) {
-  if (device == "cpu") return -1;
-  if (device == "cuda") return 0;
-  if (device.rfind("cuda:", 0) != 0 || device.size() == 5 || device.size() > 8) return -2;
-  for (size_t i = 5; i < device.size(); ++i) {
-    if (device[i] < '0' || device[i] > '9') return -2;
-  }
-  return std::stoi(device.substr(5));
-}
-
-// The process's CUDA device context for NVDEC on GPU `index`, created at first use and shared by
-// every decoder (creating one costs a CUDA context); nullptr, with FFmpeg's reason in `why`, when
-// it cannot be created (no driver, no GPU, an FFmpeg without CUDA). Borrowed: a decoder takes its
-// own reference (av_buffer_ref). A failure is remembered, not retried for every video.
-AVBufferRef* cudaDeviceContext(int index, std::string& why) {
-  static std::mutex mutex;
-  static std::map<int, ffmpeg::UniqueAVBufferRef> devices;
-  static std::map<int, std::string> failures;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (auto it = devices.find(index); it != devices.end()) return it->second.get();
-  if (auto it = failures.find(index); it != failures.end()) {
-    why = it->second;
-    return nullptr;
-  }
-  AVBufferRef* raw = nullptr;
-  const int rc = av_hwdevice_ctx_create(&raw, AV_HWDEVICE_TYPE_CUDA, std::to_string(index).c_str(), nullptr, 0);
-  if (rc < 0 || raw == nullptr) {
-    why = failures[index] = errorString(rc < 0 ? rc : AVERROR_UNKNOWN);
-    return nullptr;
-  }
-  return (devices[index] = ffmpeg::UniqueAVBufferRef(raw)).get();
-}
-
 // Error messages FFmpeg's decoders log, counted per VideoDecoder. Some damage leaves no other
 // trace: an H.264 stream with part of a GOP cut out logs "co located POCs unavailable" and
 // "mmco: unref short failure", returns every packet and frame without an error code or a corrupt
@@ -120,110 +80,7 @@ void countDecoderError(void* avcl, int level) {
 
 double toDouble(AVRational r) { return (r.num > 0 && r.den > 0) ? av_q2d(r) : 0.0; }
 
-// Exact separable bilinear resize of packed RGB24 with torch.nn.functional.interpolate's
-// mode="bilinear", align_corners=False, antialias=False mapping: source coordinate
-// (dst + 0.5) * in / out - 0.5, clamped at 0, two taps, edge pixel repeated. Interpolation is
-// done in float and rounded once, so the result is within 0.5 levels of torch on the same RGB
-// input. libswscale cannot do this in one pass (see convert()).
-class BilinearResizer {
- public:
-  void resize(const uint8_t* src, int srcW, int srcH, size_t srcStride, uint8_t* dst, int dstW,
-              int dstH) {
-    if (srcW != srcW_ || srcH != srcH_ || dstW != dstW_ || dstH != dstH_) {
-      computeTaps(srcW, dstW, xTaps_);
-      computeTaps(srcH, dstH, yTaps_);
-      srcW_ = srcW;
-      srcH_ = srcH;
-      dstW_ = dstW;
-      dstH_ = dstH;
-      rows_[0].assign(static_cast<size_t>(dstW) * 3, 0.f);
-      rows_[1].assign(static_cast<size_t>(dstW) * 3, 0.f);
-    }
-    rowIndex_[0] = rowIndex_[1] = -1;
-    const size_t dstStride = static_cast<size_t>(dstW) * 3;
-    for (int y = 0; y < dstH; ++y) {
-      const Tap& ty = yTaps_[y];
-      const float* r0 = horizontalRow(src + ty.i0 * srcStride, ty.i0);
-      const float* r1 = horizontalRow(src + ty.i1 * srcStride, ty.i1);
-      uint8_t* out = dst + y * dstStride;
-      for (size_t k = 0; k < dstStride; ++k) {
-        float v = r0[k] * ty.w0 + r1[k] * ty.w1;
-        out[k] = static_cast<uint8_t>(std::clamp(v + 0.5f, 0.f, 255.f));
-      }
-    }
-  }
-
- private:
-  struct Tap {
-    int i0, i1;
-    float w0, w1;
-  };
-
-  static void computeTaps(int in, int out, std::vector<Tap>& taps) {
-    taps.resize(out);
-    const double scale = static_cast<double>(in) / out;
-    for (int d = 0; d < out; ++d) {
-      double s = std::max(0.0, (d + 0.5) * scale - 0.5);
-      int i0 = std::min(static_cast<int>(s), in - 1);
-      int i1 = std::min(i0 + 1, in - 1);
-      float w1 = static_cast<float>(s - i0);
-      taps[d] = Tap{i0, i1, 1.f - w1, w1};
-    }
-  }
-
-  // The horizontally resampled source row `srcRow`; consecutive output rows mostly share their
-  // two source rows, so the last two results are kept.
-  const float* horizontalRow(const uint8_t* row, int srcRow) {
-    for (int slot = 0; slot < 2; ++slot) {
-      if (rowIndex_[slot] == srcRow) return rows_[slot].data();
-    }
-    int slot = nextSlot_;
-    nextSlot_ ^= 1;
-    float* out = rows_[slot].data();
-    for (int x = 0; x < dstW_; ++x) {
-      const Tap& t = xTaps_[x];
-      const uint8_t* p0 = row + t.i0 * 3;
-      const uint8_t* p1 = row + t.i1 * 3;
-      for (int c = 0; c < 3; ++c) out[x * 3 + c] = p0[c] * t.w0 + p1[c] * t.w1;
-    }
-    rowIndex_[slot] = srcRow;
-    return out;
-  }
-
-  int srcW_ = 0, srcH_ = 0, dstW_ = 0, dstH_ = 0;
-  std::vector<Tap> xTaps_, yTaps_;
-  std::vector<float> rows_[2];
-  int rowIndex_[2] = {-1, -1};
-  int nextSlot_ = 0;
-};
-
-// Rotates packed RGB24 `src` (w x h, rows `srcStride` bytes apart) clockwise by `rotation`
-// degrees into the tightly packed `dst`.
-void rotateRgb(const uint8_t* src, int w, int h, size_t srcStride, int rotation, uint8_t* dst) {
-  auto copyPixel = [&](int dx, int dy, int dstW, int sx, int sy) {
-    const uint8_t* s = src + sy * srcStride + static_cast<size_t>(sx) * 3;
-    uint8_t* d = dst + (static_cast<size_t>(dy) * dstW + dx) * 3;
-    d[0] = s[0];
-    d[1] = s[1];
-    d[2] = s[2];
-  };
-  if (rotation == 90) {  // output h x w; its top-left is the source's bottom-left
-    for (int dy = 0; dy < w; ++dy)
-      for (int dx = 0; dx < h; ++dx) copyPixel(dx, dy, h, dy, h - 1 - dx);
-  } else if (rotation == 270) {  // output h x w; its top-left is the source's top-right
-    for (int dy = 0; dy < w; ++dy)
-      for (int dx = 0; dx < h; ++dx) copyPixel(dx, dy, h, w - 1 - dy, dx);
-  } else {  // 180
-    for (int dy = 0; dy < h; ++dy)
-      for (int dx = 0; dx < w; ++dx) copyPixel(dx, dy, w, w - 1 - dx, h - 1 - dy);
-  }
-}
-
 }  // namespace
-
-void checkDecodeDevice(const std::string& device) {
-  if (cudaIndex(device) < -1) throw Error("--decode-device must be cpu, cuda or cuda:N, got '" + device + "'");
-}
 
 struct VideoDecoder::Impl {
   // A decoded frame waiting in the reorder window.
@@ -232,6 +89,9 @@ struct VideoDecoder::Impl {
     int64_t seq;  // decoder output order, breaks pts ties
     ffmpeg::UniqueAVFrame frame;
   };
+
+  Impl(const std::string& videoPath, const DecodeOptions& decodeOptions)
+      : path(videoPath), options(decodeOptions), converter(videoPath) {}
 
   std::string path;
   DecodeOptions options;
@@ -280,18 +140,11 @@ struct VideoDecoder::Impl {
   int64_t lastEmittedPts = AV_NOPTS_VALUE;
   ffmpeg::UniqueAVFrame current;  // frame last returned by next(), for convert()
 
-  // NVDEC (DecodeOptions::device cuda): the pixel format of frames in GPU memory while the
-  // hardware decodes (AV_PIX_FMT_NONE on the CPU), and the host copy convert() makes of one.
-  AVPixelFormat hwFormat = AV_PIX_FMT_NONE;
-  ffmpeg::UniqueAVFrame hostFrame;
-  ffmpeg::UniqueAVFrame planarFrame;  // hostFrame repacked planar (ffmpeg::planarYuv)
+  Nvdec nvdec;  // DecodeOptions::device cuda; idle on the CPU
 
   int outWidth = 0;
   int outHeight = 0;
-  ffmpeg::UniqueSwsContext sws;
-  std::vector<uint8_t> nativeRgb;   // colour-converted frame at its decoded size, padded rows
-  std::vector<uint8_t> resizedRgb;  // resized, before rotation
-  BilinearResizer resizer;
+  FrameConverter converter;
 
   [[noreturn]] void fail(const std::string& what, int rc) const {
     throw InputError(path, what + ": " + errorString(rc));
@@ -347,7 +200,10 @@ struct VideoDecoder::Impl {
       r.live[this] = &errorsLogged;
       registered = true;
     }
-    if (cudaIndex(options.device) >= 0) setupHardware(decoder);
+    if (cudaIndex(options.device) >= 0 &&
+        nvdec.setUp(codec.get(), decoder, options.device, path, int(kReorderDepth) + 2)) {
+      codec->get_format = &Impl::getFormat;
+    }
     // A stream may change its frame size mid-way (a new SPS): the decoder refuses to allocate a
     // picture over the limit, whatever the header said.
     codec->max_pixels = kMaxFramePixels;
@@ -378,67 +234,9 @@ struct VideoDecoder::Impl {
     }
   }
 
-  // Asks FFmpeg to decode with NVDEC: the decoder's CUDA hwaccel, the process's device context,
-  // and getFormat() to pick the GPU format when the stream allows it. Falls back to the CPU (a
-  // warning once per reason) when any of it is missing.
-  void setupHardware(const AVCodec* decoder) {
-    checkDecodeDevice(options.device);
-    const AVCodecHWConfig* config = nullptr;
-    for (int i = 0;; ++i) {
-      const AVCodecHWConfig* c = avcodec_get_hw_config(decoder, i);
-      if (c == nullptr) break;
-      if ((c->methods & AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX) && c->device_type == AV_HWDEVICE_TYPE_CUDA) {
-        config = c;
-        break;
-      }
-    }
-    if (config == nullptr) {
-      warnOnce(std::string("nvdec-codec:") + decoder->name,
-               std::string("--decode-device ") + options.device + ": FFmpeg's " + decoder->name +
-                   " decoder has no NVDEC (CUDA) support; decoding those videos on the CPU (first: " + path + ")");
-      return;
-    }
-    std::string why;
-    AVBufferRef* device = cudaDeviceContext(std::max(0, cudaIndex(options.device)), why);
-    if (device == nullptr) {
-      warnOnce("nvdec-device:" + options.device, "--decode-device " + options.device +
-                                                      ": no CUDA device for NVDEC (" + why +
-                                                      "); decoding on the CPU");
-      return;
-    }
-    codec->hw_device_ctx = av_buffer_ref(device);
-    if (codec->hw_device_ctx == nullptr) throw std::bad_alloc();
-    hwFormat = config->pix_fmt;
-    codec->get_format = &Impl::getFormat;
-    // Surfaces held outside the decoder: the reorder window and the current frame.
-    codec->extra_hw_frames = int(kReorderDepth) + 2;
-    // The GPU decodes; CPU frame threads would only multiply the surfaces held (NVDEC has at most
-    // 32) and could make the hwaccel refuse the stream.
-    codec->thread_count = 1;
-    hostFrame.reset(av_frame_alloc());
-    if (!hostFrame) throw std::bad_alloc();
-  }
-
-  // FFmpeg's get_format: the GPU format when offered, else (NVDEC refused the stream: its
-  // profile, bit depth or size; FFmpeg calls again without the GPU format after a failed hwaccel
-  // set-up) the decoder's first software format, with a warning.
+  // FFmpeg's get_format once NVDEC is set up; the codec context's `opaque` is this decoder.
   static AVPixelFormat getFormat(AVCodecContext* ctx, const AVPixelFormat* formats) {
-    auto* self = static_cast<Impl*>(ctx->opaque);
-    for (const AVPixelFormat* f = formats; *f != AV_PIX_FMT_NONE; ++f) {
-      if (*f == self->hwFormat) return *f;
-    }
-    for (const AVPixelFormat* f = formats; *f != AV_PIX_FMT_NONE; ++f) {
-      const AVPixFmtDescriptor* d = av_pix_fmt_desc_get(*f);
-      if (d != nullptr && !(d->flags & AV_PIX_FMT_FLAG_HWACCEL)) {
-        warnOnce(std::string("nvdec-stream:") + avcodec_get_name(ctx->codec_id) + ":" +
-                     (av_get_pix_fmt_name(*f) ? av_get_pix_fmt_name(*f) : "?"),
-                 "--decode-device " + self->options.device + ": NVDEC cannot decode " + self->path + " (" +
-                     avcodec_get_name(ctx->codec_id) + ", " + std::to_string(ctx->width) + "x" +
-                     std::to_string(ctx->height) + "); such streams are decoded on the CPU");
-        return *f;
-      }
-    }
-    return AV_PIX_FMT_NONE;
+    return static_cast<const Impl*>(ctx->opaque)->nvdec.pickFormat(ctx, formats);
   }
 
   void readInfo() {
@@ -582,93 +380,31 @@ struct VideoDecoder::Impl {
     if (lastEmittedPts != AV_NOPTS_VALUE && first.pts < lastEmittedPts) ++stats.framesLate;
     lastEmittedPts = first.pts;
     current = std::move(first.frame);
-    if (hwFormat != AV_PIX_FMT_NONE && current->format == hwFormat) ++stats.framesOnDevice;
+    if (nvdec.holds(current.get())) ++stats.framesOnDevice;
     out.index = stats.framesDecoded++;
     out.pts = first.pts * av_q2d(timeBase);
     return true;
   }
 
-  // Colour conversion, resize and rotation of `current` into `rgb`.
-  //
-  // Route: one libswscale pass converts the frame to RGB24 at its decoded size, then our own
-  // separable bilinear resize (BilinearResizer) brings it to the output size, then the rotation.
-  // The features must match PySlowFast, which takes PyAV's native-size RGB and resizes it with
-  // torch bilinear (align_corners=False, no antialias). Resizing inside swscale in the same pass
-  // cannot meet 1/255 of that, whatever the flags (measured, max abs error in levels, chaplin.mp4
-  // 640x360 -> 455x256 / v_GGSY1Qvo990.mp4 320x240 -> 341x256): SWS_BILINEAR 38.5 / 12.1 (it
-  // widens the filter when downscaling, and interpolates chroma differently from the native-size
-  // path), SWS_FAST_BILINEAR 108 / 18.9 (corner-aligned mapping, 7-bit weights), with
-  // SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP 39.3 / 12.1 (bilinear) and
-  // 107 / 24.8 (fast bilinear). The two-step route is within 0.5 levels by construction.
-  //
-  // Colour conversion flags are PyAV's defaults (SWS_BILINEAR, which is irrelevant at 1:1 size,
-  // and swscale's default BT.601 matrix whatever the frame's colorspace says) so that the RGB is
-  // the one PySlowFast sees.
+  // Colour conversion, resize and rotation of `current` into `rgb` (FrameConverter says how).
   void convert(uint8_t* rgb) {
     if (!current) throw std::logic_error("VideoDecoder::convert() called without a current frame");
     const AVFrame* f = current.get();
-    if (hwFormat != AV_PIX_FMT_NONE && f->format == hwFormat) {
-      // An NVDEC frame: copied to host memory (NV12, or P010/P016 for more than 8 bits) only now,
-      // for the frames a clip uses; converted from there as a software frame.
-      av_frame_unref(hostFrame.get());
-      const int rc = av_hwframe_transfer_data(hostFrame.get(), f, 0);
-      if (rc < 0) fail("cannot copy an NVDEC frame to host memory", rc);
-      // Repacked into the planar format CPU decoding gives, so the RGB is the same (see planarYuv).
-      f = ffmpeg::planarYuv(hostFrame.get(), planarFrame);
-      if (f == nullptr) throw std::bad_alloc();
-    }
-    const bool swap = info.rotation == 90 || info.rotation == 270;
+    // An NVDEC frame is copied to host memory only now, for the frames a clip uses.
+    if (nvdec.holds(f)) f = nvdec.hostCopy(f);
     if (outWidth <= 0 || outHeight <= 0) {
       // The header had no frame size and no size was set: use the decoded one.
+      const bool swap = info.rotation == 90 || info.rotation == 270;
       outWidth = swap ? f->height : f->width;
       outHeight = swap ? f->width : f->height;
     }
-    const int targetW = swap ? outHeight : outWidth;  // size before rotation
-    const int targetH = swap ? outWidth : outHeight;
-    const bool resize = targetW != f->width || targetH != f->height;
-    const bool rotate = info.rotation != 0;
-
-    // swscale's SIMD RGB writers store whole 8/16-pixel blocks and run past the end of a row
-    // (valgrind: writes after a tightly sized buffer for 568-wide video_90.mov), so they never
-    // write into the caller's buffer: rows go into our own buffer, padded to 32 pixels plus a
-    // tail, and are copied or resampled from there.
-    const size_t stride = static_cast<size_t>(FFALIGN(f->width, 32)) * 3;
-    nativeRgb.resize(stride * f->height + 64);
-    uint8_t* native = nativeRgb.data();
-    sws.reset(sws_getCachedContext(sws.release(), f->width, f->height,
-                                   static_cast<AVPixelFormat>(f->format), f->width, f->height,
-                                   AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr));
-    if (!sws) {
-      const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(f->format));
-      throw InputError(path, std::string("cannot convert pixel format ") +
-                                 (name ? name : "unknown") + " to RGB");
-    }
-    uint8_t* dstData[4] = {native, nullptr, nullptr, nullptr};
-    int dstLinesize[4] = {static_cast<int>(stride), 0, 0, 0};
-    int rc = sws_scale(sws.get(), f->data, f->linesize, 0, f->height, dstData, dstLinesize);
-    if (rc != f->height) fail("colour conversion failed", rc < 0 ? rc : AVERROR_BUG);
-
-    if (!resize && !rotate) {
-      const size_t row = static_cast<size_t>(f->width) * 3;
-      for (int y = 0; y < f->height; ++y) std::memcpy(rgb + y * row, native + y * stride, row);
-    } else if (!rotate) {
-      resizer.resize(native, f->width, f->height, stride, rgb, targetW, targetH);
-    } else if (!resize) {
-      rotateRgb(native, f->width, f->height, stride, info.rotation, rgb);
-    } else {
-      resizedRgb.resize(static_cast<size_t>(targetW) * targetH * 3);
-      resizer.resize(native, f->width, f->height, stride, resizedRgb.data(), targetW, targetH);
-      rotateRgb(resizedRgb.data(), targetW, targetH, static_cast<size_t>(targetW) * 3,
-                info.rotation, rgb);
-    }
+    converter.convert(f, info.rotation, outWidth, outHeight, rgb);
     ++stats.framesConverted;
   }
 };
 
 VideoDecoder::VideoDecoder(const std::string& path, const DecodeOptions& options)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->path = path;
-  impl_->options = options;
+    : impl_(std::make_unique<Impl>(path, options)) {
   impl_->open();
 }
 

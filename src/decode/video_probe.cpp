@@ -1,5 +1,6 @@
 #include "vidfeat/decode/video_probe.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <system_error>

@@ -1,6 +1,6 @@
 #pragma once
 // Whether this machine can decode with NVDEC through FFmpeg, probed the way the decoder sets it up
-// (src/decode/video_decoder.cpp setupHardware): FFmpeg's H.264 decoder has a CUDA hwaccel, and a
+// (src/decode/nvdec.cpp, Nvdec::setUp): FFmpeg's H.264 decoder has a CUDA hwaccel, and a
 // CUDA device context can be created. Tests of --decode-device cuda that must see NVDEC work skip,
 // saying why, where it cannot.
 #include <string>

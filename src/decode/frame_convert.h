@@ -1,0 +1,73 @@
+#pragma once
+// The decoder's pixel work (private to src/decode): a decoded frame, in whatever pixel format
+// FFmpeg gives, to the packed RGB24 a clip takes, at the model's scale and in display orientation.
+//
+// Resizing lives here, in decode/, not in clip/: VideoDecoder::convert() resizes each frame it
+// converts straight after colour conversion, so the clip assembler only ever holds frames at the
+// model's scale (a 3840x2160 frame is 24 MB of RGB at its decoded size, 0.35 MB at 455x256), and
+// a room of the data path (decode -> clip -> model -> store) must not call into a later one.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ffmpeg.h"
+
+namespace vidfeat {
+
+// NVDEC hands frames to the host semi-planar (NV12; P010 for 10 bits: the value in the top 10 bits
+// of 16) where CPU decoding gives planar yuv420p / yuv420p10le, and libswscale does not convert the
+// two layouts of the same samples to the same RGB (NV12: 57% of the RGB values differ on random
+// 640x360 planes, as swscale takes another route for it; P010 happens to agree). So a semi-planar
+// frame is first repacked, exactly, into the planar format CPU decoding would give, in `planar`
+// (reused); the result is `src` itself for any other format, nullptr when out of memory.
+const AVFrame* planarYuv(const AVFrame* src, ffmpeg::UniqueAVFrame& planar);
+
+// Exact separable bilinear resize of packed RGB24 with torch.nn.functional.interpolate's
+// mode="bilinear", align_corners=False, antialias=False mapping: source coordinate
+// (dst + 0.5) * in / out - 0.5, clamped at 0, two taps, edge pixel repeated. Interpolation is
+// done in float and rounded once, so the result is within 0.5 levels of torch on the same RGB
+// input. libswscale cannot do this in one pass (see FrameConverter::convert). Keeps its taps
+// and two row buffers from one call to the next of the same sizes.
+class BilinearResizer {
+ public:
+  void resize(const uint8_t* src, int srcW, int srcH, size_t srcStride, uint8_t* dst, int dstW,
+              int dstH);
+
+ private:
+  struct Tap {
+    int i0, i1;
+    float w0, w1;
+  };
+
+  static void computeTaps(int in, int out, std::vector<Tap>& taps);
+  const float* horizontalRow(const uint8_t* row, int srcRow);
+
+  int srcW_ = 0, srcH_ = 0, dstW_ = 0, dstH_ = 0;
+  std::vector<Tap> xTaps_, yTaps_;
+  std::vector<float> rows_[2];
+  int rowIndex_[2] = {-1, -1};
+  int nextSlot_ = 0;
+};
+
+// Colour conversion, resize and rotation of a video's decoded frames; keeps its libswscale
+// context and buffers from frame to frame. Not thread-safe: one per VideoDecoder.
+class FrameConverter {
+ public:
+  explicit FrameConverter(std::string path) : path_(std::move(path)) {}
+
+  // `frame` (in host memory) into `rgb`: outHeight rows of outWidth * 3 bytes, in display
+  // orientation after a clockwise rotation by `rotation` degrees (0, 90, 180, 270). Throws
+  // InputError naming the file when libswscale cannot convert the frame's pixel format.
+  void convert(const AVFrame* frame, int rotation, int outWidth, int outHeight, uint8_t* rgb);
+
+ private:
+  std::string path_;
+  ffmpeg::UniqueSwsContext sws_;
+  std::vector<uint8_t> nativeRgb_;   // colour-converted frame at its decoded size, padded rows
+  std::vector<uint8_t> resizedRgb_;  // resized, before rotation
+  BilinearResizer resizer_;
+};
+
+}  // namespace vidfeat
