@@ -10,9 +10,9 @@
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
-#include "vidfeat/model/cpu_allocator.h"
-#include "vidfeat/model/state_dict.h"
-#include "vidfeat/model/video_net.h"
+#include "kernels/cpu_allocator.h"
+#include "checkpoint/state_dict.h"
+#include "networks/video_net.h"
 
 #if defined(__GLIBC__)
 #include <malloc.h>

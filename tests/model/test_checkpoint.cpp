@@ -13,8 +13,8 @@
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/checkpoint.h"
 #include "vidfeat/model/feature_model.h"
-#include "vidfeat/model/state_dict.h"
-#include "vidfeat/model/video_net.h"
+#include "checkpoint/state_dict.h"
+#include "networks/video_net.h"
 
 using namespace vidfeat;
 namespace fs = std::filesystem;

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "vidfeat/model/cpu_allocator.h"
+#include "kernels/cpu_allocator.h"
 
 using namespace vidfeat;
 

@@ -5,8 +5,8 @@
 
 #include <vector>
 
-#include "vidfeat/model/conv_bn.h"
-#include "vidfeat/model/depthwise_conv.h"
+#include "kernels/conv_bn.h"
+#include "kernels/depthwise_conv.h"
 
 using namespace vidfeat;
 

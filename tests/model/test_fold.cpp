@@ -8,8 +8,8 @@
 
 #include "test_support.h"
 #include "vidfeat/config/config.h"
-#include "vidfeat/model/conv_bn.h"
-#include "vidfeat/model/video_net.h"
+#include "kernels/conv_bn.h"
+#include "networks/video_net.h"
 
 using namespace vidfeat;
 

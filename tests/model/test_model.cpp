@@ -1,12 +1,14 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 
 #include "test_support.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/feature_model.h"
-#include "vidfeat/model/resnet.h"
+#include "networks/resnet.h"
+#include "networks/video_net.h"
 
 using namespace vidfeat;
 using Shapes = std::map<std::string, std::vector<int64_t>>;
@@ -115,4 +117,19 @@ TEST(ModelResNet, UnsupportedValuesNameTheKey) {
   expectKey({"MODEL.MODEL_NAME=Foo"}, "MODEL.MODEL_NAME");
   expectKey({"RESNET.TRANS_FUNC=x_transform"}, "RESNET.TRANS_FUNC");
   EXPECT_THROW(FeatureModel::build(zooConfig("SLOW_8x8_R50.yaml"), "cuda"), Error);
+}
+
+// The error for an unknown MODEL.MODEL_NAME lists the builder table itself: every family vidfeat
+// builds, TSN (TSN and TSM) included, and every name it lists builds something.
+TEST(ModelResNet, UnknownModelNameListsEveryBuiltFamily) {
+  const auto names = model::supportedModelNames();
+  for (const char* family : {"ResNet", "ResNet_nopool", "SlowFast", "X3D", "TSN", "MViT"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), family), names.end()) << family;
+  }
+  try {
+    FeatureModel::build(zooConfig("SLOW_8x8_R50.yaml", {"MODEL.MODEL_NAME=Foo"}));
+    FAIL() << "MODEL_NAME Foo built";
+  } catch (const Error& e) {
+    for (const auto& n : names) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << n << ": " << e.what();
+  }
 }

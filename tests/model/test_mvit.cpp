@@ -13,8 +13,8 @@
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/feature_model.h"
-#include "vidfeat/model/mvit.h"
-#include "vidfeat/model/video_net.h"
+#include "networks/mvit.h"
+#include "networks/video_net.h"
 
 using namespace vidfeat;
 

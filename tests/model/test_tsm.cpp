@@ -14,9 +14,9 @@
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/feature_model.h"
-#include "vidfeat/model/state_dict.h"
-#include "vidfeat/model/tsm.h"
-#include "vidfeat/model/video_net.h"
+#include "checkpoint/state_dict.h"
+#include "networks/tsm.h"
+#include "networks/video_net.h"
 
 using namespace vidfeat;
 using Shape = std::vector<int64_t>;

@@ -15,9 +15,9 @@
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/checkpoint.h"
 #include "vidfeat/model/feature_model.h"
-#include "vidfeat/model/slowfast.h"
-#include "vidfeat/model/video_net.h"
-#include "vidfeat/model/x3d.h"
+#include "networks/slowfast.h"
+#include "networks/video_net.h"
+#include "networks/x3d.h"
 
 using namespace vidfeat;
 using Shape = std::vector<int64_t>;

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "vidfeat/config/config.h"
-#include "vidfeat/config/model_zoo.h"
+#include "vidfeat/zoo/model_zoo.h"
 #include "vidfeat/model/feature_model.h"
 
 namespace {

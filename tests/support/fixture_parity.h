@@ -1,7 +1,7 @@
 #pragma once
 // Parity with the reference on the committed fixtures (tests/fixtures/fixtures.json, written by
-// tools/fixtures/make_fixtures.py): each named fixture's model is built from its config and overrides,
-// loaded from every checkpoint format the fixture has, and its feature compared with the
+// tools/fixtures/make_fixtures.py): each named fixture's model is built from its config and
+// overrides, loaded from every checkpoint format the fixture has, and its feature compared with the
 // reference's, ||ours - ref|| / ||ref|| <= 1e-4. A name missing from the manifest is a failure,
 // and so is a model that does not build (this is not a skip).
 #include <gtest/gtest.h>

@@ -56,7 +56,7 @@ class FeatureModel {
   // State-dict keys with their shapes, as PySlowFast names them.
   virtual std::vector<std::pair<std::string, std::vector<int64_t>>> stateShapes() const = 0;
 
-  // Loads a checkpoint strictly (see model/state_dict.h): the format comes from the file's bytes.
+  // Loads a checkpoint strictly (see src/model/checkpoint/state_dict.h): the format comes from the file's bytes.
   // `checkpointType` is TEST.CHECKPOINT_TYPE ("pytorch" or "caffe2"); when it disagrees with the
   // bytes a warning says so and the file is read as what it is (a mislabelled file is common, a
   // wrong load is impossible: names and shapes are checked strictly). Throws InputError / Error.

@@ -1,4 +1,4 @@
-#include "pickle_reader.h"
+#include "checkpoint/pickle_reader.h"
 
 #include <cstring>
 #include <string_view>

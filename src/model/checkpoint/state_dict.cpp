@@ -1,4 +1,4 @@
-#include "vidfeat/model/state_dict.h"
+#include "checkpoint/state_dict.h"
 
 #include <caffe2/serialize/inline_container.h>
 
@@ -11,7 +11,7 @@
 #include <set>
 #include <sstream>
 
-#include "pickle_reader.h"
+#include "checkpoint/pickle_reader.h"
 #include "vidfeat/common/error.h"
 
 namespace vidfeat::model {

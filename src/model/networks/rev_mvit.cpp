@@ -1,4 +1,4 @@
-#include "vidfeat/model/rev_mvit.h"
+#include "networks/rev_mvit.h"
 
 #include "vidfeat/common/error.h"
 

@@ -6,8 +6,8 @@
 // PySlowFast's state-dict keys ("s2.pathway0_res0.branch2.se.fc1.weight", "head.lin_5.weight").
 #include <torch/torch.h>
 
-#include "vidfeat/model/resnet_helper.h"
-#include "vidfeat/model/video_net.h"
+#include "networks/resnet_helper.h"
+#include "networks/video_net.h"
 
 namespace vidfeat::model {
 

@@ -1,11 +1,11 @@
-#include "vidfeat/model/attention.h"
+#include "networks/attention.h"
 
 #include <algorithm>
 #include <cmath>
 #include <typeinfo>
 
 #include "vidfeat/common/error.h"
-#include "vidfeat/model/conv_bn.h"  // pool3d
+#include "kernels/conv_bn.h"  // pool3d
 
 namespace vidfeat::model {
 

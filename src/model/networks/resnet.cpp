@@ -1,4 +1,4 @@
-#include "vidfeat/model/resnet.h"
+#include "networks/resnet.h"
 
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
@@ -6,68 +6,6 @@
 namespace vidfeat::model {
 
 namespace nn = torch::nn;
-
-ArchTables archTables(const std::string& arch) {
-  using K = std::vector<std::vector<std::vector<int64_t>>>;
-  const K flat = {{{1}}, {{1}}, {{1}}, {{1}}, {{1}}};
-  const K i3d = {{{5}}, {{3}}, {{3, 1}}, {{3, 1}}, {{1, 3}}};
-  const K slow = {{{1}}, {{1}}, {{1}}, {{3}}, {{3}}};
-  if (arch == "2d" || arch == "slow_c2d") return {flat, {{1, 1, 1}}};
-  if (arch == "c2d") return {flat, {{2, 1, 1}}};
-  if (arch == "c2d_nopool") return {flat, {{1, 1, 1}}};
-  if (arch == "i3d") return {i3d, {{2, 1, 1}}};
-  if (arch == "slow_i3d" || arch == "i3d_nopool") return {i3d, {{1, 1, 1}}};
-  if (arch == "slow") return {slow, {{1, 1, 1}}};
-  if (arch == "slowfast") {
-    return {{{{1}, {5}}, {{1}, {3}}, {{1}, {3}}, {{3}, {3}}, {{3}, {3}}}, {{1, 1, 1}, {1, 1, 1}}};
-  }
-  if (arch == "x3d") return {{{{5}}, {{3}}, {{3}}, {{3}}, {{3}}}, {{1, 1, 1}}};
-  throw Error("MODEL.ARCH '" + arch + "' is not a PySlowFast architecture");
-}
-
-std::vector<int64_t> stageDepths(int depth) {
-  if (depth == 18) return {2, 2, 2, 2};
-  if (depth == 50) return {3, 4, 6, 3};
-  if (depth == 101) return {3, 4, 23, 3};
-  throw Error("RESNET.DEPTH " + std::to_string(depth) + " is not supported (18, 50, 101)");
-}
-
-std::string nopoolArch(const std::string& arch) {
-  if (arch == "c2d" || arch == "c2d_nopool") return "c2d_nopool";
-  if (arch == "i3d" || arch == "i3d_nopool") return "i3d_nopool";
-  throw Error("MODEL.MODEL_NAME ResNet_nopool needs MODEL.ARCH c2d or i3d (got '" + arch + "')");
-}
-
-void checkBackboneConfig(const Config& cfg) {
-  if (cfg.get<bool>("DETECTION.ENABLE")) throw Error("DETECTION.ENABLE: detection heads are not supported");
-  const auto norm = cfg.get<std::string>("BN.NORM_TYPE");
-  // At inference every one of these is a plain BatchNorm3d with the same state-dict keys.
-  if (norm != "batchnorm" && norm != "sync_batchnorm" && norm != "sync_batchnorm_apex") {
-    throw Error("BN.NORM_TYPE '" + norm + "' is not supported (batchnorm, sync_batchnorm)");
-  }
-  if (cfg.get<int>("CONTRASTIVE.NUM_MLP_LAYERS") != 1) {
-    throw Error("CONTRASTIVE.NUM_MLP_LAYERS: only the linear projection head (1) is supported");
-  }
-}
-
-void setNonlocal(ResStageImpl::PathwaySpec& spec, const Config& cfg, size_t stage, size_t pathway) {
-  const auto loc = cfg.get<std::vector<std::vector<std::vector<int>>>>("NONLOCAL.LOCATION");
-  if (stage >= loc.size() || pathway >= loc[stage].size()) {
-    throw Error("NONLOCAL.LOCATION must give a list of blocks per stage (4) and pathway");
-  }
-  spec.nonlocalInds.assign(loc[stage][pathway].begin(), loc[stage][pathway].end());
-  if (spec.nonlocalInds.empty()) return;
-  const auto group = cfg.get<std::vector<std::vector<int>>>("NONLOCAL.GROUP");
-  if (stage >= group.size() || pathway >= group[stage].size()) {
-    throw Error("NONLOCAL.GROUP must give a value per stage and pathway with non-local blocks");
-  }
-  spec.nonlocalGroup = group[stage][pathway];
-  const auto pool = cfg.get<std::vector<std::vector<std::vector<int>>>>("NONLOCAL.POOL");
-  if (stage >= pool.size() || pathway >= pool[stage].size() || pool[stage][pathway].size() != 3) {
-    throw Error("NONLOCAL.POOL must give a [T, H, W] size per stage and pathway with non-local blocks");
-  }
-  spec.nonlocalPool.assign(pool[stage][pathway].begin(), pool[stage][pathway].end());
-}
 
 ResNetBasicHeadImpl::ResNetBasicHeadImpl(const std::vector<int64_t>& dimIn, int64_t numClasses,
                                          const std::vector<std::vector<int64_t>>& poolSize,
@@ -113,33 +51,15 @@ NetOutput ResNetBasicHeadImpl::forward(const std::vector<torch::Tensor>& x, bool
 ResNetImpl::ResNetImpl(const Config& cfg, bool nopool) {
   const auto cfgArch = cfg.get<std::string>("MODEL.ARCH");
   const auto arch = nopool ? nopoolArch(cfgArch) : cfgArch;
-  const auto tables = archTables(arch);
-  if (tables.pool1.size() != 1) {
-    throw Error("MODEL.ARCH '" + arch + "' has two pathways; MODEL.MODEL_NAME must be SlowFast");
-  }
-  checkBackboneConfig(cfg);
-
-  const auto channels = cfg.get<std::vector<int>>("DATA.INPUT_CHANNEL_NUM");
-  if (channels.size() != 1) {
-    throw Error("DATA.INPUT_CHANNEL_NUM must list one pathway for MODEL.ARCH '" + arch + "'");
-  }
-  const auto depths = stageDepths(cfg.get<int>("RESNET.DEPTH"));
-  const int64_t groups = cfg.get<int>("RESNET.NUM_GROUPS");
-  const int64_t width = cfg.get<int>("RESNET.WIDTH_PER_GROUP");
-  const int64_t inner = groups * width;
-  const auto strides = cfg.get<std::vector<std::vector<int>>>("RESNET.SPATIAL_STRIDES");
-  const auto dilations = cfg.get<std::vector<std::vector<int>>>("RESNET.SPATIAL_DILATIONS");
-  const auto tempBlocks = cfg.get<std::vector<std::vector<int>>>("RESNET.NUM_BLOCK_TEMP_KERNEL");
-  for (const auto* key : {"RESNET.SPATIAL_STRIDES", "RESNET.SPATIAL_DILATIONS", "RESNET.NUM_BLOCK_TEMP_KERNEL"}) {
-    const auto v = cfg.get<std::vector<std::vector<int>>>(key);
-    if (v.size() != 4) throw Error(std::string(key) + " must have 4 stages");
-    for (const auto& s : v)
-      if (s.empty()) throw Error(std::string(key) + " must give a value per pathway");
-  }
-  BlockOptions opt;
-  opt.transFunc = cfg.get<std::string>("RESNET.TRANS_FUNC");
-  opt.stride1x1 = cfg.get<bool>("RESNET.STRIDE_1X1");
-  opt.nonlocalInstantiation = cfg.get<std::string>("NONLOCAL.INSTANTIATION");
+  const BackboneSettings b = readBackbone(cfg, arch, 1, nopool ? "ResNet_nopool" : "ResNet");
+  const auto& tables = b.tables;
+  const auto& channels = b.channels;
+  const auto& depths = b.depths;
+  const int64_t groups = b.groups, width = b.width, inner = b.inner();
+  const auto strides = stageList(cfg, "RESNET.SPATIAL_STRIDES", 1);
+  const auto dilations = stageList(cfg, "RESNET.SPATIAL_DILATIONS", 1);
+  const auto tempBlocks = stageList(cfg, "RESNET.NUM_BLOCK_TEMP_KERNEL", 1);
+  const BlockOptions& opt = b.block;
 
   const auto& tk = tables.temporalKernels;
   const int64_t kt = tk[0][0][0];

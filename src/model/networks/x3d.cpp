@@ -1,24 +1,16 @@
-#include "vidfeat/model/x3d.h"
+#include "networks/x3d.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
-#include "vidfeat/model/resnet.h"
+#include "networks/backbone_config.h"
 
 namespace vidfeat::model {
 
 namespace nn = torch::nn;
 
-namespace {
-// The shared builders of resnet_helper.h under this file's names.
-nn::Conv3dOptions convOpts(int64_t in, int64_t out, std::vector<int64_t> k, std::vector<int64_t> s,
-                           std::vector<int64_t> p) {
-  return conv3dNoBias(in, out, std::move(k), std::move(s), std::move(p));
-}
-nn::BatchNorm3dOptions bnOpts(int64_t c, double eps) { return batchNorm3d(c, eps); }
-}  // namespace
 
 int64_t roundWidth(int64_t width, double multiplier, int64_t minWidth, int64_t divisor) {
   if (multiplier == 0.0) return width;
@@ -44,16 +36,16 @@ X3DTransformImpl::X3DTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKe
                                    int64_t dimInner, int64_t numGroups, int64_t dilation,
                                    const BlockOptions& opt, int64_t blockIdx, double seRatio) {
   const int64_t s1 = opt.stride1x1 ? stride : 1, s3 = opt.stride1x1 ? 1 : stride;
-  a = register_module("a", nn::Conv3d(convOpts(dimIn, dimInner, {1, 1, 1}, {1, s1, s1}, {0, 0, 0})));
-  a_bn = register_module("a_bn", nn::BatchNorm3d(bnOpts(dimInner, opt.eps)));
-  b = register_module("b", nn::Conv3d(convOpts(dimInner, dimInner, {tempKernel, 3, 3}, {1, s3, s3},
+  a = register_module("a", nn::Conv3d(conv3dNoBias(dimIn, dimInner, {1, 1, 1}, {1, s1, s1}, {0, 0, 0})));
+  a_bn = register_module("a_bn", nn::BatchNorm3d(batchNorm3d(dimInner, opt.eps)));
+  b = register_module("b", nn::Conv3d(conv3dNoBias(dimInner, dimInner, {tempKernel, 3, 3}, {1, s3, s3},
                                            {tempKernel / 2, dilation, dilation})
                                           .groups(numGroups)
                                           .dilation({1, dilation, dilation})));
-  b_bn = register_module("b_bn", nn::BatchNorm3d(bnOpts(dimInner, opt.eps)));
+  b_bn = register_module("b_bn", nn::BatchNorm3d(batchNorm3d(dimInner, opt.eps)));
   if (seRatio > 0.0 && (blockIdx + 1) % 2 != 0) se = register_module("se", SE(dimInner, seRatio));
-  c = register_module("c", nn::Conv3d(convOpts(dimInner, dimOut, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
-  c_bn = register_module("c_bn", nn::BatchNorm3d(bnOpts(dimOut, opt.eps)));
+  c = register_module("c", nn::Conv3d(conv3dNoBias(dimInner, dimOut, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
+  c_bn = register_module("c_bn", nn::BatchNorm3d(batchNorm3d(dimOut, opt.eps)));
   aBn = ConvBn(a, a_bn);
   bBn = ConvBn(b, b_bn);
   cBn = ConvBn(c, c_bn);
@@ -72,12 +64,12 @@ torch::Tensor X3DTransformImpl::forward(torch::Tensor x) {
 X3DStemImpl::X3DStemImpl(int64_t dimIn, int64_t dimOut, const std::vector<int64_t>& kernel,
                          const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                          double eps) {
-  conv_xy = register_module("conv_xy", nn::Conv3d(convOpts(dimIn, dimOut, {1, kernel[1], kernel[2]},
+  conv_xy = register_module("conv_xy", nn::Conv3d(conv3dNoBias(dimIn, dimOut, {1, kernel[1], kernel[2]},
                                                        {1, stride[1], stride[2]}, {0, padding[1], padding[2]})));
   this->conv = register_module(
-      "conv", nn::Conv3d(convOpts(dimOut, dimOut, {kernel[0], 1, 1}, {stride[0], 1, 1}, {padding[0], 0, 0})
+      "conv", nn::Conv3d(conv3dNoBias(dimOut, dimOut, {kernel[0], 1, 1}, {stride[0], 1, 1}, {padding[0], 0, 0})
                              .groups(dimOut)));
-  this->bn = register_module("bn", nn::BatchNorm3d(bnOpts(dimOut, eps)));
+  this->bn = register_module("bn", nn::BatchNorm3d(batchNorm3d(dimOut, eps)));
   convBn = ConvBn(this->conv, this->bn);
   addPair(convBn);
 }
@@ -92,16 +84,16 @@ X3DHeadImpl::X3DHeadImpl(int64_t dimIn, int64_t dimInner, int64_t dimOut, int64_
   if (act != "softmax" && act != "sigmoid") {
     throw Error("MODEL.HEAD_ACT '" + act + "' is not supported by the X3D head (softmax, sigmoid)");
   }
-  conv_5 = register_module("conv_5", nn::Conv3d(convOpts(dimIn, dimInner, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
-  conv_5_bn = register_module("conv_5_bn", nn::BatchNorm3d(bnOpts(dimInner, eps)));
+  conv_5 = register_module("conv_5", nn::Conv3d(conv3dNoBias(dimIn, dimInner, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
+  conv_5_bn = register_module("conv_5_bn", nn::BatchNorm3d(batchNorm3d(dimInner, eps)));
   if (poolSize.empty()) {
     avg_pool = nn::AnyModule(nn::AdaptiveAvgPool3d(nn::AdaptiveAvgPool3dOptions({1, 1, 1})));
   } else {
     avg_pool = nn::AnyModule(nn::AvgPool3d(nn::AvgPool3dOptions(torch::IntArrayRef(poolSize)).stride(1)));
   }
   register_module("avg_pool", avg_pool.ptr());
-  lin_5 = register_module("lin_5", nn::Conv3d(convOpts(dimInner, dimOut, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
-  if (bnLin5) lin_5_bn = register_module("lin_5_bn", nn::BatchNorm3d(bnOpts(dimOut, eps)));
+  lin_5 = register_module("lin_5", nn::Conv3d(conv3dNoBias(dimInner, dimOut, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
+  if (bnLin5) lin_5_bn = register_module("lin_5_bn", nn::BatchNorm3d(batchNorm3d(dimOut, eps)));
   projection = register_module("projection", nn::Linear(dimOut, numClasses));
   conv5Bn = ConvBn(conv_5, conv_5_bn);
   addPair(conv5Bn);
@@ -127,15 +119,9 @@ NetOutput X3DHeadImpl::forward(const torch::Tensor& in, bool withLogits) {
 }
 
 X3DImpl::X3DImpl(const Config& cfg) {
-  checkBackboneConfig(cfg);
-  const auto arch = cfg.get<std::string>("MODEL.ARCH");
-  const auto tables = archTables(arch);
-  if (tables.pool1.size() != 1) {
-    throw Error("MODEL.ARCH '" + arch + "' has two pathways; MODEL.MODEL_NAME X3D needs one (x3d)");
-  }
-  const auto channels = cfg.get<std::vector<int>>("DATA.INPUT_CHANNEL_NUM");
-  if (channels.size() != 1) throw Error("DATA.INPUT_CHANNEL_NUM must list one pathway for X3D");
-  stageDepths(cfg.get<int>("RESNET.DEPTH"));  // PySlowFast asserts a known depth even here
+  const BackboneSettings b = readBackbone(cfg, cfg.get<std::string>("MODEL.ARCH"), 1, "X3D");
+  const auto& tables = b.tables;
+  const auto& channels = b.channels;
 
   const double expStage = 2.0;
   const int64_t dimC1 = cfg.get<int>("X3D.DIM_C1");
@@ -152,16 +138,9 @@ X3DImpl::X3DImpl(const Config& cfg) {
   const double dMul = cfg.get<double>("X3D.DEPTH_FACTOR");
   const double bottleneck = cfg.get<double>("X3D.BOTTLENECK_FACTOR");
   const bool channelwise = cfg.get<bool>("X3D.CHANNELWISE_3x3x3");
-  const int64_t groups = cfg.get<int>("RESNET.NUM_GROUPS");
-  const auto dilations = cfg.get<std::vector<std::vector<int>>>("RESNET.SPATIAL_DILATIONS");
-  if (dilations.size() != 4) throw Error("RESNET.SPATIAL_DILATIONS must have 4 stages");
-  for (const auto& d : dilations)
-    if (d.empty()) throw Error("RESNET.SPATIAL_DILATIONS must give a value per pathway");
-
-  BlockOptions opt;
-  opt.transFunc = cfg.get<std::string>("RESNET.TRANS_FUNC");
-  opt.stride1x1 = cfg.get<bool>("RESNET.STRIDE_1X1");
-  opt.nonlocalInstantiation = cfg.get<std::string>("NONLOCAL.INSTANTIATION");
+  const int64_t groups = b.groups;
+  const auto dilations = stageList(cfg, "RESNET.SPATIAL_DILATIONS", 1);
+  const BlockOptions& opt = b.block;
 
   const auto& tk = tables.temporalKernels;
   const int64_t kt = tk[0][0][0];

@@ -15,9 +15,9 @@
 // are resized where a pooled grid outgrows them, as PySlowFast's get_rel_pos does.
 #include <torch/torch.h>
 
-#include "vidfeat/model/attention.h"
-#include "vidfeat/model/rev_mvit.h"
-#include "vidfeat/model/video_net.h"
+#include "networks/attention.h"
+#include "networks/rev_mvit.h"
+#include "networks/video_net.h"
 
 namespace vidfeat::model {
 

@@ -1,8 +1,8 @@
-#include "vidfeat/model/tsm.h"
+#include "networks/tsm.h"
 
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
-#include "vidfeat/model/resnet.h"
+#include "networks/backbone_config.h"
 
 namespace vidfeat::model {
 

@@ -1,4 +1,4 @@
-#include "vidfeat/model/nonlocal.h"
+#include "networks/nonlocal.h"
 
 #include <algorithm>
 #include <cmath>

@@ -6,8 +6,8 @@
 // the published TSM_kinetics_RGB_resnet50_*.pth files load as they are.
 #include <torch/torch.h>
 
-#include "vidfeat/model/conv_bn.h"
-#include "vidfeat/model/video_net.h"
+#include "kernels/conv_bn.h"
+#include "networks/video_net.h"
 
 namespace vidfeat::model {
 

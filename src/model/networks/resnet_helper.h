@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "vidfeat/model/conv_bn.h"
-#include "vidfeat/model/nonlocal.h"
+#include "kernels/conv_bn.h"
+#include "networks/nonlocal.h"
 
 namespace vidfeat::model {
 

@@ -1,4 +1,4 @@
-#include "vidfeat/model/video_net.h"
+#include "networks/video_net.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -6,24 +6,49 @@
 
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
-#include "vidfeat/model/resnet.h"
-#include "vidfeat/model/slowfast.h"
-#include "vidfeat/model/x3d.h"
-#include "vidfeat/model/tsm.h"
-#include "vidfeat/model/mvit.h"
+#include "networks/resnet.h"
+#include "networks/slowfast.h"
+#include "networks/x3d.h"
+#include "networks/tsm.h"
+#include "networks/mvit.h"
 
 namespace vidfeat::model {
 
+namespace {
+
+// MODEL.MODEL_NAME -> builder. The error for an unknown name lists this table, so it cannot
+// forget a family.
+struct NetBuilder {
+  const char* name;
+  std::shared_ptr<VideoNet> (*build)(const Config&);
+};
+const NetBuilder kNetBuilders[] = {
+    {"ResNet", [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<ResNetImpl>(c); }},
+    {"ResNet_nopool",
+     [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<ResNetImpl>(c, /*nopool=*/true); }},
+    {"SlowFast", [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<SlowFastImpl>(c); }},
+    {"X3D", [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<X3DImpl>(c); }},
+    // TSN and TSM (MODEL.ARCH tsn / tsm).
+    {"TSN", [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<TsnImpl>(c); }},
+    {"MViT", [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<MViTImpl>(c); }},
+};
+
+}  // namespace
+
+std::vector<std::string> supportedModelNames() {
+  std::vector<std::string> names;
+  for (const auto& b : kNetBuilders) names.emplace_back(b.name);
+  return names;
+}
+
 std::shared_ptr<VideoNet> buildVideoNet(const Config& cfg) {
   const auto name = cfg.get<std::string>("MODEL.MODEL_NAME");
-  if (name == "ResNet") return std::make_shared<ResNetImpl>(cfg);
-  if (name == "ResNet_nopool") return std::make_shared<ResNetImpl>(cfg, /*nopool=*/true);
-  if (name == "SlowFast") return std::make_shared<SlowFastImpl>(cfg);
-  if (name == "X3D") return std::make_shared<X3DImpl>(cfg);
-  if (name == "TSN") return std::make_shared<TsnImpl>(cfg);  // TSN and TSM (MODEL.ARCH tsn / tsm)
-  if (name == "MViT") return std::make_shared<MViTImpl>(cfg);
-  throw Error("MODEL.MODEL_NAME '" + name +
-              "' is not supported yet (supported: ResNet, ResNet_nopool, SlowFast, X3D, MViT)");
+  std::string known;
+  for (const auto& b : kNetBuilders) {
+    if (name == b.name) return b.build(cfg);
+    known += (known.empty() ? "" : ", ") + std::string(b.name);
+  }
+  throw Error("MODEL.MODEL_NAME '" + name + "' is not supported (supported: " + known + ")");
 }
 
 std::vector<torch::Tensor> packPathways(const Config& cfg, const torch::Tensor& clip) {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "vidfeat/model/conv_bn.h"  // foldBatchNorms: after weights change
+#include "kernels/conv_bn.h"  // foldBatchNorms: after weights change
 
 namespace vidfeat {
 class Config;
@@ -36,6 +36,8 @@ class VideoNet : public torch::nn::Module {
 // Builds the network MODEL.ARCH / MODEL.MODEL_NAME describe. Unsupported values throw Error
 // naming the config key.
 std::shared_ptr<VideoNet> buildVideoNet(const Config& cfg);
+// The MODEL.MODEL_NAME values buildVideoNet builds, in the order its error lists them.
+std::vector<std::string> supportedModelNames();
 
 // PySlowFast's pack_pathway_output at test time: single-pathway archs take the clip as is;
 // SlowFast's slow pathway is index_select(linspace(0, T-1, T/ALPHA)) of the fast one.

@@ -1,4 +1,4 @@
-#include "vidfeat/model/conv_bn.h"
+#include "kernels/conv_bn.h"
 
 #include <torch/version.h>
 
@@ -12,7 +12,7 @@
 #include <string>
 
 #include "vidfeat/common/error.h"
-#include "vidfeat/model/depthwise_conv.h"
+#include "kernels/depthwise_conv.h"
 
 namespace vidfeat::model {
 

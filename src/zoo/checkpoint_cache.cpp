@@ -1,4 +1,4 @@
-#include "vidfeat/model/checkpoint_cache.h"
+#include "vidfeat/zoo/checkpoint_cache.h"
 
 #include <curl/curl.h>
 

@@ -1,4 +1,4 @@
-#include "vidfeat/model/depthwise_conv.h"
+#include "kernels/depthwise_conv.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>

@@ -1,4 +1,4 @@
-#include "vidfeat/model/cpu_allocator.h"
+#include "kernels/cpu_allocator.h"
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>

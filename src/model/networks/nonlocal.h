@@ -5,7 +5,7 @@
 // ("s3.pathway0_nonlocal1.conv_theta.weight", ...).
 #include <torch/torch.h>
 
-#include "vidfeat/model/conv_bn.h"
+#include "kernels/conv_bn.h"
 
 #include <string>
 #include <vector>

@@ -1,4 +1,4 @@
-#include "vidfeat/model/mvit.h"
+#include "networks/mvit.h"
 
 #include <algorithm>
 #include <optional>

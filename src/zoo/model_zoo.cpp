@@ -1,4 +1,4 @@
-#include "vidfeat/config/model_zoo.h"
+#include "vidfeat/zoo/model_zoo.h"
 
 #include <yaml-cpp/yaml.h>
 

@@ -1,9 +1,9 @@
-#include "vidfeat/model/resnet_helper.h"
+#include "networks/resnet_helper.h"
 
 #include <algorithm>
 
 #include "vidfeat/common/error.h"
-#include "vidfeat/model/x3d.h"
+#include "networks/x3d.h"
 
 namespace vidfeat::model {
 
@@ -15,20 +15,12 @@ nn::Conv3dOptions conv3dNoBias(int64_t in, int64_t out, std::vector<int64_t> k, 
 }
 nn::BatchNorm3dOptions batchNorm3d(int64_t c, double eps) { return nn::BatchNorm3dOptions(c).eps(eps).momentum(0.1); }
 
-namespace {
-// Short local names for the builders above.
-nn::Conv3dOptions conv(int64_t in, int64_t out, std::vector<int64_t> k, std::vector<int64_t> s,
-                       std::vector<int64_t> p) {
-  return conv3dNoBias(in, out, std::move(k), std::move(s), std::move(p));
-}
-nn::BatchNorm3dOptions bn(int64_t c, double eps) { return batchNorm3d(c, eps); }
-}  // namespace
 
 ResNetBasicStemImpl::ResNetBasicStemImpl(int64_t dimIn, int64_t dimOut, std::vector<int64_t> kernel,
                                          std::vector<int64_t> stride, std::vector<int64_t> padding,
                                          double eps) {
-  conv = register_module("conv", nn::Conv3d(vidfeat::model::conv(dimIn, dimOut, kernel, stride, padding)));
-  this->bn = register_module("bn", nn::BatchNorm3d(vidfeat::model::bn(dimOut, eps)));
+  conv = register_module("conv", nn::Conv3d(conv3dNoBias(dimIn, dimOut, kernel, stride, padding)));
+  this->bn = register_module("bn", nn::BatchNorm3d(batchNorm3d(dimOut, eps)));
   pool_layer = register_module(
       "pool_layer", nn::MaxPool3d(nn::MaxPool3dOptions({1, 3, 3}).stride({1, 2, 2}).padding({0, 1, 1})));
   convBn = ConvBn(conv, this->bn);
@@ -60,14 +52,14 @@ BottleneckTransformImpl::BottleneckTransformImpl(int64_t dimIn, int64_t dimOut, 
                                                  int64_t stride, int64_t dimInner, int64_t numGroups,
                                                  int64_t dilation, const BlockOptions& opt) {
   const int64_t s1 = opt.stride1x1 ? stride : 1, s3 = opt.stride1x1 ? 1 : stride;
-  a = register_module("a", nn::Conv3d(conv(dimIn, dimInner, {tempKernel, 1, 1}, {1, s1, s1}, {tempKernel / 2, 0, 0})));
-  a_bn = register_module("a_bn", nn::BatchNorm3d(bn(dimInner, opt.eps)));
-  b = register_module("b", nn::Conv3d(conv(dimInner, dimInner, {1, 3, 3}, {1, s3, s3}, {0, dilation, dilation})
+  a = register_module("a", nn::Conv3d(conv3dNoBias(dimIn, dimInner, {tempKernel, 1, 1}, {1, s1, s1}, {tempKernel / 2, 0, 0})));
+  a_bn = register_module("a_bn", nn::BatchNorm3d(batchNorm3d(dimInner, opt.eps)));
+  b = register_module("b", nn::Conv3d(conv3dNoBias(dimInner, dimInner, {1, 3, 3}, {1, s3, s3}, {0, dilation, dilation})
                                           .groups(numGroups)
                                           .dilation({1, dilation, dilation})));
-  b_bn = register_module("b_bn", nn::BatchNorm3d(bn(dimInner, opt.eps)));
-  c = register_module("c", nn::Conv3d(conv(dimInner, dimOut, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
-  c_bn = register_module("c_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
+  b_bn = register_module("b_bn", nn::BatchNorm3d(batchNorm3d(dimInner, opt.eps)));
+  c = register_module("c", nn::Conv3d(conv3dNoBias(dimInner, dimOut, {1, 1, 1}, {1, 1, 1}, {0, 0, 0})));
+  c_bn = register_module("c_bn", nn::BatchNorm3d(batchNorm3d(dimOut, opt.eps)));
   aBn = ConvBn(a, a_bn);
   bBn = ConvBn(b, b_bn);
   cBn = ConvBn(c, c_bn);
@@ -84,11 +76,11 @@ torch::Tensor BottleneckTransformImpl::forwardWithLateral(torch::Tensor x, const
 
 BasicTransformImpl::BasicTransformImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel,
                                        int64_t stride, int64_t dilation, const BlockOptions& opt) {
-  a = register_module("a", nn::Conv3d(conv(dimIn, dimOut, {tempKernel, 3, 3}, {1, stride, stride}, {tempKernel / 2, 1, 1})));
-  a_bn = register_module("a_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
-  b = register_module("b", nn::Conv3d(conv(dimOut, dimOut, {1, 3, 3}, {1, 1, 1}, {0, dilation, dilation})
+  a = register_module("a", nn::Conv3d(conv3dNoBias(dimIn, dimOut, {tempKernel, 3, 3}, {1, stride, stride}, {tempKernel / 2, 1, 1})));
+  a_bn = register_module("a_bn", nn::BatchNorm3d(batchNorm3d(dimOut, opt.eps)));
+  b = register_module("b", nn::Conv3d(conv3dNoBias(dimOut, dimOut, {1, 3, 3}, {1, 1, 1}, {0, dilation, dilation})
                                           .dilation({1, dilation, dilation})));
-  b_bn = register_module("b_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
+  b_bn = register_module("b_bn", nn::BatchNorm3d(batchNorm3d(dimOut, opt.eps)));
   aBn = ConvBn(a, a_bn);
   bBn = ConvBn(b, b_bn);
   for (ConvBn* p : {&aBn, &bBn}) addPair(*p);
@@ -103,8 +95,8 @@ ResBlockImpl::ResBlockImpl(int64_t dimIn, int64_t dimOut, int64_t tempKernel, in
                            int64_t dimInner, int64_t numGroups, int64_t dilation,
                            const BlockOptions& opt, int64_t blockIdx) {
   if (dimIn != dimOut || stride != 1) {
-    branch1 = register_module("branch1", nn::Conv3d(conv(dimIn, dimOut, {1, 1, 1}, {1, stride, stride}, {0, 0, 0})));
-    branch1_bn = register_module("branch1_bn", nn::BatchNorm3d(bn(dimOut, opt.eps)));
+    branch1 = register_module("branch1", nn::Conv3d(conv3dNoBias(dimIn, dimOut, {1, 1, 1}, {1, stride, stride}, {0, 0, 0})));
+    branch1_bn = register_module("branch1_bn", nn::BatchNorm3d(batchNorm3d(dimOut, opt.eps)));
     branch1Bn = ConvBn(branch1, branch1_bn);
     addPair(branch1Bn);
   }

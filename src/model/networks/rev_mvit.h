@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "vidfeat/model/attention.h"
+#include "networks/attention.h"
 
 namespace vidfeat::model {
 

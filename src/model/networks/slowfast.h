@@ -7,9 +7,9 @@
 // "s2.pathway1_res0.branch2.a.weight", "head.projection.weight").
 #include <torch/torch.h>
 
-#include "vidfeat/model/resnet.h"
-#include "vidfeat/model/resnet_helper.h"
-#include "vidfeat/model/video_net.h"
+#include "networks/resnet.h"
+#include "networks/resnet_helper.h"
+#include "networks/video_net.h"
 
 namespace vidfeat::model {
 

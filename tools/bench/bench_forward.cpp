@@ -1,4 +1,4 @@
-// Not a test: times one model's forward in the three ways the model code can run it, interleaved,
+// Benchmark (tools/bench, not a test): times one model's forward in the three ways the model code can run it, interleaved,
 // so a busy machine slows all three alike. Wall and process CPU seconds per forward (min over
 // rounds), relative error of each against the .io.pt's stored PySlowFast feature.
 //   bench_forward CONFIG CKPT IO [ROUNDS] [THREADS] [--set KEY=VALUE ...]
@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "vidfeat/config/config.h"
-#include "vidfeat/model/conv_bn.h"
-#include "vidfeat/model/state_dict.h"
-#include "vidfeat/model/video_net.h"
+#include "kernels/conv_bn.h"
+#include "checkpoint/state_dict.h"
+#include "networks/video_net.h"
 
 using namespace vidfeat;
 

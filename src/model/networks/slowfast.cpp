@@ -1,4 +1,4 @@
-#include "vidfeat/model/slowfast.h"
+#include "networks/slowfast.h"
 
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
@@ -27,18 +27,11 @@ std::vector<torch::Tensor> FuseFastToSlowImpl::forward(std::vector<torch::Tensor
 }
 
 SlowFastImpl::SlowFastImpl(const Config& cfg) {
-  const auto arch = cfg.get<std::string>("MODEL.ARCH");
-  const auto tables = archTables(arch);
-  if (tables.pool1.size() != 2) {
-    throw Error("MODEL.ARCH '" + arch + "' has one pathway; MODEL.MODEL_NAME SlowFast needs a two-pathway arch (slowfast)");
-  }
-  checkBackboneConfig(cfg);
-  const auto channels = cfg.get<std::vector<int>>("DATA.INPUT_CHANNEL_NUM");
-  if (channels.size() != 2) throw Error("DATA.INPUT_CHANNEL_NUM must list two pathways for SlowFast");
-  const auto depths = stageDepths(cfg.get<int>("RESNET.DEPTH"));
-  const int64_t groups = cfg.get<int>("RESNET.NUM_GROUPS");
-  const int64_t width = cfg.get<int>("RESNET.WIDTH_PER_GROUP");
-  const int64_t inner = groups * width;
+  const BackboneSettings b = readBackbone(cfg, cfg.get<std::string>("MODEL.ARCH"), 2, "SlowFast");
+  const auto& tables = b.tables;
+  const auto& channels = b.channels;
+  const auto& depths = b.depths;
+  const int64_t groups = b.groups, width = b.width, inner = b.inner();
   const int64_t alpha = cfg.get<int>("SLOWFAST.ALPHA");
   const int64_t betaInv = cfg.get<int>("SLOWFAST.BETA_INV");
   const int64_t ratio = cfg.get<int>("SLOWFAST.FUSION_CONV_CHANNEL_RATIO");
@@ -60,22 +53,14 @@ SlowFastImpl::SlowFastImpl(const Config& cfg) {
                   std::to_string(c) + " channels)");
     }
   }
-  for (const auto* key : {"RESNET.SPATIAL_STRIDES", "RESNET.SPATIAL_DILATIONS", "RESNET.NUM_BLOCK_TEMP_KERNEL"}) {
-    const auto v = cfg.get<std::vector<std::vector<int>>>(key);
-    if (v.size() != 4) throw Error(std::string(key) + " must have 4 stages");
-    for (const auto& s : v)
-      if (s.size() != 2) throw Error(std::string(key) + " must give a value per pathway (2 for SlowFast)");
-  }
-  const auto strides = cfg.get<std::vector<std::vector<int>>>("RESNET.SPATIAL_STRIDES");
-  const auto dilations = cfg.get<std::vector<std::vector<int>>>("RESNET.SPATIAL_DILATIONS");
-  const auto tempBlocks = cfg.get<std::vector<std::vector<int>>>("RESNET.NUM_BLOCK_TEMP_KERNEL");
+  const auto strides = stageList(cfg, "RESNET.SPATIAL_STRIDES", 2);
+  const auto dilations = stageList(cfg, "RESNET.SPATIAL_DILATIONS", 2);
+  const auto tempBlocks = stageList(cfg, "RESNET.NUM_BLOCK_TEMP_KERNEL", 2);
 
-  BlockOptions opt;
-  opt.transFunc = cfg.get<std::string>("RESNET.TRANS_FUNC");
+  BlockOptions opt = b.block;
   // PySlowFast's SlowFast does not pass RESNET.STRIDE_1X1 to its stages: the stride is always on
   // the 3x3 conv.
   opt.stride1x1 = false;
-  opt.nonlocalInstantiation = cfg.get<std::string>("NONLOCAL.INSTANTIATION");
 
   const auto& tk = tables.temporalKernels;
   using Lists = std::vector<std::vector<int64_t>>;
