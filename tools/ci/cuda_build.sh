@@ -95,4 +95,4 @@ if ! grep -q "^TORCH_LIBRARY:FILEPATH=$root/torch/lib/libtorch.so" "$BUILD_DIR/C
   exit 1
 fi
 cmake --build "$BUILD_DIR" -j "${VIDFEAT_CI_JOBS:-$(nproc)}"
-echo "ci_cuda_build: built $BUILD_DIR/src/cli/vidfeat against CUDA LibTorch $TORCH_VERSION in $(( $(date +%s) - started )) s"
+echo "ci_cuda_build: built $BUILD_DIR/vidfeat against CUDA LibTorch $TORCH_VERSION in $(( $(date +%s) - started )) s"
