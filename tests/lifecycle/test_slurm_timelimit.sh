@@ -57,7 +57,7 @@ config=$SOURCE/configs/Kinetics/SLOW_8x8_R50.yaml
 out=$SCRATCH/run/tl.h5
 cd "$SCRATCH/run" || fail "cd"
 export VIDFEAT CONFIG=$config RANDOM_WEIGHTS=2 MANIFEST=$manifest OUTPUT=$out THREADS=1 BATCH=1 \
-       EXTRA_ARGS="$(printf "'%s' " "${small[@]}") --wave 1" SBATCH_MEM_PER_NODE=1G \
+       EXTRA_ARGS="$(printf "'%s' " "${small[@]}") --wave 1 -v" SBATCH_MEM_PER_NODE=1G \
        OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 submit() {
   sbatch --parsable --time=10 --nodes=1 --ntasks-per-node=1 --cpus-per-task=1 --gpus-per-node=0 \

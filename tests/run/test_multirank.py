@@ -101,8 +101,8 @@ def mode_resume(tmp):
     check(r.returncode == 0, "uninterrupted reference run")
     out = os.path.join(tmp, "crash.h5")
     args = ["--manifest", m, "--output", out, "--wave", "1", "--wave-seconds", "0"]
-    cmd = ["mpirun", "-n", "3", "--oversubscribe", VIDFEAT, "extract", "--config", CONFIG,
-           "--random-weights", "3", "--threads", "1"] + TINY + args
+    cmd = ["mpirun", "-n", "3", "--oversubscribe", VIDFEAT, "extract", "-v", "--config", CONFIG,
+           "--random-weights", "3", "--threads", "1"] + TINY + args  # -v: a line per finished video
     log = open(os.path.join(tmp, "crash.log"), "w")
     p = subprocess.Popen(cmd, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     # Wait until some videos are done (some waves written), then kill -9 one rank.

@@ -129,8 +129,9 @@ def write_manifest(tmp, rows, name="m.csv"):
 def extract_command(vidfeat, config, manifest, out, sets=TINY, extra=()):
     """`vidfeat extract` of `manifest` into `out` with seeded random weights (seed 3), one thread, the
     model settings `sets` (default TINY) and a wave after every finished video (--wave 1
-    --wave-seconds 0), so that even a short run writes several waves and journals."""
-    return [vidfeat, "extract", "--config", config, "--random-weights", "3", "--threads", "1"] + list(sets) + [
+    --wave-seconds 0), so that even a short run writes several waves and journals; -v: a log line
+    per finished video (": N frames, M segments"), which tests wait for."""
+    return [vidfeat, "extract", "-v", "--config", config, "--random-weights", "3", "--threads", "1"] + list(sets) + [
         "--manifest", manifest, "--output", out, "--wave", "1", "--wave-seconds", "0"] + list(extra)
 
 

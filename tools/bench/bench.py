@@ -279,7 +279,7 @@ class Bench:
             h5 = os.path.join(d, vid + ".h5")
             row = {"video": os.path.basename(video), "vid": vid, "h5": h5}
             try:
-                cmd = [self.vidfeat, "extract", "--config", os.path.join(REPO, config), "--checkpoint", ckpt,
+                cmd = [self.vidfeat, "extract", "-v", "--config", os.path.join(REPO, config), "--checkpoint", ckpt,
                        "--manifest", manifest, "--output", h5, "--overwrite", "--threads", str(self.a.threads),
                        "--device", "cpu", "--batch", "1"]
                 for s in sets:
@@ -348,7 +348,7 @@ class Bench:
             manifest = self.path("videos", f"testsrc_{minutes}min.csv")
             with open(manifest, "w") as f:
                 f.write(f"video_id,path\ntestsrc_{minutes}min,{video}\n")
-            cmd = [self.vidfeat, "extract", "--config", os.path.join(REPO, "configs/Kinetics/SLOW_8x8_R50.yaml"),
+            cmd = [self.vidfeat, "extract", "-v", "--config", os.path.join(REPO, "configs/Kinetics/SLOW_8x8_R50.yaml"),
                    "--random-weights", "1", "--manifest", manifest, "--output",
                    self.path("videos", f"testsrc_{minutes}min.h5"), "--overwrite", "--threads", str(self.a.threads),
                    "--device", "cpu"] + FLAT_SETS
