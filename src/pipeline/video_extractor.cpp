@@ -1,23 +1,14 @@
+// The batching side of the per-rank pipeline: clips from the decode worker (decode_worker.cpp)
+// into batches of --batch clips through the model, and each video's result completed.
 #include "vidfeat/pipeline/video_extractor.h"
 
-#include <algorithm>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <mutex>
-#include <optional>
-#include <thread>
+#include <utility>
 
-#include <pthread.h>
-#include <sched.h>
-
-#include "vidfeat/clip/clip_assembler.h"
-#include "vidfeat/clip/fps_resampler.h"
+#include "decode_worker.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
-#include "vidfeat/decode/video_decoder.h"
 #include "vidfeat/model/feature_model.h"
-#include "vidfeat/pipeline/bounded_queue.h"
 
 namespace vidfeat {
 
@@ -29,315 +20,7 @@ double secondsSince(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// What the worker hands over: one preprocessed clip of a video, or the video's end (its status
-// and decode figures; segments and features stay empty).
-struct WorkerItem {
-  int64_t ticket = -1;
-  bool isClip = false;
-  SegmentRecord segment;  // clip
-  // clip: crops x C x T x H x W, as normalised floats (packClip), or as bytes (cropClip) when the
-  // model normalises on its device (FeatureModel::uploadsBytes)
-  std::vector<unsigned char> pixels;
-  VideoResult end;        // end of the video
-  // The video is decoded again from the start: what came of it so far (clips, features,
-  // segments) is dropped (docs/DESIGN.md, "Determinism").
-  bool restart = false;
-};
-
-// The worker was stopped while a video was in flight.
-struct WorkerStopped {};
-
-// A multi-threaded decode found the stream damaged: decode it again single-threaded. Not a
-// std::exception, so a video's failure handler does not take it for one.
-struct DecodeAgainSingleThreaded {};
-
-// The calling thread runs only on otherwise idle cores (SCHED_IDLE; lowering needs no privilege).
-void lowerToIdlePriority() {
-#if defined(__linux__)
-  sched_param none{};
-  if (int err = pthread_setschedparam(pthread_self(), SCHED_IDLE, &none)) {
-    spdlog::debug("decode worker: SCHED_IDLE refused ({}); it keeps the normal priority", std::strerror(err));
-  }
-#endif
-}
-
 }  // namespace
-
-struct VideoExtractor::Worker {
-  struct Job {
-    int64_t ticket;
-    VideoEntry video;
-  };
-
-  Worker(const ExtractOptions& opt, size_t clipValues, bool bytes, std::vector<int> spatial, size_t queueClips,
-         bool idlePriority)
-      : opt(opt), clipValues(clipValues), bytes(bytes), spatial(std::move(spatial)), out(queueClips),
-        idlePriority(idlePriority), thread([this] { loop(); }) {}
-
-  ~Worker() {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      stopping = true;
-    }
-    wake.notify_all();
-    out.close();
-    thread.join();
-  }
-
-  void submit(int64_t ticket, const VideoEntry& video) {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      jobs.push_back({ticket, video});
-    }
-    wake.notify_one();
-  }
-
-  bool wantsWork() const {
-    std::lock_guard<std::mutex> lock(mutex);
-    return jobs.empty() && !midVideo;
-  }
-
-  // Nothing queued, nothing being decoded, nothing waiting in the queue: no clip will come until
-  // the next submit.
-  bool drained() const {
-    std::lock_guard<std::mutex> lock(mutex);
-    return jobs.empty() && !midVideo && out.size() == 0;
-  }
-
-  // Clip buffers go back to the worker once their floats are in a batch (no allocation per clip).
-  void recycle(std::vector<unsigned char> buffer) {
-    std::lock_guard<std::mutex> lock(poolMutex);
-    if (pool.size() < out.capacity() + 2) pool.push_back(std::move(buffer));
-  }
-
- private:
-  std::vector<unsigned char> takeBuffer() {
-    std::lock_guard<std::mutex> lock(poolMutex);
-    if (pool.empty()) return std::vector<unsigned char>(clipBytes() * spatial.size());
-    std::vector<unsigned char> b = std::move(pool.back());
-    pool.pop_back();
-    return b;
-  }
-
-  void emit(WorkerItem item) {
-    if (!out.push(std::move(item))) throw WorkerStopped{};
-  }
-
-  void loop() {
-    // FFmpeg's codec threads, created by this thread, inherit its policy.
-    if (idlePriority) lowerToIdlePriority();
-    for (;;) {
-      Job job;
-      {
-        std::unique_lock<std::mutex> lock(mutex);
-        wake.wait(lock, [&] { return stopping || !jobs.empty(); });
-        if (stopping) return;
-        job = std::move(jobs.front());
-        jobs.pop_front();
-        midVideo = true;
-      }
-      WorkerItem end;
-      end.ticket = job.ticket;
-      try {
-        end.end = decode(job);
-      } catch (const WorkerStopped&) {
-        return;
-      }
-      {
-        std::lock_guard<std::mutex> lock(mutex);
-        midVideo = false;  // (drained() may see this before the end item: a batch runs early, no harm)
-      }
-      try {
-        emit(std::move(end));
-      } catch (const WorkerStopped&) {
-        return;
-      }
-    }
-  }
-
-  // One video: decode -> clips -> crops, each clip emitted as soon as its frames are known.
-  // Returns the video's end record; a bad video becomes a Failed record, never an exception
-  // (WorkerStopped aside).
-  //
-  // Determinism (docs/DESIGN.md): the first decode uses the configured codec threads. A damaged
-  // stream (a packet or frame the decoder rejected, a picture it flagged as error-concealed, or
-  // an error it logged) decoded by more than one codec thread is decoded again from the start with one thread, and
-  // only that decode counts: FFmpeg's frame-threaded concealment depends on the thread count and
-  // on timing. The clips already sent are withdrawn first (a restart item). A good stream is
-  // decoded once.
-  VideoResult decode(const Job& job) {
-    try {
-      return decodeOnce(job, opt.decodeThreads, true);
-    } catch (const DecodeAgainSingleThreaded&) {
-      WorkerItem restart;
-      restart.ticket = job.ticket;
-      restart.restart = true;
-      emit(std::move(restart));
-    }
-    return decodeOnce(job, 1, false);
-  }
-
-  // `mayRestart`: a damaged stream decoded by several codec threads throws
-  // DecodeAgainSingleThreaded (only then).
-  VideoResult decodeOnce(const Job& job, int codecThreads, bool mayRestart) {
-    const VideoEntry& video = job.video;
-    VideoResult result;
-    const char* stage = "open";
-    // Outside the try: a failure handler still sees the decoder's figures.
-    std::optional<VideoDecoder> decoder;
-    bool threadedDecode = false;  // set once the decoder is open
-    const DecodeStats* stats = nullptr;
-    auto damaged = [&] {
-      return stats != nullptr && (stats->decodeErrors > 0 || stats->framesCorrupt > 0 || stats->errorsLogged > 0);
-    };
-    try {
-      DecodeOptions dopt;
-      dopt.threads = codecThreads;
-      dopt.device = opt.decodeDevice;
-      dopt.timeoutSeconds = opt.timeoutSeconds;
-      VideoDecoder& dec = decoder.emplace(video.path, dopt);
-      stage = "decode";
-      threadedDecode = mayRestart && dec.threaded();
-      stats = &dec.stats();
-      // Checked after every frame, before the frame is used, and at the end.
-      auto checkDamage = [&] {
-        if (!threadedDecode || !damaged()) return;
-        spdlog::info("{}: damaged stream ({} broken packets/frames, {} concealed frames, {} decoder errors logged) "
-                     "with {} codec threads; decoding it again single-threaded, so that its features do not "
-                     "depend on the thread count",
-                     video.path, stats->decodeErrors, stats->framesCorrupt, stats->errorsLogged, dec.codecThreads());
-        throw DecodeAgainSingleThreaded{};
-      };
-      const StreamInfo& info = dec.info();
-      auto [w, h] = shortSideScaledSize(info.displayWidth, info.displayHeight, opt.preprocess.shortSide);
-      dec.setOutputSize(w, h);
-      const size_t frameBytes = size_t(w) * size_t(h) * 3;
-      auto convertCurrent = [&]() -> FramePixels {
-        auto px = std::make_shared<std::vector<uint8_t>>(frameBytes);
-        dec.convert(px->data());
-        return px;
-      };
-
-      ClipAssembler assembler(opt.buckets, tailSeedFor(opt.tailSeed, video.videoId));
-      auto drain = [&](const std::vector<AssembledClip>& clips) {
-        for (const auto& c : clips) {
-          WorkerItem item;
-          item.ticket = job.ticket;
-          item.isClip = true;
-          item.segment = c.segment;
-          item.pixels = takeBuffer();
-          std::vector<const uint8_t*> frames;
-          frames.reserve(c.frames.size());
-          for (const auto& f : c.frames) frames.push_back(f->data());
-          for (size_t k = 0; k < spatial.size(); ++k) {
-            PreprocessSpec crop = opt.preprocess;
-            crop.spatialIndex = spatial[k];
-            unsigned char* at = item.pixels.data() + k * clipBytes();
-            if (bytes) {
-              cropClip(frames, w, h, crop, at);
-            } else {
-              packClip(frames, w, h, crop, reinterpret_cast<float*>(at));
-            }
-          }
-          emit(std::move(item));
-        }
-      };
-
-      std::optional<FpsResampler> resampler;
-      if (opt.targetFps > 0) resampler.emplace(opt.targetFps);
-      FramePixels previous;  // --fps: a frame's slots are known only when the next frame arrives
-
-      DecodedFrame f;
-      int64_t n = 0;
-      double firstPts = 0, lastPts = 0;
-      while (dec.next(f)) {
-        checkDamage();
-        if (n == 0) firstPts = f.pts;
-        lastPts = f.pts;
-        ++n;
-        if (resampler) {
-          for (const auto& slot : resampler->push(f.index, f.pts)) {
-            assembler.push({slot.sourceIndex, slot.time},
-                           assembler.needsPixels(assembler.nextPosition()) ? previous : nullptr);
-          }
-          // Which slots this frame gets is known only later, so it is converted now.
-          previous = convertCurrent();
-        } else {
-          const bool need = assembler.needsPixels(assembler.nextPosition());
-          assembler.push({f.index, f.pts}, need ? convertCurrent() : nullptr);
-        }
-        drain(assembler.takeReady());
-      }
-      checkDamage();
-      if (n == 0) throw InputError(video.path, "no frame could be decoded");
-
-      // Duration of the last frame: the mean frame interval, or the stream's rate for one frame.
-      double frameDuration = n > 1 ? (lastPts - firstPts) / double(n - 1)
-                                   : (info.avgFps > 0 ? 1.0 / info.avgFps : 0.0);
-      double sequenceStep = frameDuration;
-      if (resampler) {
-        for (const auto& slot : resampler->finish(frameDuration)) {
-          assembler.push({slot.sourceIndex, slot.time},
-                         assembler.needsPixels(assembler.nextPosition()) ? previous : nullptr);
-        }
-        drain(assembler.takeReady());
-        sequenceStep = 1.0 / opt.targetFps;
-      }
-      drain(assembler.finish(sequenceStep, [&]() -> FramePixels {
-        return resampler ? previous : convertCurrent();
-      }));
-
-      result.status = VideoStatus::Complete;
-      result.decodedFrames = n;
-      result.duration = lastPts - firstPts + frameDuration;
-      result.fps = frameDuration > 0 ? 1.0 / frameDuration : info.avgFps;
-      result.decodeErrors = dec.stats().decodeErrors;
-      if (result.decodeErrors > 0) {
-        spdlog::warn("{}: {} broken packets/frames skipped", video.path, result.decodeErrors);
-      }
-    } catch (const WorkerStopped&) {
-      throw;
-    } catch (const std::exception& e) {
-      const bool timeout = dynamic_cast<const DecodeTimeout*>(&e) != nullptr;
-      // A damaged stream that failed multi-threaded (e.g. too many errors in a row) may fail
-      // differently, or not at all, single-threaded: that decode decides.
-      if (threadedDecode && !timeout && damaged()) {
-        spdlog::info("{}: damaged stream failed with several codec threads ({}); decoding it again "
-                     "single-threaded", video.path, e.what());
-        throw DecodeAgainSingleThreaded{};
-      }
-      if (timeout) stage = "timeout";
-      spdlog::error("video {} failed: {}", video.videoId, e.what());
-      VideoResult failed;
-      failed.status = VideoStatus::Failed;
-      failed.error = e.what();
-      failed.failureStage = stage;
-      failed.decodeErrors = stats != nullptr ? stats->decodeErrors : 0;
-      return failed;
-    }
-    return result;
-  }
-
-  const ExtractOptions opt;
-  const size_t clipValues;  // per crop
-  const bool bytes;
-  const std::vector<int> spatial;
-
- public:
-  size_t clipBytes() const { return clipValues * (bytes ? 1 : sizeof(float)); }
-  BoundedQueue<WorkerItem> out;
-
- private:
-  mutable std::mutex mutex;
-  std::condition_variable wake;
-  std::deque<Job> jobs;
-  bool midVideo = false;
-  bool stopping = false;
-  std::mutex poolMutex;
-  std::vector<std::vector<unsigned char>> pool;
-  const bool idlePriority;
-  std::thread thread;  // last: starts once everything above exists
-};
 
 VideoExtractor::VideoExtractor(FeatureModel& model, const ExtractOptions& options)
     : model_(model), opt_(options) {
@@ -357,7 +40,7 @@ VideoExtractor::VideoExtractor(FeatureModel& model, const ExtractOptions& option
                ? model.uploadsBytes()
                : opt_.normaliseOnDevice == ExtractOptions::Normalise::Model;
   const bool idle = opt_.decodePriority == ExtractOptions::DecodePriority::Idle;
-  worker_ = std::make_unique<Worker>(opt_, size_t(shape.numel()), bytes_, std::move(spatial), queueClips, idle);
+  worker_ = std::make_unique<DecodeWorker>(opt_, size_t(shape.numel()), bytes_, std::move(spatial), queueClips, idle);
   input_.resize(size_t(opt_.batch) * size_t(opt_.crops) * worker_->clipBytes());
 }
 
@@ -442,7 +125,7 @@ std::vector<VideoResult> VideoExtractor::step(std::chrono::milliseconds wait) {
     }
     WorkerItem item;
     const auto waitFrom = Clock::now();
-    if (!worker_->out.popUntil(item, deadline)) {
+    if (!worker_->queue().popUntil(item, deadline)) {
       starved += secondsSince(waitFrom);
       // No clip now: run a partial batch only when no more can come before the next submit.
       if (!batchTickets_.empty() && worker_->drained()) runBatch(finished);

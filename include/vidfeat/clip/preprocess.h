@@ -1,7 +1,9 @@
 #pragma once
 // PySlowFast's test-time preprocessing of a clip: uint8 RGB -> /255 -> (x - DATA.MEAN) / DATA.STD,
-// short side scaled (bilinear, align_corners=False: done by the decoder's single libswscale pass,
-// see VideoDecoder::convert), centre crop, layout C x T x H x W.
+// short side scaled, centre crop, layout C x T x H x W. The scaling is not done here: the decoder
+// delivers frames already scaled (VideoDecoder::setOutputSize / convert: libswscale converts to
+// RGB at the decoded size, then a bilinear resize equal to torch's interpolate with
+// align_corners=False, src/decode/frame_convert.cpp); shortSideScaledSize gives that size.
 //
 // Scaling is linear, so resizing the uint8 frames before normalising equals PySlowFast's
 // normalise-then-resize up to uint8 rounding (< 0.5/255).

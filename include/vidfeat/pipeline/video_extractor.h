@@ -12,10 +12,11 @@
 
 #include "vidfeat/clip/bucket_plan.h"
 #include "vidfeat/clip/preprocess.h"
-#include "vidfeat/store/feature_store.h"
+#include "vidfeat/common/video_record.h"
 
 namespace vidfeat {
 
+class DecodeWorker;
 class FeatureModel;
 
 struct ExtractOptions {
@@ -81,7 +82,6 @@ class VideoExtractor {
   int64_t clipsProcessed() const { return clips_; }
 
  private:
-  struct Worker;
   struct Open {
     std::string videoId;
     VideoResult result;     // segments as clips arrive, features as their batches run
@@ -93,7 +93,7 @@ class VideoExtractor {
 
   FeatureModel& model_;
   ExtractOptions opt_;
-  std::unique_ptr<Worker> worker_;
+  std::unique_ptr<DecodeWorker> worker_;  // src/pipeline/decode_worker.h
   std::map<int64_t, Open> open_;  // by ticket: submitted, not yet returned
   int64_t nextTicket_ = 0;
   // The batch being filled: all crops of a clip per entry, and whose clip each entry is.
