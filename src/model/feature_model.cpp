@@ -19,8 +19,8 @@
 #endif
 
 // A LibTorch built with CUDA (src/model/CMakeLists.txt defines VIDFEAT_WITH_CUDA; PyPI's wheel,
-// tools/ci_cuda_build.sh) gives each model its own CUDA stream. Debian's LibTorch has no CUDA: there
-// the CUDA device is refused in build() and these paths are never needed.
+// tools/ci/cuda_build.sh) gives each model its own CUDA stream. Debian's LibTorch has no CUDA:
+// there the CUDA device is refused in build() and these paths are never needed.
 #ifdef VIDFEAT_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>

@@ -1,5 +1,6 @@
 // Checkpoint readers: format detection, SHA-256, the three formats against PySlowFast's own
-// features (tests/fixtures, made by tools/make_fixtures.py), strict loading, and a hostile pickle.
+// features (tests/fixtures, made by tools/fixtures/make_fixtures.py), strict loading, and a hostile
+// pickle.
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 

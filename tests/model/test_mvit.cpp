@@ -1,7 +1,7 @@
 // MViT-B 32x3, MViTv2-S 16x4 and rev-MViT-B 16x4: every state-dict key and shape, the key and
 // parameter counts of PySlowFast's own full-size models (tests/fixtures/mvit_state_shapes.json,
-// tools/mvit_state_shapes.py), parity with PySlowFast on the reduced fixtures
-// (tools/make_fixtures.py), and the configurations PySlowFast rejects.
+// tools/fixtures/mvit_state_shapes.py), parity with PySlowFast on the reduced fixtures
+// (tools/fixtures/make_fixtures.py), and the configurations PySlowFast rejects.
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 

@@ -1,7 +1,7 @@
 // TSN and TSM (mit-han-lab/temporal-shift-module). Key names, shapes and counts below were read off
-// the TSM repository's own TSN class (tools/make_tsm_fixtures.py --full: torchvision ResNet-50,
-// state_dict() with DataParallel's "module." stripped); the parity fixtures come from the same
-// script at a reduced width.
+// the TSM repository's own TSN class (tools/fixtures/make_tsm_fixtures.py --full: torchvision
+// ResNet-50, state_dict() with DataParallel's "module." stripped); the parity fixtures come from
+// the same script at a reduced width.
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
@@ -197,8 +197,8 @@ TEST(Tsm, TsnCheckpointDoesNotLoadIntoTsm) {
 }
 
 // Full size (ResNet-50, 224 px, the configs as shipped) against the files
-// `tools/make_tsm_fixtures.py --full DIR` writes (~100 MB each, not committed): runs only when
-// VIDFEAT_TSM_FULL=DIR is set.
+// `tools/fixtures/make_tsm_fixtures.py --full DIR` writes (~100 MB each, not committed): runs only
+// when VIDFEAT_TSM_FULL=DIR is set.
 TEST(Tsm, FullSizeFeaturesEqualTheReference) {
   const char* dirEnv = std::getenv("VIDFEAT_TSM_FULL");
   if (!dirEnv) GTEST_SKIP() << "VIDFEAT_TSM_FULL not set";

@@ -296,9 +296,10 @@ TEST(ModelZoo, UnsupportedValuesNameTheKey) {
   expectKey("Kinetics/X3D_S.yaml", {"MODEL.ARCH=slowfast"}, "MODEL.ARCH");
 }
 
-// Parity with PySlowFast on the committed fixtures (tools/make_fixtures.py: reduced widths, random
-// weights and BN statistics, TEST_CROP_SIZE > TRAIN_CROP_SIZE so the head's pool slides). Unlike
-// test_checkpoint's sweep, a model that fails to build here is a failure, not a skip.
+// Parity with PySlowFast on the committed fixtures (tools/fixtures/make_fixtures.py: reduced
+// widths, random weights and BN statistics, TEST_CROP_SIZE > TRAIN_CROP_SIZE so the head's pool
+// slides). Unlike test_checkpoint's sweep, a model that fails to build here is a failure, not a
+// skip.
 TEST(ModelZoo, FixtureFeaturesEqualPySlowFastsInEveryCheckpointFormat) {
   vidfeat::testing::expectFixtureParity({"I3D_NLN_8x8_R50", "C2D_NOPOOL_8x8_R50", "SLOWFAST_8x8_R50",
                                          "Charades_SLOWFAST_16x8_R50", "Charades_SLOWFAST_16x8_R50_multigrid",

@@ -62,8 +62,9 @@ class FeatureModel {
   // wrong load is impossible: names and shapes are checked strictly). Throws InputError / Error.
   virtual CheckpointReport loadCheckpoint(const std::string& path, const std::string& checkpointType) = 0;
 
-  // Runs the pathways stored in an .io.pt file (tools/make_fixtures.py, pysf_ref.py) and compares
-  // the features with the stored reference: one warm-up forward, then `repeats` timed ones.
+  // Runs the pathways stored in an .io.pt file (tools/fixtures/make_fixtures.py, pysf_ref.py) and
+  // compares the features with the stored reference: one warm-up forward, then `repeats` timed
+  // ones.
   struct VerifyResult {
     double relativeError = 0.0;  // ||ours - ref|| / ||ref||
     double forwardSeconds = 0.0;         // median of forwardRuns

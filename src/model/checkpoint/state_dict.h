@@ -44,7 +44,7 @@ struct ApplyResult {
 // inference and Caffe2 has none).
 ApplyResult applyStateDict(torch::nn::Module& module, const StateDict& dict);
 
-// The .io.pt files tools/make_fixtures.py and ../shared/reference/pysf_ref.py write.
+// The .io.pt files tools/fixtures/make_fixtures.py and tools/reference/pysf_ref.py write.
 struct IoFile {
   std::vector<torch::Tensor> inputs;  // the packed pathways, [B, C, T, H, W] each
   torch::Tensor feature;              // PySlowFast's feature, [B, D]
