@@ -18,10 +18,11 @@ PACKAGES=(
   ffmpeg                                    # tests and the demo generate videos with it
   python3-h5py python3-numpy                # tests read the output with h5py
   clang libclang-rt-14-dev                  # the unpickler's libFuzzer test (tests/fuzz)
+  clang-format                              # tools/ci/check_format.sh (Debian's clang-format 14)
   slurm-wlm munge                           # tests/slurm runs the slurm/ scripts under a real SLURM
 )
 
 tools/install_packages.sh setup "${PACKAGES[@]}"
 
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIDFEAT_WERROR="${VIDFEAT_WERROR:-OFF}"
 cmake --build "$BUILD_DIR" -j "$(nproc)"

@@ -21,7 +21,7 @@ int verifyCommand(const std::vector<std::string>& argv) {
   int threads = 0, repeat = 1;
   po::options_description opts(
       "vidfeat verify: run the model on the inputs stored in an .io.pt file ({\"inputs\": [pathway\n"
-      "tensors], \"feature\": tensor}, as tools/make_fixtures.py and tools/reference/pysf_ref.py\n"
+      "tensors], \"feature\": tensor}, as tools/fixtures/ and tools/reference/pysf_ref.py\n"
       "write them) and compare with the stored PySlowFast feature. Exits 1 above the tolerance.\n\noptions");
   opts.add_options()
       ("help,h", "show this help")

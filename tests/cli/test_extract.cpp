@@ -3,7 +3,7 @@
 // Built twice (tests/cli/CMakeLists.txt):
 // - test_cli: EndToEnd.*, over the generated corpus (tests/support/make_corpus.py; counts from its
 //   corpus.tsv);
-// - test_cli_shared (VIDFEAT_SHARED_SUITE): SharedEndToEnd.*, over the real videos of
+// - test_cli_shared (VIDFEAT_SHARED_SUITE=1): SharedEndToEnd.*, over the real videos of
 //   ../shared/videos (counts from its README.md), ctest label `shared`, SKIPPED when absent.
 #include <gtest/gtest.h>
 
@@ -128,7 +128,7 @@ void tinyDropAndFps(const std::vector<Video>& videos, const fs::path& counts, co
 
 }  // namespace
 
-#ifndef VIDFEAT_SHARED_SUITE
+#if !VIDFEAT_SHARED_SUITE
 
 using vidfeat::testing::corpus;
 using vidfeat::testing::corpusDir;
