@@ -86,8 +86,8 @@ const AVFrame* planarYuv(const AVFrame* src, ffmpeg::UniqueAVFrame& planar) {
   return planar.get();
 }
 
-void BilinearResizer::resize(const uint8_t* src, int srcW, int srcH, size_t srcStride,
-                             uint8_t* dst, int dstW, int dstH) {
+void BilinearResizer::resize(const uint8_t* src, int srcW, int srcH, size_t srcStride, uint8_t* dst,
+                             int dstW, int dstH) {
   if (srcW != srcW_ || srcH != srcH_ || dstW != dstW_ || dstH != dstH_) {
     computeTaps(srcW, dstW, xTaps_);
     computeTaps(srcH, dstH, yTaps_);
@@ -177,8 +177,8 @@ void FrameConverter::convert(const AVFrame* f, int rotation, int outWidth, int o
                                   AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr));
   if (!sws_) {
     const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(f->format));
-    throw InputError(path_, std::string("cannot convert pixel format ") +
-                                (name ? name : "unknown") + " to RGB");
+    throw InputError(
+        path_, std::string("cannot convert pixel format ") + (name ? name : "unknown") + " to RGB");
   }
   uint8_t* dstData[4] = {native, nullptr, nullptr, nullptr};
   int dstLinesize[4] = {static_cast<int>(stride), 0, 0, 0};

@@ -1,12 +1,12 @@
 #include "decode_worker.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <utility>
-
-#include <pthread.h>
-#include <sched.h>
 
 #include "vidfeat/clip/clip_assembler.h"
 #include "vidfeat/clip/fps_resampler.h"
@@ -30,7 +30,8 @@ void lowerToIdlePriority() {
 #if defined(__linux__)
   sched_param none{};
   if (int err = pthread_setschedparam(pthread_self(), SCHED_IDLE, &none)) {
-    spdlog::debug("decode worker: SCHED_IDLE refused ({}); it keeps the normal priority", std::strerror(err));
+    spdlog::debug("decode worker: SCHED_IDLE refused ({}); it keeps the normal priority",
+                  std::strerror(err));
   }
 #endif
 }
@@ -114,7 +115,8 @@ void DecodeWorker::loop() {
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      midVideo_ = false;  // (drained() may see this before the end item: a batch runs early, no harm)
+      midVideo_ =
+          false;  // (drained() may see this before the end item: a batch runs early, no harm)
     }
     try {
       emit(std::move(end));
@@ -157,7 +159,8 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
   bool threadedDecode = false;  // set once the decoder is open
   const DecodeStats* stats = nullptr;
   auto damaged = [&] {
-    return stats != nullptr && (stats->decodeErrors > 0 || stats->framesCorrupt > 0 || stats->errorsLogged > 0);
+    return stats != nullptr &&
+           (stats->decodeErrors > 0 || stats->framesCorrupt > 0 || stats->errorsLogged > 0);
   };
   try {
     DecodeOptions dopt;
@@ -171,14 +174,18 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
     // Checked after every frame, before the frame is used, and at the end.
     auto checkDamage = [&] {
       if (!threadedDecode || !damaged()) return;
-      spdlog::info("{}: damaged stream ({} broken packets/frames, {} concealed frames, {} decoder errors logged) "
-                   "with {} codec threads; decoding it again single-threaded, so that its features do not "
-                   "depend on the thread count",
-                   video.path, stats->decodeErrors, stats->framesCorrupt, stats->errorsLogged, dec.codecThreads());
+      spdlog::info(
+          "{}: damaged stream ({} broken packets/frames, {} concealed frames, {} decoder errors "
+          "logged) "
+          "with {} codec threads; decoding it again single-threaded, so that its features do not "
+          "depend on the thread count",
+          video.path, stats->decodeErrors, stats->framesCorrupt, stats->errorsLogged,
+          dec.codecThreads());
       throw DecodeAgainSingleThreaded{};
     };
     const StreamInfo& info = dec.info();
-    auto [w, h] = shortSideScaledSize(info.displayWidth, info.displayHeight, opt_.preprocess.shortSide);
+    auto [w, h] =
+        shortSideScaledSize(info.displayWidth, info.displayHeight, opt_.preprocess.shortSide);
     dec.setOutputSize(w, h);
     const size_t frameBytes = size_t(w) * size_t(h) * 3;
     auto convertCurrent = [&]() -> FramePixels {
@@ -241,8 +248,8 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
     if (n == 0) throw InputError(video.path, "no frame could be decoded");
 
     // Duration of the last frame: the mean frame interval, or the stream's rate for one frame.
-    double frameDuration = n > 1 ? (lastPts - firstPts) / double(n - 1)
-                                 : (info.avgFps > 0 ? 1.0 / info.avgFps : 0.0);
+    double frameDuration =
+        n > 1 ? (lastPts - firstPts) / double(n - 1) : (info.avgFps > 0 ? 1.0 / info.avgFps : 0.0);
     double sequenceStep = frameDuration;
     if (resampler) {
       for (const auto& slot : resampler->finish(frameDuration)) {
@@ -252,9 +259,8 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
       drain(assembler.takeReady());
       sequenceStep = 1.0 / opt_.targetFps;
     }
-    drain(assembler.finish(sequenceStep, [&]() -> FramePixels {
-      return resampler ? previous : convertCurrent();
-    }));
+    drain(assembler.finish(
+        sequenceStep, [&]() -> FramePixels { return resampler ? previous : convertCurrent(); }));
 
     result.status = VideoStatus::Complete;
     result.decodedFrames = n;
@@ -271,8 +277,10 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
     // A damaged stream that failed multi-threaded (e.g. too many errors in a row) may fail
     // differently, or not at all, single-threaded: that decode decides.
     if (threadedDecode && !timeout && damaged()) {
-      spdlog::info("{}: damaged stream failed with several codec threads ({}); decoding it again "
-                   "single-threaded", video.path, e.what());
+      spdlog::info(
+          "{}: damaged stream failed with several codec threads ({}); decoding it again "
+          "single-threaded",
+          video.path, e.what());
       throw DecodeAgainSingleThreaded{};
     }
     if (timeout) stage = "timeout";

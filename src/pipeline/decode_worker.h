@@ -25,7 +25,7 @@ struct WorkerItem {
   // clip: crops x C x T x H x W, as normalised floats (packClip), or as bytes (cropClip) when the
   // model normalises on its device (FeatureModel::uploadsBytes)
   std::vector<unsigned char> pixels;
-  VideoResult end;        // end of the video
+  VideoResult end;  // end of the video
   // The video is decoded again from the start: what came of it so far (clips, features,
   // segments) is dropped (docs/DESIGN.md, "Determinism").
   bool restart = false;

@@ -180,8 +180,8 @@ TEST(DecodeDevice, SemiPlanarFramesConvertLikeCpuDecoding) {
       // CPU decoding's RGB does not rest on that.)
       const size_t unpacked = differing(toRgb(semi.get()), expected);
       if (!tenBit) {
-        EXPECT_GT(unpacked, 0u) << "swscale converts NV12 like yuv420p now: planarYuv's NV12 repack "
-                                   "is no longer needed (update the comments that say it is)";
+        EXPECT_GT(unpacked, 0u) << "swscale converts NV12 like yuv420p now: planarYuv's NV12 "
+                                   "repack is no longer needed (update the comments saying it is)";
       }
       std::printf("[decode-device] %s %dx%d: swscale on the semi-planar frame differs in %zu of %zu values\n",
                   tenBit ? "P010" : "NV12", w, h, unpacked, expected.size());
