@@ -1,4 +1,4 @@
-#include "checkpoint/pickle_reader.h"
+#include "pickle_reader.h"  // same folder: tests/fuzz compiles this file alone
 
 #include <cstring>
 #include <string_view>
