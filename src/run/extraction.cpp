@@ -38,15 +38,14 @@ void shareVerdict(std::string& error, MPI_Comm comm) {
 
 struct SharedManifest {
   std::vector<VideoEntry> valid;
-  std::vector<VideoEntry> invalid;  // to record as failed
-  std::vector<std::string> invalidReasons;
+  std::vector<VideoEntry> invalid;          // to record as failed
+  std::vector<std::string> invalidReasons;  // why, one per invalid entry
 };
 
 // Rank 0 reads and checks the manifest and takes this shard; the others receive the result.
 SharedManifest readAndShare(const ExtractionPlan& plan, MPI_Comm comm) {
   SharedManifest out;
   std::string error;
-  std::vector<VideoEntry> reasons;  // (id, reason) pairs, carried as entries for broadcasting
   if (commRank(comm) == 0) {
     try {
       Manifest m = parseManifest(plan.manifestPath);
@@ -83,7 +82,7 @@ SharedManifest readAndShare(const ExtractionPlan& plan, MPI_Comm comm) {
           out.valid.push_back(all[i].entry);
         } else {
           out.invalid.push_back(all[i].entry);
-          reasons.push_back({all[i].entry.videoId, all[i].reason});
+          out.invalidReasons.push_back(all[i].reason);
         }
       }
       if (plan.shardCount > 1) {
@@ -97,8 +96,7 @@ SharedManifest readAndShare(const ExtractionPlan& plan, MPI_Comm comm) {
   shareVerdict(error, comm);
   out.valid = broadcastEntries(out.valid, 0, comm);
   out.invalid = broadcastEntries(out.invalid, 0, comm);
-  reasons = broadcastEntries(reasons, 0, comm);
-  for (const auto& r : reasons) out.invalidReasons.push_back(r.path);
+  out.invalidReasons = broadcastStrings(out.invalidReasons, 0, comm);
   return out;
 }
 

@@ -68,12 +68,19 @@ MergeSummary mergeStores(const std::vector<std::string>& parts, const std::strin
     for (const auto& v : r->summary().videos) entries.push_back(v);
   }
   int64_t row = out.addVideos(entries);
-  // Failure history, per video row of the output.
   for (const auto& r : readers) {
     const StoreSummary& s = r->summary();
-    std::map<int64_t, std::string> stageOf;
-    for (const auto& f : s.failures) stageOf[f.videoRow] = f.stage;
+    // The part's whole failure history, every /failures row in its order (a video that failed
+    // twice, or failed and then completed on --retry-failed, keeps all its rows), moved to the
+    // output's rows: written with the part's first wave.
+    std::vector<StoredFailure> history = s.failures;
+    for (auto& f : history) f.videoRow += row;
     std::vector<VideoResult> wave;
+    auto writeWave = [&] {
+      out.writeWave(wave, history);
+      wave.clear();
+      history.clear();
+    };
     for (size_t i = 0; i < s.videos.size(); ++i, ++row) {
       const StoredVideo& v = s.videos[i];
       ++summary.videos;
@@ -86,19 +93,14 @@ MergeSummary mergeStores(const std::vector<std::string>& parts, const std::strin
       res.videoRow = row;
       if (v.status == VideoStatus::Failed) {
         ++summary.failed;
-        auto it = stageOf.find(int64_t(i));
-        res.failureStage = it != stageOf.end() ? it->second : "unknown";
       } else {
         r->readRows(v.firstRow, v.segmentCount, res.segments, res.features);
         summary.segments += v.segmentCount;
       }
       wave.push_back(std::move(res));
-      if (wave.size() >= 256) {
-        out.writeWave(wave);
-        wave.clear();
-      }
+      if (wave.size() >= 256) writeWave();
     }
-    out.writeWave(wave);
+    writeWave();
   }
   out.close();
   fs::rename(temporary, output);

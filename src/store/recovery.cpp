@@ -210,8 +210,7 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
         JournalWriter base = JournalWriter::create(dir, "base-" + out.runId + ".vfj", out.runId, -1, plan.meta);
         StoreReader reader(plan.path);
         const StoreSummary& sum = reader.summary();
-        std::map<int64_t, std::string> stageOf;
-        for (const auto& f : sum.failures) stageOf[f.videoRow] = f.stage;
+        const std::vector<std::string> stageOf = sum.lastFailureStages();
         std::vector<SegmentRecord> segs;
         int64_t n = 0;
         for (size_t row = 0; row < sum.videos.size(); ++row) {
@@ -219,7 +218,7 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
           if (v.status == VideoStatus::Pending) continue;
           VideoResult r;
           static_cast<VideoOutcome&>(r) = v;
-          if (v.status == VideoStatus::Failed) r.failureStage = stageOf.count(int64_t(row)) ? stageOf[int64_t(row)] : "unknown";
+          if (v.status == VideoStatus::Failed) r.failureStage = stageOf[row];
           if (v.segmentCount > 0) reader.readRows(v.firstRow, v.segmentCount, r.segments, r.features);
           base.result(v.videoId, v.path, -1, r);
           ++n;

@@ -77,16 +77,15 @@ void StoreReader::readRows(int64_t first, int64_t count, std::vector<SegmentReco
                       H5P_DEFAULT, features.data()),
               "H5Dread", "/features");
   }
-  for (const auto& r : rows) {
-    SegmentRecord seg;
-    seg.index = r.segment;
-    seg.firstFrame = r.firstFrame;
-    seg.lastFrame = r.lastFrame;
-    seg.startTime = r.startTime;
-    seg.endTime = r.endTime;
-    seg.paddedFrames = r.paddedFrames;
-    segments.push_back(seg);
+  for (const auto& r : rows) segments.push_back(r.segment);
+}
+
+std::vector<std::string> StoreSummary::lastFailureStages() const {
+  std::vector<std::string> stages(videos.size(), "unknown");
+  for (const auto& f : failures) {
+    if (f.videoRow >= 0 && size_t(f.videoRow) < stages.size()) stages[size_t(f.videoRow)] = f.stage;
   }
+  return stages;
 }
 
 }  // namespace vidfeat

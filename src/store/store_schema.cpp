@@ -29,13 +29,14 @@ h5::Datatype statusType() {
 
 h5::Datatype segmentType() {
   auto type = h5::Datatype::take(H5Tcreate(H5T_COMPOUND, sizeof(SegmentRow)), "H5Tcreate");
+  const size_t seg = offsetof(SegmentRow, segment);
   insertMember(type, "video_row", offsetof(SegmentRow, videoRow), H5T_NATIVE_INT64);
-  insertMember(type, "segment", offsetof(SegmentRow, segment), H5T_NATIVE_INT32);
-  insertMember(type, "padded_frames", offsetof(SegmentRow, paddedFrames), H5T_NATIVE_INT32);
-  insertMember(type, "first_frame", offsetof(SegmentRow, firstFrame), H5T_NATIVE_INT64);
-  insertMember(type, "last_frame", offsetof(SegmentRow, lastFrame), H5T_NATIVE_INT64);
-  insertMember(type, "start_time", offsetof(SegmentRow, startTime), H5T_NATIVE_DOUBLE);
-  insertMember(type, "end_time", offsetof(SegmentRow, endTime), H5T_NATIVE_DOUBLE);
+  insertMember(type, "segment", seg + offsetof(SegmentRecord, index), H5T_NATIVE_INT32);
+  insertMember(type, "padded_frames", seg + offsetof(SegmentRecord, paddedFrames), H5T_NATIVE_INT32);
+  insertMember(type, "first_frame", seg + offsetof(SegmentRecord, firstFrame), H5T_NATIVE_INT64);
+  insertMember(type, "last_frame", seg + offsetof(SegmentRecord, lastFrame), H5T_NATIVE_INT64);
+  insertMember(type, "start_time", seg + offsetof(SegmentRecord, startTime), H5T_NATIVE_DOUBLE);
+  insertMember(type, "end_time", seg + offsetof(SegmentRecord, endTime), H5T_NATIVE_DOUBLE);
   return type;
 }
 

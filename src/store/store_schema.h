@@ -23,7 +23,7 @@ constexpr const char* kFormatVersion = "1";
 constexpr size_t kVideoIdBytes = 256;
 constexpr size_t kPathBytes = 1024;
 constexpr size_t kErrorBytes = 512;
-constexpr size_t kStageBytes = 24;
+constexpr size_t kStageBytes = 20;  // the /failures stage field
 // Chunks of about 1 MiB: big enough for efficient parallel I/O, small enough that a reader
 // fetching one video's rows does not pull in much else.
 constexpr hsize_t kChunkBytes = 1 << 20;
@@ -31,17 +31,13 @@ constexpr hsize_t kChunkBytes = 1 << 20;
 // manifest of millions of videos never needs one huge buffer.
 constexpr size_t kVideoBatchRows = 4096;
 
-// One /segments row. The memory layout IS the file layout: if they differed HDF5 would have to
-// convert, and parallel HDF5 silently falls back to independent I/O for converted transfers. The
-// field order avoids padding.
+// One /segments row: the video's /videos row, then the segment as the pipeline describes it (one
+// record, no field-by-field copy). The memory layout IS the file layout: if they differed HDF5
+// would have to convert, and parallel HDF5 silently falls back to independent I/O for converted
+// transfers. SegmentRecord's field order avoids padding.
 struct SegmentRow {
   int64_t videoRow;
-  int32_t segment;
-  int32_t paddedFrames;
-  int64_t firstFrame;
-  int64_t lastFrame;
-  double startTime;
-  double endTime;
+  SegmentRecord segment;
 };
 static_assert(sizeof(SegmentRow) == 48, "SegmentRow must have no padding");
 
@@ -64,10 +60,10 @@ struct VideoRow {
 struct FailureRow {
   int64_t videoRow;
   int32_t rank;
-  char stage[kStageBytes - 4];
+  char stage[kStageBytes];
   char message[kErrorBytes];
 };
-static_assert(sizeof(FailureRow) == 8 + kStageBytes + kErrorBytes, "FailureRow must have no padding");
+static_assert(sizeof(FailureRow) == 8 + 4 + kStageBytes + kErrorBytes, "FailureRow must have no padding");
 
 h5::Datatype statusType();
 h5::Datatype segmentType();

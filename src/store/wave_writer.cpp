@@ -19,9 +19,22 @@ namespace vidfeat {
 // The parallel writer: one wave of results from every rank, written collectively.
 
 void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
+  const Impl& s = stateOf(impl_, "writeWave");  // a moved-from store: reported as such
+  // One /failures row per failed result, attempted on this rank.
+  std::vector<StoredFailure> failures;
+  for (const auto& result : local) {
+    if (result.status != VideoStatus::Failed) continue;
+    failures.push_back({result.videoRow, result.failureStage.empty() ? "unknown" : result.failureStage,
+                        result.error, s.rank});
+  }
+  writeWave(local, failures);
+}
+
+void FeatureStore::writeWave(const std::vector<VideoResult>& local,
+                             const std::vector<StoredFailure>& failures) {
   stateOf(impl_, "writeWave");  // a moved-from store: reported as such, not as an I/O error
   try {
-    writeWaveUnguarded(local);
+    writeWaveUnguarded(local, failures);
   } catch (const CollectiveError&) {
     throw;
   } catch (const Error& e) {
@@ -30,7 +43,8 @@ void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
   }
 }
 
-void FeatureStore::writeWaveUnguarded(const std::vector<VideoResult>& local) {
+void FeatureStore::writeWaveUnguarded(const std::vector<VideoResult>& local,
+                                      const std::vector<StoredFailure>& failures) {
   Impl& s = stateOf(impl_, "writeWave");
   s.requireOpen("writeWave");
 
@@ -53,6 +67,13 @@ void FeatureStore::writeWaveUnguarded(const std::vector<VideoResult>& local) {
     }
     if (!problem.empty()) break;
   }
+  for (const auto& failure : failures) {
+    if (!problem.empty()) break;
+    if (failure.videoRow < 0 || failure.videoRow >= s.videoRows) {
+      problem = "writeWave: a /failures row names video row " + std::to_string(failure.videoRow) +
+                ", not a row of /videos (it has " + std::to_string(s.videoRows) + ")";
+    }
+  }
   if (problem.empty()) {
     // Two results for one row would write the video twice and leave one range unreferenced.
     std::vector<int64_t> rows;
@@ -72,11 +93,8 @@ void FeatureStore::writeWaveUnguarded(const std::vector<VideoResult>& local) {
 
   // Offsets: every rank learns every rank's counts, so extents and offsets agree without a
   // separate broadcast.
-  int64_t mine[3] = {0, static_cast<int64_t>(local.size()), 0};
-  for (const auto& result : local) {
-    mine[0] += static_cast<int64_t>(result.segments.size());
-    mine[2] += result.status == VideoStatus::Failed ? 1 : 0;
-  }
+  int64_t mine[3] = {0, static_cast<int64_t>(local.size()), static_cast<int64_t>(failures.size())};
+  for (const auto& result : local) mine[0] += static_cast<int64_t>(result.segments.size());
   std::vector<int64_t> all(3 * static_cast<size_t>(s.size));
   checkMpi(MPI_Allgather(mine, 3, MPI_INT64_T, all.data(), 3, MPI_INT64_T, s.comm),
            "MPI_Allgather");
@@ -108,8 +126,7 @@ void FeatureStore::writeWaveUnguarded(const std::vector<VideoResult>& local) {
     for (const auto& result : local) {
       features.insert(features.end(), result.features.begin(), result.features.end());
       for (const auto& seg : result.segments) {
-        segments.push_back(SegmentRow{result.videoRow, seg.index, seg.paddedFrames, seg.firstFrame,
-                                      seg.lastFrame, seg.startTime, seg.endTime});
+        segments.push_back(SegmentRow{result.videoRow, seg});
       }
     }
     s.writeBlock(s.features, H5T_NATIVE_FLOAT, static_cast<hsize_t>(myFirstRow),
@@ -125,15 +142,13 @@ void FeatureStore::writeWaveUnguarded(const std::vector<VideoResult>& local) {
     const hsize_t newRows = static_cast<hsize_t>(s.failureRows + totalFailures);
     h5::check(H5Dset_extent(s.failures.id(), &newRows), "H5Dset_extent", "/failures");
     std::vector<FailureRow> rows;
-    for (const auto& result : local) {
-      if (result.status != VideoStatus::Failed) continue;
+    for (const auto& failure : failures) {
       FailureRow row;
       std::memset(static_cast<void*>(&row), 0, sizeof row);
-      row.videoRow = result.videoRow;
-      row.rank = s.rank;
-      copyFixed(row.stage, truncateUtf8(result.failureStage.empty() ? "unknown" : result.failureStage,
-                                        sizeof(row.stage)));
-      copyFixed(row.message, truncateUtf8(result.error, kErrorBytes));
+      row.videoRow = failure.videoRow;
+      row.rank = failure.rank;
+      copyFixed(row.stage, truncateUtf8(failure.stage, kStageBytes));
+      copyFixed(row.message, truncateUtf8(failure.message, kErrorBytes));
       rows.push_back(row);
     }
     s.writeBlock(s.failures, s.failureType.id(), static_cast<hsize_t>(s.failureRows + failuresBefore),

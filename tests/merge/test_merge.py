@@ -13,6 +13,9 @@ MODE:
   slurm     the slurm/ scripts pass `bash -n`; extract_array.sbatch run with bash as tasks 0 and 1
             of 2, then merge.sbatch, equals extract.sbatch run with bash over mpirun -n 2; exit
             code 3 handling, markers, resume.
+  history   every /failures row of every part survives the merge, in order, with its stage, message
+            and rank: a video that failed on two runs keeps both rows, one that failed (missing file)
+            and completed on --retry-failed keeps its row; merge reports the failed video.
 """
 import hashlib
 import os
@@ -215,6 +218,52 @@ def mode_refusals(d):
     same_content(direct, out, "merged (overwritten) vs direct")
 
 
+def failure_rows(path):
+    """/failures of a file as (video id, stage, message, rank) in row order."""
+    with h5py.File(path, "r") as f:
+        ids = [v.decode() for v in f["videos"]["video_id"]]
+        return [(ids[int(x["video_row"])], bytes(x["stage"]).decode(), bytes(x["message"]).decode(), int(x["rank"]))
+                for x in f["failures"][:]]
+
+
+def mode_history(d):
+    # Shard 0/2: a good video and the text file named .mp4, which fails to open; run twice (the second
+    # time with --retry-failed), so it has two /failures rows. Shard 1/2: a missing file (stage
+    # manifest, --skip-invalid) that exists on the retry and completes, keeping its failure row.
+    missing = os.path.join(d, "arrives_later.webm")
+    manifest = os.path.join(d, "history.csv")
+    write_manifest(manifest, ["rot90.mov"], bad_at=1)
+    with open(manifest, "a") as f:
+        f.write(f"arrives_later,{missing}\nvp8,{os.path.join(VIDEOS, 'vp8.webm')}\n")
+    parts = [os.path.join(d, f"part-{k}.h5") for k in range(2)]
+    # (--skip-invalid: the manifest's missing file, in the other shard, would stop the run.)
+    for extra in ([], ["--retry-failed"]):
+        rc, _ = extract(manifest, parts[0], "--shard", "0/2", "--skip-invalid", *extra)
+        check(rc == 3, f"shard 0/2 {' '.join(extra)}: exit 3 (the text file fails), got {rc}")
+    rc, _ = extract(manifest, parts[1], "--shard", "1/2", "--skip-invalid")
+    check(rc == 3, f"shard 1/2 with the file missing: exit 3, got {rc}")
+    shutil.copy(os.path.join(VIDEOS, "vp8.webm"), missing)
+    rc, _ = extract(manifest, parts[1], "--shard", "1/2", "--retry-failed")
+    check(rc == 0, f"shard 1/2 --retry-failed once the file exists: exit 0, got {rc}")
+
+    rows = [failure_rows(p) for p in parts]
+    check([(r[0], r[1]) for r in rows[0]] == [("text_named_mp4", "open")] * 2,
+          f"part 0 records both failed attempts at the text file (stage open): {rows[0]}")
+    check([(r[0], r[1]) for r in rows[1]] == [("arrives_later", "manifest")],
+          f"part 1 records the manifest failure of the video that completed later: {rows[1]}")
+    merged = os.path.join(d, "merged.h5")
+    rc, log = merge(parts, merged)
+    check(rc == 0, f"merge exits 0, got {rc}: {log.strip()}")
+    got = failure_rows(merged)
+    check(got == rows[0] + rows[1],
+          f"merged /failures: every row of every part, in order, same stage, message and rank: {got}")
+    check("1 video(s) failed (1 open;" in log and "text_named_mp4: " in log,
+          f"merge reports the failed video with its stage and reason:\n{log}")
+    content, _ = by_video(merged)
+    check(content["arrives_later"][0][1] == 1 and content["text_named_mp4"][0][1] == 2,
+          "merged: arrives_later complete, text_named_mp4 failed")
+
+
 def mode_slurm(d):
     scripts = ["extract.sbatch", "extract_array.sbatch", "merge.sbatch", "submit_array.sh"]
     for s in scripts:
@@ -286,7 +335,7 @@ def mode_slurm(d):
 def main():
     d = tempfile.mkdtemp(prefix="vidfeat-merge-")
     try:
-        {"shards": mode_shards, "refusals": mode_refusals, "slurm": mode_slurm}[MODE](d)
+        {"shards": mode_shards, "refusals": mode_refusals, "slurm": mode_slurm, "history": mode_history}[MODE](d)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     print(f"{len(failures)} failure(s)" + "".join("\n  " + f for f in failures))

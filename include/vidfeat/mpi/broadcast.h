@@ -3,6 +3,7 @@
 // in mpi_session.h.
 #include <mpi.h>
 
+#include <string>
 #include <vector>
 
 #include "vidfeat/common/video_record.h"
@@ -11,5 +12,10 @@ namespace vidfeat {
 
 // Collective over `comm`: `root` holds the entries, every rank returns them.
 std::vector<VideoEntry> broadcastEntries(const std::vector<VideoEntry>& entries, int root, MPI_Comm comm);
+
+// Collective over `comm`: `root` holds the strings (none containing a NUL byte), every rank
+// returns them.
+std::vector<std::string> broadcastStrings(const std::vector<std::string>& strings, int root,
+                                          MPI_Comm comm);
 
 }  // namespace vidfeat

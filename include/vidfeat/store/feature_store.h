@@ -16,6 +16,9 @@
 
 namespace vidfeat {
 
+// FileMetadata::weights of a run with seeded random weights begins with this (docs/FORMAT.md).
+constexpr const char* kRandomWeights = "random (UNTRAINED)";
+
 // File-level provenance, stored as attributes of the root group.
 struct FileMetadata {
   std::string modelName;         // e.g. "SLOW_8x8_R50" (config file stem) or MODEL.ARCH
@@ -23,7 +26,7 @@ struct FileMetadata {
   std::string configYaml;        // the effective config, as YAML text
   std::string checkpointPath;    // empty with random weights
   std::string checkpointSha256;  // empty with random weights
-  std::string weights;           // "checkpoint" or "random (untrained), seed N"
+  std::string weights;           // "checkpoint" or kRandomWeights + ", seed N" (+ ", bf16 forward")
   std::string tailPolicy;        // repeat | sample | drop
   std::string featureName;       // what a feature row is, in words
   int64_t featureDim = 0;
@@ -32,6 +35,14 @@ struct FileMetadata {
   int32_t samplingRate = 0;      // DATA.SAMPLING_RATE
   int32_t stride = 0;            // frames between consecutive clip starts
   double targetFps = 0.0;        // --fps, 0 = native frame rate
+};
+
+// One row of /failures: every failed attempt, with where and on which rank it failed.
+struct StoredFailure {
+  int64_t videoRow = -1;
+  std::string stage;
+  std::string message;
+  int32_t rank = 0;
 };
 
 class FeatureStore {
@@ -65,6 +76,10 @@ class FeatureStore {
   // Pending, features = segments x featureDim, no segments when Failed); if any rank's are wrong,
   // every rank throws Error and nothing is written.
   void writeWave(const std::vector<VideoResult>& local);
+  // Collective. The same, but this rank's /failures rows are `failures` (rows of this file's
+  // /videos, each with its own stage, message and rank, appended in this order) instead of one
+  // per failed result: how a merge carries over the parts' whole failure history.
+  void writeWave(const std::vector<VideoResult>& local, const std::vector<StoredFailure>& failures);
 
   // Collective. Flushes and closes the file.
   void close();
@@ -79,17 +94,10 @@ class FeatureStore {
  private:
   struct Impl;
   explicit FeatureStore(std::unique_ptr<Impl> impl);
-  void writeWaveUnguarded(const std::vector<VideoResult>& local);
+  void writeWaveUnguarded(const std::vector<VideoResult>& local,
+                          const std::vector<StoredFailure>& failures);
   void appendVideoRows(const std::vector<VideoEntry>& videos);
   std::unique_ptr<Impl> impl_;
-};
-
-// One row of /failures: every failed attempt, with where and on which rank it failed.
-struct StoredFailure {
-  int64_t videoRow = -1;
-  std::string stage;
-  std::string message;
-  int32_t rank = 0;
 };
 
 // Serial, read-only view of a file, for `vidfeat inspect`, merge and tests.
@@ -101,6 +109,10 @@ struct StoreSummary {
   int64_t featureRows = 0;
   std::vector<StoredVideo> videos;
   std::vector<StoredFailure> failures;
+
+  // Where each video's last failed attempt failed, by /videos row: the stage of its last
+  // /failures row; "unknown" for a row without one.
+  std::vector<std::string> lastFailureStages() const;
 };
 
 // Serial random access to a finished file's rows (merge, export).
