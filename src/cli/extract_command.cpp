@@ -1,17 +1,13 @@
-#include <boost/program_options.hpp>
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
-#include <iostream>
-#include <map>
 #include <thread>
 #include <tuple>
 
+#include "failure_report.h"
+#include "options.h"
 #include "vidfeat/cli/commands.h"
-#include "vidfeat/clip/bucket_plan.h"
-#include "vidfeat/clip/preprocess.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
@@ -22,12 +18,12 @@
 #include "vidfeat/mpi/mpi_session.h"
 #include "vidfeat/run/extraction.h"
 #include "vidfeat/run/output_lock.h"
+#include "vidfeat/run/run_metadata.h"
 #include "vidfeat/run/stop_signal.h"
 #include "vidfeat/store/feature_store.h"
 
 namespace vidfeat::cli {
 
-namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
 namespace {
@@ -44,30 +40,8 @@ struct ExtractArgs {
   std::string precision = "fp32", decodeDevice = "cpu";
 };
 
-// "K/N" -> {K, N}.
-std::pair<int, int> parseShard(const std::string& text) {
-  auto slash = text.find('/');
-  try {
-    if (slash == std::string::npos) throw std::invalid_argument("no slash");
-    return {std::stoi(text.substr(0, slash)), std::stoi(text.substr(slash + 1))};
-  } catch (const std::exception&) {
-    throw Error("--shard expects K/N (e.g. 0/4), got '" + text + "'");
-  }
-}
-
-}  // namespace
-
-int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
-  // SIGTERM / SIGINT / SIGUSR1 from here on: a graceful stop (stop_signal.h); before any thread
-  // of ours (LibTorch's, the decode worker) starts, so that they inherit the blocked mask.
-  installStopHandlers();
-  ExtractArgs a;
-  po::options_description opts(
-      "vidfeat extract: decode each video, cut it into clips (NUM_FRAMES frames every SAMPLING_RATE\n"
-      "frames), run the model, and write one row of features per clip into one HDF5 file.\n"
-      "Run under mpirun/srun for many ranks.\n\noptions");
-  opts.add_options()
-      ("help,h", "show this help")
+void declareOptions(CommandOptions& opts, ExtractArgs& a) {
+  opts.add()
       ("model", po::value(&a.model),
        "a published model by name (`vidfeat models`): its config from configs/ and its checkpoint, "
        "downloaded once into the cache")
@@ -120,54 +94,47 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
        "between two forward passes, or a wave) completes for this many seconds: a rank is stuck (0 = off)")
       ("overwrite", po::bool_switch(&a.overwrite),
        "start afresh even if the output exists (default: resume it)");
-  po::variables_map vm;
-  std::vector<std::string> args = argv;
-  po::store(po::command_line_parser(args).options(opts).style(po::command_line_style::unix_style).run(), vm);
-  if (vm.count("help")) {
-    if (commRank(comm) == 0) std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
-  // One writer per output, checked before anything slow (checkpoint download, model build) so a
-  // second job is refused at once; held (rank 0, with its heartbeat) until this command returns.
-  const std::unique_ptr<OutputLock> lock = lockOutput(a.output, comm);
+}
 
-  std::string modelName;
-  if (!a.model.empty()) {
-    const ZooModel zoo = findZooModel(a.model);
-    modelName = zoo.name;
-    if (a.config.empty()) a.config = zoo.config;
-    if (a.checkpoint.empty() && a.randomWeights < 0) {
-      // Rank 0 fetches (or finds) it; the others use the same file once it is there.
-      std::string error;
-      if (commRank(comm) == 0) {
-        try {
-          a.checkpoint = ensureCheckpoint(zoo, checkpointCacheDir()).path;
-        } catch (const std::exception& e) {
-          error = e.what();
-        }
+// "K/N" -> {K, N}.
+std::pair<int, int> parseShard(const std::string& text) {
+  auto slash = text.find('/');
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    return {std::stoi(text.substr(0, slash)), std::stoi(text.substr(slash + 1))};
+  } catch (const std::exception&) {
+    throw Error("--shard expects K/N (e.g. 0/4), got '" + text + "'");
+  }
+}
+
+// --model NAME: its config (unless --config) and, unless weights are given, its checkpoint, which
+// rank 0 fetches (or finds in the cache) and the others then use. Returns the model's name for
+// the output: the published name, or the config file's stem.
+std::string chooseModel(ExtractArgs& a, MPI_Comm comm) {
+  if (a.model.empty()) return fs::path(a.config).stem().string();
+  const ZooModel zoo = findZooModel(a.model);
+  if (a.config.empty()) a.config = zoo.config;
+  if (a.checkpoint.empty() && a.randomWeights < 0) {
+    std::string error;
+    if (commRank(comm) == 0) {
+      try {
+        a.checkpoint = ensureCheckpoint(zoo, checkpointCacheDir()).path;
+      } catch (const std::exception& e) {
+        error = e.what();
       }
-      broadcastString(error, 0, comm);
-      broadcastString(a.checkpoint, 0, comm);
-      if (!error.empty()) throw CollectiveError(error);
     }
+    broadcastString(error, 0, comm);
+    broadcastString(a.checkpoint, 0, comm);
+    if (!error.empty()) throw CollectiveError(error);
   }
-  if (a.config.empty()) throw Error("give --config FILE or --model NAME");
-  if (a.checkpoint.empty() == (a.randomWeights < 0)) {
-    throw Error("give exactly one of --checkpoint FILE or --random-weights SEED (weights are never chosen silently)");
-  }
-  if (a.batch < 1) throw Error("--batch must be >= 1");
-  if (a.queue < 0) throw Error("--queue must be >= 0");
-  if (a.crops != 1 && a.crops != 3) throw Error("--crops must be 1 or 3");
+  return zoo.name;
+}
+
+// The run's settings from the arguments and the config, checked once (ExtractOptions::validate)
+// before any model is built or output touched; the file metadata comes later, from the model.
+ExtractionPlan planRun(const ExtractArgs& a, const Config& cfg) {
   if (a.wave < 1) throw Error("--wave must be >= 1");
   if (!(a.watchdog >= 0)) throw Error("--watchdog must be >= 0 seconds (0 = off)");
-  const Precision precision = parsePrecision(a.precision);
-  checkDecodeDevice(a.decodeDevice);
-
-  const int rank = commRank(comm), size = commSize(comm);
-  const NodeRanks node = nodeRanks(comm);
-  Config cfg = Config::load(a.config, a.sets);
-
   ExtractionPlan plan;
   plan.manifestPath = a.manifest;
   plan.outputPath = a.output;
@@ -184,118 +151,92 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   eo.buckets.samplingRate = cfg.get<int>("DATA.SAMPLING_RATE");
   eo.buckets.stride = a.stride;
   eo.buckets.tail = parseTailPolicy(a.tail);
-  eo.buckets.validate();
   eo.preprocess = PreprocessSpec::fromConfig(cfg);
   eo.targetFps = a.fps;
   eo.tailSeed = a.tailSeed;
   eo.batch = a.batch;
   eo.queueClips = a.queue;
-  if (a.decodePriority != "normal" && a.decodePriority != "idle") {
-    throw Error("--decode-priority must be normal or idle, got '" + a.decodePriority + "'");
-  }
-  eo.decodePriority = a.decodePriority == "idle" ? ExtractOptions::DecodePriority::Idle
-                                                 : ExtractOptions::DecodePriority::Normal;
+  eo.decodePriority = parseDecodePriority(a.decodePriority);
   eo.crops = a.crops;
   eo.timeoutSeconds = a.videoTimeout;
+  eo.validate();
+  return plan;
+}
+
+// Rank 0's summary of a finished run: totals, then one line per rank.
+void logSummary(const ExtractionSummary& s, int size, const std::string& output) {
+  spdlog::info("done: {} videos in the manifest: {} extracted now, {} already complete, {} failed; "
+               "{} segments, {:.1f} s, {:.2f} clips/s -> {}",
+               s.videos, s.complete, s.skipped, s.failed, s.segments, s.wallSeconds,
+               s.wallSeconds > 0 ? s.clips / s.wallSeconds : 0.0, output);
+  spdlog::info("HDF5 writes {:.3f} s ({:.2f}% of {:.1f} s)", s.writeSeconds,
+               100.0 * s.writeSeconds / std::max(1e-9, s.wallSeconds), s.wallSeconds);
+  for (int r = 0; r < size; ++r) {
+    const size_t i = size_t(r);
+    const double busy = s.busySeconds[i];
+    spdlog::info("rank {}: {} videos, {} clips, {:.2f} clips/s, busy {:.1f} s of {:.1f} s ({:.0f}% idle); "
+                 "model {:.1f} s, waiting for decoded clips {:.1f} s, writing {:.2f} s", r,
+                 s.videosPerRank[i], s.clipsPerRank[i], busy > 0 ? s.clipsPerRank[i] / busy : 0.0, busy,
+                 s.wallSeconds, 100.0 * (1.0 - busy / std::max(1e-9, s.wallSeconds)), s.modelSeconds[i],
+                 s.starvedSeconds[i], s.storeSeconds[i]);
+  }
+}
+
+}  // namespace
+
+int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
+  // SIGTERM / SIGINT / SIGUSR1 from here on: a graceful stop (stop_signal.h); before any thread
+  // of ours (LibTorch's, the decode worker) starts, so that they inherit the blocked mask.
+  installStopHandlers();
+  const int rank = commRank(comm), size = commSize(comm);
+  ExtractArgs a;
+  CommandOptions opts("extract",
+      "vidfeat extract: decode each video, cut it into clips (NUM_FRAMES frames every SAMPLING_RATE\n"
+      "frames), run the model, and write one row of features per clip into one HDF5 file.\n"
+      "Run under mpirun/srun for many ranks.");
+  declareOptions(opts, a);
+  if (!opts.parse(argv, rank == 0)) return 0;
+  // One writer per output, checked before anything slow (checkpoint download, model build) so a
+  // second job is refused at once; held (rank 0, with its heartbeat) until this command returns.
+  const std::unique_ptr<OutputLock> lock = lockOutput(a.output, comm);
+
+  const std::string modelName = chooseModel(a, comm);
+  if (a.config.empty()) throw Error("give --config FILE or --model NAME");
+  if (a.checkpoint.empty() == (a.randomWeights < 0)) {
+    throw Error("give exactly one of --checkpoint FILE or --random-weights SEED (weights are never chosen silently)");
+  }
+  const Precision precision = parsePrecision(a.precision);
+  checkDecodeDevice(a.decodeDevice);
+  const Config cfg = Config::load(a.config, a.sets);
+  ExtractionPlan plan = planRun(a, cfg);
 
   // One device and a fair share of the node's cores per rank.
+  const NodeRanks node = nodeRanks(comm);
   const int threads = a.threads > 0 ? a.threads
                                     : std::max(1, int(std::thread::hardware_concurrency()) / node.localSize);
   setComputeThreads(threads);
   const std::string device = resolveDevice(a.device, node.localRank);
   auto model = FeatureModel::build(cfg, device, precision);
   // NVDEC on the model's GPU: "cuda" follows the rank's device when that is a GPU.
-  eo.decodeDevice = a.decodeDevice == "cuda" && device.rfind("cuda:", 0) == 0 ? device : a.decodeDevice;
-  std::string weights, checkpointSha256;
-  if (!a.checkpoint.empty()) {
-    // Every rank reads the file itself: no broadcast of hundreds of MB, and a rank that cannot
-    // read it fails the job (main() aborts the communicator) rather than extracting garbage.
-    const CheckpointReport report = model->loadCheckpoint(a.checkpoint, cfg.get<std::string>("TEST.CHECKPOINT_TYPE"));
-    weights = "checkpoint";
-    checkpointSha256 = report.sha256;
-    if (rank == 0) {
-      spdlog::info("checkpoint {}: {}, {} tensors, sha256 {}", a.checkpoint, checkpointFormatName(report.format),
-                   report.tensorsLoaded, report.sha256);
-      for (const auto& note : report.notes) spdlog::info("checkpoint: {}", note);
-    }
-  } else {
-    model->randomizeWeights(uint64_t(a.randomWeights));
-    weights = "random (UNTRAINED), seed " + std::to_string(a.randomWeights);
-    if (rank == 0) {
-      spdlog::warn("UNTRAINED MODEL: seeded random weights (seed {}); these features are for tests and "
-                   "demos, not research", a.randomWeights);
-    }
-  }
-
-  FileMetadata& meta = plan.meta;
-  meta.modelName = modelName.empty() ? fs::path(a.config).stem().string() : modelName;
-  meta.modelArch = cfg.get<std::string>("MODEL.ARCH");
-  meta.configYaml = cfg.dump();
-  meta.checkpointPath = a.checkpoint;
-  meta.checkpointSha256 = checkpointSha256;
-  // Features of a reduced-precision forward differ from fp32 ones: recorded with the weights, so a
-  // resume with another --precision is refused rather than mixing the two in one file.
-  meta.weights = precision == Precision::Fp32 ? weights : weights + ", " + precisionName(precision) + " forward";
-  meta.tailPolicy = tailPolicyName(eo.buckets.tail);
-  const std::string netName = cfg.get<std::string>("MODEL.MODEL_NAME");
-  if (netName == "TSN") {
-    meta.featureName = "2048-d pooled ResNet output averaged over the clip's frames (TSN/TSM consensus), "
-                       "before dropout and new_fc";
-  } else if (netName == "MViT") {
-    meta.featureName = "head input: after the final norm, the cls token (or the mean over tokens)";
-  } else {
-    meta.featureName = "activation entering the head projection, mean over H and W, flattened over T*C";
-  }
-  meta.featureDim = model->featureDim();
-  meta.crops = a.crops;
-  meta.numFrames = eo.buckets.numFrames;
-  meta.samplingRate = eo.buckets.samplingRate;
-  meta.stride = int32_t(eo.buckets.step());
-  meta.targetFps = a.fps;
-
+  plan.extract.decodeDevice = a.decodeDevice == "cuda" && device.rfind("cuda:", 0) == 0 ? device : a.decodeDevice;
+  const LoadedWeights weights = setWeights(*model, cfg, {a.checkpoint, a.randomWeights}, rank == 0);
+  plan.meta = runMetadata(modelName, cfg, *model, weights, plan.extract);
   if (rank == 0) {
     spdlog::info("{} rank(s), model {} ({}), feature dim {}, clips of {}x{} at {}px", size,
-                 meta.modelName, meta.modelArch, meta.featureDim, eo.buckets.numFrames,
-                 eo.buckets.samplingRate, eo.preprocess.cropSize);
+                 plan.meta.modelName, plan.meta.modelArch, plan.meta.featureDim, plan.meta.numFrames,
+                 plan.meta.samplingRate, plan.extract.preprocess.cropSize);
   }
   spdlog::info("device {}, {} LibTorch thread(s)", device, threads);
 
-  ExtractionSummary s = runExtraction(plan, *model, comm);
+  const ExtractionSummary s = runExtraction(plan, *model, comm);
+  const bool someFailed = s.failed + s.failedBefore > 0;
   if (rank == 0) {
-    spdlog::info("done: {} videos in the manifest: {} extracted now, {} already complete, {} failed; "
-                 "{} segments, {:.1f} s, {:.2f} clips/s -> {}",
-                 s.videos, s.complete, s.skipped, s.failed, s.segments, s.wallSeconds,
-                 s.wallSeconds > 0 ? s.clips / s.wallSeconds : 0.0, a.output);
-    spdlog::info("HDF5 writes {:.3f} s ({:.2f}% of {:.1f} s)", s.writeSeconds,
-                 100.0 * s.writeSeconds / std::max(1e-9, s.wallSeconds), s.wallSeconds);
-    for (int r = 0; r < size; ++r) {
-      const size_t i = size_t(r);
-      const double busy = s.busySeconds[i];
-      spdlog::info("rank {}: {} videos, {} clips, {:.2f} clips/s, busy {:.1f} s of {:.1f} s ({:.0f}% idle); "
-                   "model {:.1f} s, waiting for decoded clips {:.1f} s, writing {:.2f} s", r,
-                   s.videosPerRank[i], s.clipsPerRank[i], busy > 0 ? s.clipsPerRank[i] / busy : 0.0, busy,
-                   s.wallSeconds, 100.0 * (1.0 - busy / std::max(1e-9, s.wallSeconds)), s.modelSeconds[i],
-                   s.starvedSeconds[i], s.storeSeconds[i]);
-    }
-    if (s.failed + s.failedBefore > 0) {
-      StoreSummary file = readStoreSummary(a.output);
-      std::map<std::string, int> byStage;
-      std::map<int64_t, std::string> stageOf;
-      for (const auto& f : file.failures) stageOf[f.videoRow] = f.stage;
-      for (size_t row = 0; row < file.videos.size(); ++row) {
-        if (file.videos[row].status == VideoStatus::Failed) ++byStage[stageOf.count(int64_t(row)) ? stageOf[int64_t(row)] : "unknown"];
-      }
-      std::string stages;
-      for (const auto& [stage, n] : byStage) stages += fmt::format("{}{} {}", stages.empty() ? "" : ", ", n, stage);
-      spdlog::warn("{} video(s) failed ({}; exit code {}):", s.failed + s.failedBefore, stages, kSomeVideosFailed);
-      for (const auto& v : file.videos) {
-        if (v.status == VideoStatus::Failed) spdlog::warn("  {}: {}", v.videoId, v.error);
-      }
-    }
-    if (weights.rfind("random", 0) == 0) spdlog::warn("reminder: {} holds features of an UNTRAINED model", a.output);
+    logSummary(s, size, a.output);
+    if (someFailed) reportFailures(readStoreSummary(a.output), fmt::format("exit code {}", kSomeVideosFailed));
+    if (weights.untrained()) spdlog::warn("reminder: {} holds features of an UNTRAINED model", a.output);
   }
   if (s.interrupted) return kInterrupted;
-  return s.failed + s.failedBefore > 0 ? kSomeVideosFailed : 0;
+  return someFailed ? kSomeVideosFailed : 0;
 }
 
 }  // namespace vidfeat::cli

@@ -1,15 +1,10 @@
-#include <boost/program_options.hpp>
-
 #include <fmt/core.h>
 
-#include <iostream>
-
+#include "options.h"
 #include "vidfeat/cli/commands.h"
 #include "vidfeat/store/feature_store.h"
 
 namespace vidfeat::cli {
-
-namespace po = boost::program_options;
 
 namespace {
 const char* statusName(VideoStatus s) {
@@ -25,18 +20,11 @@ const char* statusName(VideoStatus s) {
 int inspectCommand(const std::vector<std::string>& argv) {
   std::string file;
   bool videos = false;
-  po::options_description opts("vidfeat inspect FILE: what an output file holds\n\noptions");
-  opts.add_options()("help,h", "show this help")("file", po::value(&file)->required(), "output file")(
-      "videos", po::bool_switch(&videos), "list every video");
-  po::positional_options_description pos;
-  pos.add("file", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(argv).options(opts).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  CommandOptions opts("inspect", "vidfeat inspect FILE: what an output file holds");
+  opts.add()("file", po::value(&file)->required(), "output file")("videos", po::bool_switch(&videos),
+                                                                   "list every video");
+  opts.positional("file");
+  if (!opts.parse(argv)) return 0;
 
   StoreSummary s = readStoreSummary(file);
   int64_t complete = 0, failedCount = 0, pending = 0, segments = 0;

@@ -1,12 +1,10 @@
 // Commands that work with a finished output file or list what vidfeat knows: models, locate,
 // export.
-#include <boost/program_options.hpp>
-
 #include <fmt/core.h>
 
-#include <iostream>
 #include <sstream>
 
+#include "options.h"
 #include "vidfeat/cli/commands.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
@@ -17,21 +15,7 @@
 
 namespace vidfeat::cli {
 
-namespace po = boost::program_options;
-
 namespace {
-// Parses argv with `opts`; returns false when --help was printed.
-bool parse(const std::vector<std::string>& argv, const po::options_description& opts,
-           const po::positional_options_description& pos, po::variables_map& vm) {
-  po::store(po::command_line_parser(argv).options(opts).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
-
 std::string formatOf(const std::string& url) {
   if (url.size() > 4 && url.compare(url.size() - 4, 4, ".pkl") == 0) return "caffe2 .pkl";
   return "torch .pyth/.pth";
@@ -39,10 +23,8 @@ std::string formatOf(const std::string& url) {
 }  // namespace
 
 int modelsCommand(const std::vector<std::string>& argv) {
-  po::options_description opts("vidfeat models: the published models vidfeat knows by name (--model NAME)\n\noptions");
-  opts.add_options()("help,h", "show this help");
-  po::variables_map vm;
-  if (!parse(argv, opts, {}, vm)) return 0;
+  CommandOptions opts("models", "vidfeat models: the published models vidfeat knows by name (--model NAME)");
+  if (!opts.parse(argv)) return 0;
   fmt::print("{:<30} {:>7} {:>8} {:>6}  {:<17} {}\n", "name", "feature", "frames", "crop", "checkpoint", "config");
   for (const auto& m : zooModels()) {
     std::string frames = "?", crop = "?";
@@ -63,16 +45,14 @@ int modelsCommand(const std::vector<std::string>& argv) {
 int locateCommand(const std::vector<std::string>& argv) {
   std::string file, video;
   double start = 0, end = 0;
-  po::options_description opts(
+  CommandOptions opts("locate",
       "vidfeat locate FILE --video ID --start S --end E: the segments of a video that cover the\n"
-      "time span [S, E] (seconds), from the stored per-segment times\n\noptions");
-  opts.add_options()("help,h", "show this help")("file", po::value(&file)->required(), "output file")(
+      "time span [S, E] (seconds), from the stored per-segment times");
+  opts.add()("file", po::value(&file)->required(), "output file")(
       "video", po::value(&video)->required(), "video id")("start", po::value(&start)->required(), "seconds")(
       "end", po::value(&end)->required(), "seconds");
-  po::positional_options_description pos;
-  pos.add("file", 1);
-  po::variables_map vm;
-  if (!parse(argv, opts, pos, vm)) return 0;
+  opts.positional("file");
+  if (!opts.parse(argv)) return 0;
   StoreReader reader(file);
   const StoredVideo* v = nullptr;
   for (const auto& x : reader.summary().videos) {
@@ -102,16 +82,14 @@ int locateCommand(const std::vector<std::string>& argv) {
 
 int exportCommand(const std::vector<std::string>& argv) {
   std::string file, dir, ids;
-  po::options_description opts(
+  CommandOptions opts("export",
       "vidfeat export FILE --npy DIR [--ids a,b,...]: one <video_id>.npy [segments, D] float32 per\n"
-      "complete video (the seed's layout, for existing grounding code)\n\noptions");
-  opts.add_options()("help,h", "show this help")("file", po::value(&file)->required(), "output file")(
+      "complete video (the seed's layout, for existing grounding code)");
+  opts.add()("file", po::value(&file)->required(), "output file")(
       "npy", po::value(&dir)->required(), "folder to write into")("ids", po::value(&ids),
                                                                    "comma-separated video ids (default: all)");
-  po::positional_options_description pos;
-  pos.add("file", 1);
-  po::variables_map vm;
-  if (!parse(argv, opts, pos, vm)) return 0;
+  opts.positional("file");
+  if (!opts.parse(argv)) return 0;
   std::vector<std::string> list;
   std::stringstream ss(ids);
   for (std::string id; std::getline(ss, id, ',');) {

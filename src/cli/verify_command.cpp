@@ -1,9 +1,7 @@
 // vidfeat verify: does this checkpoint, in vidfeat, give the feature PySlowFast gives?
-#include <boost/program_options.hpp>
-
 #include <cstdio>
-#include <iostream>
 
+#include "options.h"
 #include "vidfeat/cli/commands.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
@@ -12,19 +10,16 @@
 
 namespace vidfeat::cli {
 
-namespace po = boost::program_options;
-
 int verifyCommand(const std::vector<std::string>& argv) {
   std::string config, checkpoint, io, device;
   std::vector<std::string> sets;
   double tolerance = 1e-4;
   int threads = 0, repeat = 1;
-  po::options_description opts(
+  CommandOptions opts("verify",
       "vidfeat verify: run the model on the inputs stored in an .io.pt file ({\"inputs\": [pathway\n"
       "tensors], \"feature\": tensor}, as tools/fixtures/ and tools/reference/pysf_ref.py\n"
-      "write them) and compare with the stored PySlowFast feature. Exits 1 above the tolerance.\n\noptions");
-  opts.add_options()
-      ("help,h", "show this help")
+      "write them) and compare with the stored PySlowFast feature. Exits 1 above the tolerance.");
+  opts.add()
       ("config", po::value(&config)->required(), "PySlowFast YAML config of the model")
       ("checkpoint", po::value(&checkpoint)->required(), "model weights (.pyth/.pth/.pkl)")
       ("io", po::value(&io)->required(), ".io.pt file with the inputs and PySlowFast's feature")
@@ -33,13 +28,7 @@ int verifyCommand(const std::vector<std::string>& argv) {
       ("tolerance", po::value(&tolerance)->default_value(1e-4), "largest accepted ||ours - ref|| / ||ref||")
       ("threads", po::value(&threads)->default_value(0), "LibTorch threads (0 = default)")
       ("repeat", po::value(&repeat)->default_value(1), "timed forwards after the warm-up (the median is printed)");
-  po::variables_map vm;
-  po::store(po::command_line_parser(argv).options(opts).style(po::command_line_style::unix_style).run(), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!opts.parse(argv)) return 0;
   if (repeat < 1) throw Error("--repeat must be >= 1");
 
   setComputeThreads(threads);

@@ -61,7 +61,10 @@ def main():
         vids = f["videos"][:]
         dim = int(f.attrs["feature_dim"])
         assert feats.shape == (len(segs), dim), (feats.shape, len(segs), dim)
-        assert "UNTRAINED" in str(f.attrs["weights"]), f.attrs["weights"]
+        # docs/FORMAT.md: "random (UNTRAINED), seed N"; the feature described by the built model,
+        # starting with its width.
+        assert re.fullmatch(r"random \(UNTRAINED\), seed \d+", text(f.attrs["weights"])), f.attrs["weights"]
+        assert text(f.attrs["feature_name"]).startswith(f"{dim}-d: "), (f.attrs["feature_name"], dim)
         data = feats[:]
         assert np.isfinite(data).all(), "non-finite features"
         seen_rows = np.zeros(len(segs), dtype=int)

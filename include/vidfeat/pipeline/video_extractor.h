@@ -40,7 +40,15 @@ struct ExtractOptions {
   // machine, SLOWFAST 8x8 on the CPU, the two measured alike within the machine's noise (steady
   // 0.80-0.97 s per clip idle, 0.83-0.90 normal, interleaved runs), so Normal stays the default.
   enum class DecodePriority { Normal, Idle } decodePriority = DecodePriority::Normal;
+
+  // Throws Error naming the option (--batch, --crops, --queue, --fps, the clip settings) for a
+  // value the pipeline cannot run with. The CLI calls it before it builds anything; the
+  // extractor's constructor relies on the same checks.
+  void validate() const;
 };
+
+// "normal" / "idle" (--decode-priority); Error naming the option otherwise.
+ExtractOptions::DecodePriority parseDecodePriority(const std::string& name);
 
 // The per-rank pipeline (docs/DESIGN.md, "Inside a rank"): a decode worker thread turns each
 // submitted video into preprocessed clips (decode -> clips -> crops, normalised) and hands them
