@@ -36,9 +36,7 @@ class ConsoleSink final : public spdlog::sinks::base_sink<std::mutex> {
 
   void endStatus() {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (shown_) put("\n");
-    shown_ = false;
-    status_.clear();
+    leaveStatus();
   }
 
  protected:
@@ -61,7 +59,12 @@ class ConsoleSink final : public spdlog::sinks::base_sink<std::mutex> {
     put(out);
   }
 
-  void flush_() override { std::fflush(stderr); }
+  // Only abortJob flushes, just before the process ends: the status stays, with a line break, so
+  // the shell's prompt does not land on it.
+  void flush_() override {
+    leaveStatus();
+    std::fflush(stderr);
+  }
 
  private:
   static std::string_view levelColor(spdlog::level::level_enum level) {
@@ -72,6 +75,19 @@ class ConsoleSink final : public spdlog::sinks::base_sink<std::mutex> {
       case spdlog::level::warn: return "\033[33m\033[1m";
       default: return "\033[31m\033[1m";  // error, critical
     }
+  }
+
+  // The status stays on the screen, drawn once more (stop_signal's handler may have erased it),
+  // and the cursor moves below it.
+  void leaveStatus() {
+    if (shown_) {
+      std::string out(kClearLine);
+      out += status_;
+      out += '\n';
+      put(out);
+    }
+    shown_ = false;
+    status_.clear();
   }
 
   // One line that fits: no line break, and one column short of the width, so that the terminal
@@ -95,7 +111,7 @@ class ConsoleSink final : public spdlog::sinks::base_sink<std::mutex> {
 
 std::shared_ptr<ConsoleSink> gSink;
 std::atomic<Verbosity> gVerbosity{Verbosity::Normal};
-bool gLive = false;
+std::atomic<bool> gLive{false};  // read by stop_signal's handler: lock-free
 
 }  // namespace
 
@@ -131,7 +147,7 @@ void initLogging(int rank, int size, Verbosity verbosity) {
 
 Verbosity verbosity() { return gVerbosity.load(std::memory_order_relaxed); }
 
-bool liveStatusLine() { return gLive; }
+bool liveStatusLine() { return gLive.load(std::memory_order_relaxed); }
 
 int terminalColumns() {
   winsize ws{};

@@ -8,6 +8,8 @@
 #include <initializer_list>
 #include <thread>
 
+#include "vidfeat/common/log.h"
+
 namespace vidfeat {
 
 namespace {
@@ -25,6 +27,9 @@ void onSignal(int sig) {
   const int count = signalCount.fetch_add(1) + 1;
   int expected = 0;
   firstSignal.compare_exchange_strong(expected, sig);
+  // On a terminal the message goes above the live status line: erase it first (the sink draws it
+  // again at its next line; a handler cannot take the sink's mutex).
+  if (liveStatusLine()) writeStderr("\r\033[K");
   if (count == 1) {
     writeStderr("vidfeat: ");
     writeStderr(signalName(sig));

@@ -12,8 +12,8 @@ pty:  vidfeat runs under a pseudo-terminal (Python's pty module, TERM=xterm, a s
       line break or after the erase-line sequence that removes the status line), no log line shares
       a screen line with the status, each status draw fits the window, the last status shows N/N
       and stays, no per-video line without -v and one per video with -v; NO_COLOR=1 drops the colours
-      but keeps the live line; TERM=dumb and a 2-rank mpirun (the ranks' stderr is a pipe to mpirun)
-      give plain lines, no escape sequence.
+      but keeps the live line; Ctrl-C's stop message starts at column 0 too; TERM=dumb and a 2-rank
+      mpirun (the ranks' stderr is a pipe to mpirun) give plain lines, no escape sequence.
 pipe: stderr is a pipe: plain lines, each starting with its rank ("[rank 0] ", "[rank 1] " under
       mpirun -n 2), no escape sequence or carriage return, the final "progress: N/N videos", with
       VIDFEAT_PROGRESS_INTERVAL=0.2 progress lines at least 0.2 s apart (their timestamps), -q
@@ -24,6 +24,7 @@ import os
 import pty
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -71,8 +72,9 @@ def extract_cmd(tmp, out, videos, *extra, ranks=0):
     return cmd
 
 
-def run_pty(cmd, env, columns):
-    """Runs cmd with stdin/stdout/stderr on a new pseudo-terminal `columns` wide; (rc, bytes)."""
+def run_pty(cmd, env, columns, interrupt=None):
+    """Runs cmd with stdin/stdout/stderr on a new pseudo-terminal `columns` wide; (rc, text).
+    interrupt(text so far) -> True: SIGINT to the child, once (as Ctrl-C would)."""
     pid, fd = pty.fork()
     if pid == 0:
         try:
@@ -89,6 +91,9 @@ def run_pty(cmd, env, columns):
         if not chunk:
             break
         data += chunk
+        if interrupt is not None and interrupt(data.decode("utf-8", "replace")):
+            os.kill(pid, signal.SIGINT)
+            interrupt = None
     os.close(fd)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), data.decode("utf-8", "replace")
@@ -189,6 +194,26 @@ def mode_pty(tmp):
     rc, text = run_pty(extract_cmd(tmp, "c", VIDEOS, "--verbose"), dict(env, NO_COLOR="1"), 100)
     check_live("terminal --verbose, NO_COLOR=1", rc, text, 100, len(VIDEOS), 0, verbose=True)
     check(re.search(r"\x1b\[[0-9;]*m", text) is None, "NO_COLOR=1: no colour sequence")
+
+    # Ctrl-C once a video is done (two 60 s videos first, longest first): the signal handler's
+    # message, written past the sink, starts at column 0 too; exit code 75; the status stays.
+    videos = [("long/a", "long_60s.mp4"), ("long/b", "long_60s.mp4")] + VIDEOS
+    rc, text = run_pty(extract_cmd(tmp, "f", videos), env, 100,
+                       interrupt=lambda t: any(int(STATUS.match(d).group(1)) >= 1 for d in status_draws(t)))
+    check(rc == 75, f"Ctrl-C on a terminal: exit code {rc} (75: interrupted)")
+    starts = [m.start() for m in STAMP_RAW.finditer(text)] + [m.start() for m in re.finditer("vidfeat: SIGINT", text)]
+    bad = [text[max(0, s - 40):s + 30] for s in starts
+           if not (s == 0 or text[s - 1] == "\n" or text.endswith(CLEAR, 0, s))]
+    check(not bad, f"Ctrl-C on a terminal: every line starts at column 0 {bad[:2]}")
+    lines, _ = render(text)
+    stop = [l for l in lines if "SIGINT: stopping" in l]
+    check(len(stop) == 1 and stop[0].startswith("vidfeat: SIGINT: stopping"),
+          f"Ctrl-C on a terminal: the stop message on its own line {stop}")
+    shown = [l for l in lines if STATUS.match(l)]
+    check(len(shown) == 1 and int(STATUS.match(shown[0]).group(1)) < len(videos),
+          f"Ctrl-C on a terminal: one status line stays, short of the total {shown}")
+    check(not [l for l in lines if STATUS.search(l) and (STAMP.search(l) or "vidfeat:" in l)],
+          "Ctrl-C on a terminal: no line holds both the status and a message")
 
     for what, cmd, e in [("TERM=dumb", extract_cmd(tmp, "d", VIDEOS), dict(env, TERM="dumb")),
                          ("mpirun -n 2 on a terminal", extract_cmd(tmp, "e", VIDEOS, ranks=2), env)]:
