@@ -24,10 +24,7 @@ double secondsSince(Clock::time_point t0) {
 
 VideoExtractor::VideoExtractor(FeatureModel& model, const ExtractOptions& options)
     : model_(model), opt_(options) {
-  opt_.buckets.validate();
-  if (opt_.targetFps < 0) throw Error("--fps must be positive");
-  if (opt_.batch < 1) throw Error("--batch must be at least 1");
-  if (opt_.crops != 1 && opt_.crops != 3) throw Error("--crops must be 1 or 3");
+  opt_.validate();
   const ClipShape shape = model.inputShape();
   if (shape.height != opt_.preprocess.cropSize || shape.width != opt_.preprocess.cropSize) {
     throw Error("internal: model input " + std::to_string(shape.height) + " but crop " +
