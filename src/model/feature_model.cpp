@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 
+#include "vidfeat/build_config.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
@@ -18,10 +19,10 @@
 #include <malloc.h>
 #endif
 
-// A LibTorch built with CUDA (src/model/CMakeLists.txt defines VIDFEAT_WITH_CUDA; PyPI's wheel,
+// A LibTorch built with CUDA (VIDFEAT_WITH_CUDA is 1 in vidfeat/build_config.h; PyPI's wheel,
 // tools/ci/cuda_build.sh) gives each model its own CUDA stream. Debian's LibTorch has no CUDA:
 // there the CUDA device is refused in build() and these paths are never needed.
-#ifdef VIDFEAT_WITH_CUDA
+#if VIDFEAT_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -63,7 +64,7 @@ class TorchFeatureModel : public FeatureModel {
       : cfg_(cfg), device_(device), precision_(precision), net_(model::buildVideoNet(cfg)) {
     shape_.frames = cfg.get<int>("DATA.NUM_FRAMES");
     shape_.height = shape_.width = cfg.get<int>("DATA.TEST_CROP_SIZE");
-#ifdef VIDFEAT_WITH_CUDA
+#if VIDFEAT_WITH_CUDA
     if (device_.is_cuda()) stream_.emplace(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index()));
 #endif
     placeWeights();
@@ -205,12 +206,12 @@ class TorchFeatureModel : public FeatureModel {
   class StreamScope {
    public:
     explicit StreamScope(TorchFeatureModel& m) : model_(m) {
-#ifdef VIDFEAT_WITH_CUDA
+#if VIDFEAT_WITH_CUDA
       if (m.stream_) guard_.emplace(*m.stream_);
 #endif
     }
     ~StreamScope() {
-#ifdef VIDFEAT_WITH_CUDA
+#if VIDFEAT_WITH_CUDA
       if (model_.stream_) model_.stream_->synchronize();
 #endif
     }
@@ -219,7 +220,7 @@ class TorchFeatureModel : public FeatureModel {
 
    private:
     TorchFeatureModel& model_;
-#ifdef VIDFEAT_WITH_CUDA
+#if VIDFEAT_WITH_CUDA
     std::optional<c10::cuda::CUDAStreamGuard> guard_;
 #endif
   };
@@ -240,7 +241,7 @@ class TorchFeatureModel : public FeatureModel {
     auto host = output_.view(fb + lb, true, {nf + nl}, torch::kFloat32);
     host.narrow(0, 0, nf).copy_(out.features.reshape({nf}), /*non_blocking=*/true);
     if (logits) host.narrow(0, nf, nl).copy_(out.logits.reshape({nl}), /*non_blocking=*/true);
-#ifdef VIDFEAT_WITH_CUDA
+#if VIDFEAT_WITH_CUDA
     if (stream_) stream_->synchronize();
 #endif
     std::memcpy(features, host.data_ptr<float>(), fb);
@@ -263,7 +264,7 @@ class TorchFeatureModel : public FeatureModel {
   std::shared_ptr<model::VideoNet> net_;
   ClipShape shape_;
   HostBuffer input_, output_;  // staging for a CUDA device, reused across calls
-#ifdef VIDFEAT_WITH_CUDA
+#if VIDFEAT_WITH_CUDA
   std::optional<c10::cuda::CUDAStream> stream_;
 #endif
 };

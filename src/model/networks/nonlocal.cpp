@@ -37,7 +37,7 @@ NonlocalImpl::NonlocalImpl(int64_t dim, int64_t dimInner, const std::vector<int6
 torch::Tensor NonlocalImpl::forward(torch::Tensor x) {
   const int64_t n = x.size(0), t = x.size(2), h = x.size(3), w = x.size(4);
   torch::Tensor theta = conv_theta(x).view({n, dimInner_, -1});
-  torch::Tensor pooled = pool ? pool3d([&](const torch::Tensor& t) { return pool(t); }, x) : x;
+  torch::Tensor pooled = pool ? pool3d([&](const torch::Tensor& in) { return pool(in); }, x) : x;
   torch::Tensor phi = conv_phi(pooled).view({n, dimInner_, -1});
   torch::Tensor g = conv_g(pooled).view({n, dimInner_, -1});
   // Same contractions (and so the same kernels and rounding) as PySlowFast's einsums.
