@@ -48,9 +48,6 @@ class MViTImpl : public VideoNet {
   // MVIT.POOL_FIRST, MVIT.PATCH_2D, DETECTION.ENABLE, ...).
   explicit MViTImpl(const Config& cfg);
   NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) override;
-  int64_t featureDim() const override { return featureDim_; }
-  int64_t numClasses() const override { return numClasses_; }
-  std::string featureDescription() const override { return description_; }
 
   PatchEmbed patch_embed{nullptr};
   torch::Tensor cls_token, pos_embed, pos_embed_spatial, pos_embed_temporal, pos_embed_class;
@@ -66,9 +63,6 @@ class MViTImpl : public VideoNet {
   bool clsEmbed_ = false;
   bool meanPooling_ = false;
   bool fixedSincos_ = false;
-  int64_t featureDim_ = 0;
-  int64_t numClasses_ = 0;
-  std::string description_;
 };
 
 }  // namespace vidfeat::model

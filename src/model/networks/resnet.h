@@ -28,19 +28,11 @@ class ResNetImpl : public VideoNet {
   // after res2 (see nopoolArch).
   explicit ResNetImpl(const Config& cfg, bool nopool = false);
   NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) override;
-  int64_t featureDim() const override { return featureDim_; }
-  int64_t numClasses() const override { return numClasses_; }
-  std::string featureDescription() const override { return description_; }
 
   VideoModelStem s1{nullptr};
   ResStage s2{nullptr}, s3{nullptr}, s4{nullptr}, s5{nullptr};
   torch::nn::MaxPool3d pathway0_pool{nullptr};
   ResNetBasicHead head{nullptr};
-
- private:
-  int64_t featureDim_ = 0;
-  int64_t numClasses_ = 0;
-  std::string description_;
 };
 
 }  // namespace vidfeat::model

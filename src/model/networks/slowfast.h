@@ -29,20 +29,12 @@ class SlowFastImpl : public VideoNet {
  public:
   explicit SlowFastImpl(const Config& cfg);
   NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) override;
-  int64_t featureDim() const override { return featureDim_; }
-  int64_t numClasses() const override { return numClasses_; }
-  std::string featureDescription() const override { return description_; }
 
   VideoModelStem s1{nullptr};
   FuseFastToSlow s1_fuse{nullptr}, s2_fuse{nullptr}, s3_fuse{nullptr}, s4_fuse{nullptr};
   ResStage s2{nullptr}, s3{nullptr}, s4{nullptr}, s5{nullptr};
   torch::nn::MaxPool3d pathway0_pool{nullptr}, pathway1_pool{nullptr};
   ResNetBasicHead head{nullptr};
-
- private:
-  int64_t featureDim_ = 0;
-  int64_t numClasses_ = 0;
-  std::string description_;
 };
 
 }  // namespace vidfeat::model

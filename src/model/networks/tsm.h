@@ -67,17 +67,11 @@ class TsnImpl : public VideoNet {
   explicit TsnImpl(const Config& cfg);
   // pathways[0]: [B, C, T, H, W]; the T frames of a clip are TSM's segments.
   NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) override;
-  int64_t featureDim() const override { return featureDim_; }
-  int64_t numClasses() const override { return numClasses_; }
-  std::string featureDescription() const override { return description_; }
 
   TvResNet base_model{nullptr};
   torch::nn::Linear new_fc{nullptr};
 
  private:
-  int64_t featureDim_ = 0;
-  int64_t numClasses_ = 0;
-  std::string description_;
   int64_t shiftSegments_ = 0;  // 0 for TSN
 };
 

@@ -26,11 +26,17 @@ class VideoNet : public torch::nn::Module {
  public:
   // `pathways`: one [B, C, T, H, W] tensor per pathway (see packPathways).
   virtual NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) = 0;
-  virtual int64_t featureDim() const = 0;
-  virtual int64_t numClasses() const = 0;
+  int64_t featureDim() const { return featureDim_; }
+  int64_t numClasses() const { return numClasses_; }
   // What the feature row is, with the widths of this built network, e.g. "2304-d: Slow res5 (2048)
   // and Fast res5 (256) outputs, ...". Written into the output's feature_name attribute.
-  virtual std::string featureDescription() const = 0;
+  const std::string& featureDescription() const { return description_; }
+
+ protected:
+  // Set by each network's constructor from the widths it built.
+  int64_t featureDim_ = 0;
+  int64_t numClasses_ = 0;
+  std::string description_;
 };
 
 // Builds the network MODEL.ARCH / MODEL.MODEL_NAME describe. Unsupported values throw Error

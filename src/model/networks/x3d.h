@@ -75,19 +75,11 @@ class X3DImpl : public VideoNet {
  public:
   explicit X3DImpl(const Config& cfg);
   NetOutput forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) override;
-  int64_t featureDim() const override { return featureDim_; }
-  int64_t numClasses() const override { return numClasses_; }
-  std::string featureDescription() const override { return description_; }
 
   std::shared_ptr<torch::nn::Module> s1;  // holds pathway0_stem, as VideoModelStem does
   X3DStem stem{nullptr};
   std::vector<ResStage> stages;  // s2..s5
   X3DHead head{nullptr};
-
- private:
-  int64_t featureDim_ = 0;
-  int64_t numClasses_ = 0;
-  std::string description_;
 };
 
 }  // namespace vidfeat::model
