@@ -69,11 +69,16 @@ class ConsoleSink final : public spdlog::sinks::base_sink<std::mutex> {
  private:
   static std::string_view levelColor(spdlog::level::level_enum level) {
     switch (level) {
-      case spdlog::level::trace: return "\033[37m";
-      case spdlog::level::debug: return "\033[36m";
-      case spdlog::level::info: return "\033[32m";
-      case spdlog::level::warn: return "\033[33m\033[1m";
-      default: return "\033[31m\033[1m";  // error, critical
+      case spdlog::level::trace:
+        return "\033[37m";
+      case spdlog::level::debug:
+        return "\033[36m";
+      case spdlog::level::info:
+        return "\033[32m";
+      case spdlog::level::warn:
+        return "\033[33m\033[1m";
+      default:
+        return "\033[31m\033[1m";  // error, critical
     }
   }
 
@@ -115,7 +120,8 @@ std::atomic<bool> gLive{false};  // read by stop_signal's handler: lock-free
 
 }  // namespace
 
-ConsoleMode consoleModeFor(bool stderrIsTerminal, const char* noColor, const char* term, int rank, int size) {
+ConsoleMode consoleModeFor(bool stderrIsTerminal, const char* noColor, const char* term, int rank,
+                           int size) {
   // TERM=dumb (Emacs' shell, some CI consoles): a terminal that cannot erase a line. An unset TERM
   // is taken as capable: the two sequences used (erase line, SGR colours) are VT100's.
   const bool dumb = term != nullptr && std::strcmp(term, "dumb") == 0;
@@ -130,8 +136,8 @@ ConsoleMode consoleModeFor(bool stderrIsTerminal, const char* noColor, const cha
 }
 
 void initLogging(int rank, int size, Verbosity verbosity) {
-  const ConsoleMode mode =
-      consoleModeFor(isatty(STDERR_FILENO) == 1, std::getenv("NO_COLOR"), std::getenv("TERM"), rank, size);
+  const ConsoleMode mode = consoleModeFor(isatty(STDERR_FILENO) == 1, std::getenv("NO_COLOR"),
+                                          std::getenv("TERM"), rank, size);
   gSink = std::make_shared<ConsoleSink>(mode);
   gLive = mode.live;
   gVerbosity = verbosity;

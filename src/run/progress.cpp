@@ -34,8 +34,9 @@ double plainInterval(double fallback) {
   char* end = nullptr;
   const double s = std::strtod(text, &end);
   if (*end != '\0' || !(s > 0) || s > 1e6) {
-    spdlog::warn("VIDFEAT_PROGRESS_INTERVAL='{}' is not a number of seconds in (0, 1e6]; using {} s", text,
-                 fallback);
+    spdlog::warn(
+        "VIDFEAT_PROGRESS_INTERVAL='{}' is not a number of seconds in (0, 1e6]; using {} s", text,
+        fallback);
     return fallback;
   }
   return s;
@@ -43,8 +44,9 @@ double plainInterval(double fallback) {
 
 }  // namespace
 
-std::string ProgressReporter::statusLine(int64_t done, int64_t total, int64_t failed, double clipsPerSecond,
-                                         double elapsedSeconds, int columns) {
+std::string ProgressReporter::statusLine(int64_t done, int64_t total, int64_t failed,
+                                         double clipsPerSecond, double elapsedSeconds,
+                                         int columns) {
   std::string line = fmt::format("{}/{} videos", done, total);
   // The bar's width follows the terminal's (not the fields', which would make it jump), and leaves
   // room for the count and " [", "] 100%".
@@ -58,8 +60,9 @@ std::string ProgressReporter::statusLine(int64_t done, int64_t total, int64_t fa
     line += fmt::format(" [{}] {:3}%", bar, int(100.0 * fraction));  // 100% only when done
   }
   // Most wanted first; whole fields only, as many as fit (one column stays free: no wrap).
-  const std::string fields[] = {"ETA " + eta(done, total, elapsedSeconds), fmt::format("{} failed", failed),
-                                fmt::format("{:.2f} clips/s", clipsPerSecond), "elapsed " + duration(elapsedSeconds)};
+  const std::string fields[] = {
+      "ETA " + eta(done, total, elapsedSeconds), fmt::format("{} failed", failed),
+      fmt::format("{:.2f} clips/s", clipsPerSecond), "elapsed " + duration(elapsedSeconds)};
   const char* separator = width >= 10 ? " " : ", ";
   for (const std::string& f : fields) {
     if (int(line.size() + 2 + f.size()) > columns - 1) break;
@@ -69,10 +72,11 @@ std::string ProgressReporter::statusLine(int64_t done, int64_t total, int64_t fa
   return line;
 }
 
-std::string ProgressReporter::plainLine(int64_t done, int64_t total, int64_t failed, double clipsPerSecond,
-                                        double elapsedSeconds) {
-  return fmt::format("progress: {}/{} videos ({} failed), {:.2f} clips/s, elapsed {}, ETA {}", done, total, failed,
-                     clipsPerSecond, duration(elapsedSeconds), eta(done, total, elapsedSeconds));
+std::string ProgressReporter::plainLine(int64_t done, int64_t total, int64_t failed,
+                                        double clipsPerSecond, double elapsedSeconds) {
+  return fmt::format("progress: {}/{} videos ({} failed), {:.2f} clips/s, elapsed {}, ETA {}", done,
+                     total, failed, clipsPerSecond, duration(elapsedSeconds),
+                     eta(done, total, elapsedSeconds));
 }
 
 ProgressReporter::ProgressReporter(int64_t total, bool enabled, double logIntervalSeconds)

@@ -33,7 +33,8 @@ struct ConsoleMode {
 };
 // The mode for a process whose stderr is (not) a terminal, with the environment's NO_COLOR and
 // TERM values (null when unset), being `rank` of `size` ranks.
-ConsoleMode consoleModeFor(bool stderrIsTerminal, const char* noColor, const char* term, int rank, int size);
+ConsoleMode consoleModeFor(bool stderrIsTerminal, const char* noColor, const char* term, int rank,
+                           int size);
 
 // True when this process draws a live status line (see above).
 bool liveStatusLine();
