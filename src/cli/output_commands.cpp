@@ -9,7 +9,7 @@
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
-#include "vidfeat/config/model_zoo.h"
+#include "vidfeat/zoo/model_zoo.h"
 #include "vidfeat/store/export.h"
 #include "vidfeat/store/feature_store.h"
 

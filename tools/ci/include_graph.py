@@ -37,14 +37,7 @@ LEVELS = {
     "cli": 6,
 }
 # (file, include) -> why it is there for now. Keep this short: each entry is a debt.
-KNOWN = {
-    ("include/vidfeat/common/video_record.h", "vidfeat/clip/segment.h"):
-        "the video record holds the clip's SegmentRecord rows (a plain struct, header only)",
-    ("include/vidfeat/config/model_zoo.h", "vidfeat/zoo/model_zoo.h"):
-        "forwarding header left by the move to zoo/, until its users include the new path",
-    ("include/vidfeat/model/checkpoint_cache.h", "vidfeat/zoo/checkpoint_cache.h"):
-        "forwarding header left by the move to zoo/, until its users include the new path",
-}
+KNOWN = {}  # none today
 SOURCES = (".h", ".hpp", ".cpp", ".cc", ".c", ".inc")
 INCLUDE = re.compile(r'^\s*#\s*include\s*(?:"([^"]+)"|<(vidfeat/[^>]+)>)', re.M)
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "vidfeat/clip/bucket_plan.h"
-#include "vidfeat/clip/segment.h"
+#include "vidfeat/common/segment.h"
 
 namespace vidfeat {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "vidfeat/clip/segment.h"  // SegmentRecord: a plain struct, header only
+#include "vidfeat/common/segment.h"
 
 namespace vidfeat {
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "vidfeat/clip/segment.h"
+#include "vidfeat/common/segment.h"
 #include "vidfeat/store/feature_store.h"
 
 namespace vidfeat {
