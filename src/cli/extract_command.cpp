@@ -1,4 +1,5 @@
 #include <fmt/core.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -23,6 +24,26 @@
 #include "vidfeat/store/feature_store.h"
 
 namespace vidfeat::cli {
+
+namespace {
+
+// Warns when this process may run on fewer cores than the LibTorch threads it starts: Open MPI
+// 4.1 binds each rank to ONE core when it starts 2 ranks or fewer, whatever --threads says, and
+// the threads (FFmpeg's too) then share that core.
+void warnIfFewerCores(int threads, int rank) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return;
+  const int cores = CPU_COUNT(&set);
+  if (cores >= threads) return;
+  spdlog::warn(
+      "rank {}: {} LibTorch thread(s) but this process may run on only {} core(s) (its CPU "
+      "affinity); the threads will share them. Under Open MPI give each rank its cores: mpirun "
+      "--map-by slot:PE={} --bind-to core ..., or --bind-to none",
+      rank, threads, cores, threads);
+}
+
+}  // namespace
 
 namespace fs = std::filesystem;
 
@@ -215,6 +236,7 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   const int threads = a.threads > 0 ? a.threads
                                     : std::max(1, int(std::thread::hardware_concurrency()) / node.localSize);
   setComputeThreads(threads);
+  warnIfFewerCores(threads, rank);
   const std::string device = resolveDevice(a.device, node.localRank);
   auto model = FeatureModel::build(cfg, device, precision);
   // NVDEC on the model's GPU: "cuda" follows the rank's device when that is a GPU.
