@@ -4,8 +4,8 @@
 # vidfeat/build_config.h (#cmakedefine01, tested with #if): a flag read without its header warns.
 # VIDFEAT_WERROR=ON makes every warning an error; CI turns it on (.ci/run -> tools/setup.sh), a
 # plain build leaves it off so that a newer compiler's new warnings do not break a user's build.
-# LibTorch, Open MPI and the other dependencies come in as system headers (-isystem): their
-# warnings are not ours and are not shown.
+# LibTorch, Open MPI and GoogleTest come in as system headers (-isystem), so their warnings are
+# not shown; HDF5's (-I, store/ only) and FFmpeg's compile clean under these flags.
 option(VIDFEAT_WERROR "Treat compiler warnings as errors (CI)" OFF)
 add_compile_options(-Wall -Wextra -Wpedantic -Wshadow -Wundef)
 if(VIDFEAT_WERROR)
