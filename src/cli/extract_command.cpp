@@ -12,9 +12,7 @@
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
-#include "vidfeat/zoo/model_zoo.h"
 #include "vidfeat/decode/video_decoder.h"
-#include "vidfeat/zoo/checkpoint_cache.h"
 #include "vidfeat/model/feature_model.h"
 #include "vidfeat/mpi/mpi_session.h"
 #include "vidfeat/run/extraction.h"
@@ -22,6 +20,8 @@
 #include "vidfeat/run/run_metadata.h"
 #include "vidfeat/run/stop_signal.h"
 #include "vidfeat/store/feature_store.h"
+#include "vidfeat/zoo/checkpoint_cache.h"
+#include "vidfeat/zoo/model_zoo.h"
 
 namespace vidfeat::cli {
 
@@ -50,7 +50,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ExtractArgs {
-  std::string model, config, manifest, output, checkpoint, device = "auto", tail = "repeat", decodePriority = "normal";
+  std::string model, config, manifest, output, checkpoint, device = "auto", tail = "repeat",
+                                                           decodePriority = "normal";
   std::vector<std::string> sets;
   long long randomWeights = -1;
   int batch = 1, queue = 0, stride = 0, threads = 0, wave = 16, crops = 1;
@@ -62,59 +63,68 @@ struct ExtractArgs {
 };
 
 void declareOptions(CommandOptions& opts, ExtractArgs& a) {
-  opts.add()
-      ("model", po::value(&a.model),
-       "a published model by name (`vidfeat models`): its config from configs/ and its checkpoint, "
-       "downloaded once into the cache")
-      ("config", po::value(&a.config), "PySlowFast YAML config of the model (default with --model: its own)")
-      ("manifest", po::value(&a.manifest)->required(),
-       "videos: a text file of paths, or a CSV with a `path` (and optional `video_id`) column")
-      ("output", po::value(&a.output)->required(), "HDF5 file to write")
-      ("checkpoint", po::value(&a.checkpoint), "model weights (.pyth/.pth/.pkl)")
-      ("random-weights", po::value(&a.randomWeights),
-       "use seeded random weights instead of a checkpoint (UNTRAINED: for tests and demos)")
-      ("device", po::value(&a.device)->default_value("auto"), "cpu, cuda, cuda:N or auto")
-      ("precision", po::value(&a.precision)->default_value("fp32"),
-       "forward pass arithmetic: fp32 (PySlowFast's), or bf16 / fp16 (weights and input cast on the device; "
-       "feature error in docs/MODELS.md; fp16 needs a CUDA device)")
-      ("decode-device", po::value(&a.decodeDevice)->default_value("cpu"),
-       "cpu, or cuda: decode with NVDEC through FFmpeg (on the model's GPU when it has one); falls back to "
-       "the CPU with a warning when there is no CUDA device or NVDEC cannot decode a stream")
-      ("batch", po::value(&a.batch)->default_value(1), "clips per forward pass (clips of several videos may share one)")
-      ("decode-priority", po::value(&a.decodePriority)->default_value("normal"),
-       "the decode worker's CPU scheduling: normal, or idle (Linux SCHED_IDLE: it runs on cores the model leaves "
-       "free and is preempted by the model at once)")
-      ("queue", po::value(&a.queue)->default_value(0),
-       "decoded, preprocessed clips a rank may hold ready ahead of the model (0 = 2 x --batch); bounds memory")
-      ("crops", po::value(&a.crops)->default_value(1),
-       "spatial crops per clip: 1 (centre) or 3 (PySlowFast's left/centre/right), an extra /features axis")
-      ("tail", po::value(&a.tail)->default_value("repeat"),
-       "last partial clip: repeat (the last frame), sample (seeded random tail frames), drop")
-      ("tail-seed", po::value(&a.tailSeed)->default_value(0), "seed of --tail sample")
-      ("stride", po::value(&a.stride)->default_value(0),
-       "frames between clip starts (default NUM_FRAMES x SAMPLING_RATE; smaller overlaps)")
-      ("fps", po::value(&a.fps)->default_value(0.0),
-       "resample to this frame rate by presentation time before cutting clips (0 = native)")
-      ("set", po::value(&a.sets)->composing(), "override a config value: --set KEY=VALUE (repeatable)")
-      ("threads", po::value(&a.threads)->default_value(0),
-       "LibTorch threads per rank (0 = the node's cores / ranks on the node)")
-      ("wave", po::value(&a.wave)->default_value(16),
-       "a rank asks for a collective write once it holds this many finished videos")
-      ("wave-seconds", po::value(&a.waveSeconds)->default_value(60.0),
-       "...or once it has held finished videos this long")
-      ("shard", po::value(&a.shard)->default_value("0/1"),
-       "K/N: extract only the K-th of N contiguous slices of the manifest (SLURM arrays)")
-      ("skip-invalid", po::bool_switch(&a.skipInvalid),
-       "record manifest problems (missing files, duplicate ids) as failed instead of stopping")
-      ("retry-failed", po::bool_switch(&a.retryFailed), "on resume, attempt failed videos again")
-      ("video-timeout", po::value(&a.videoTimeout)->default_value(-1.0, "auto"),
-       "fail a video still decoding after this many seconds (0 = no limit; auto: 1 hour, or 1 s per 100 KB "
-       "of the file when that is longer)")
-      ("watchdog", po::value(&a.watchdog)->default_value(600.0),
-       "abort the whole job with a message when no collective step (a wave-sync round, which every rank joins "
-       "between two forward passes, or a wave) completes for this many seconds: a rank is stuck (0 = off)")
-      ("overwrite", po::bool_switch(&a.overwrite),
-       "start afresh even if the output exists (default: resume it)");
+  opts.add()(
+      "model", po::value(&a.model),
+      "a published model by name (`vidfeat models`): its config from configs/ and its checkpoint, "
+      "downloaded once into the cache")(
+      "config", po::value(&a.config),
+      "PySlowFast YAML config of the model (default with --model: its own)")(
+      "manifest", po::value(&a.manifest)->required(),
+      "videos: a text file of paths, or a CSV with a `path` (and optional `video_id`) column")(
+      "output", po::value(&a.output)->required(), "HDF5 file to write")(
+      "checkpoint", po::value(&a.checkpoint), "model weights (.pyth/.pth/.pkl)")(
+      "random-weights", po::value(&a.randomWeights),
+      "use seeded random weights instead of a checkpoint (UNTRAINED: for tests and demos)")(
+      "device", po::value(&a.device)->default_value("auto"), "cpu, cuda, cuda:N or auto")(
+      "precision", po::value(&a.precision)->default_value("fp32"),
+      "forward pass arithmetic: fp32 (PySlowFast's), or bf16 / fp16 (weights and input cast on the "
+      "device; "
+      "feature error in docs/MODELS.md; fp16 needs a CUDA device)")(
+      "decode-device", po::value(&a.decodeDevice)->default_value("cpu"),
+      "cpu, or cuda: decode with NVDEC through FFmpeg (on the model's GPU when it has one); falls "
+      "back to "
+      "the CPU with a warning when there is no CUDA device or NVDEC cannot decode a stream")(
+      "batch", po::value(&a.batch)->default_value(1),
+      "clips per forward pass (clips of several videos may share one)")(
+      "decode-priority", po::value(&a.decodePriority)->default_value("normal"),
+      "the decode worker's CPU scheduling: normal, or idle (Linux SCHED_IDLE: it runs on cores the "
+      "model leaves "
+      "free and is preempted by the model at once)")(
+      "queue", po::value(&a.queue)->default_value(0),
+      "decoded, preprocessed clips a rank may hold ready ahead of the model (0 = 2 x --batch); "
+      "bounds memory")("crops", po::value(&a.crops)->default_value(1),
+                       "spatial crops per clip: 1 (centre) or 3 (PySlowFast's left/centre/right), "
+                       "an extra /features axis")(
+      "tail", po::value(&a.tail)->default_value("repeat"),
+      "last partial clip: repeat (the last frame), sample (seeded random tail frames), drop")(
+      "tail-seed", po::value(&a.tailSeed)->default_value(0), "seed of --tail sample")(
+      "stride", po::value(&a.stride)->default_value(0),
+      "frames between clip starts (default NUM_FRAMES x SAMPLING_RATE; smaller overlaps)")(
+      "fps", po::value(&a.fps)->default_value(0.0),
+      "resample to this frame rate by presentation time before cutting clips (0 = native)")(
+      "set", po::value(&a.sets)->composing(),
+      "override a config value: --set KEY=VALUE (repeatable)")(
+      "threads", po::value(&a.threads)->default_value(0),
+      "LibTorch threads per rank (0 = the node's cores / ranks on the node)")(
+      "wave", po::value(&a.wave)->default_value(16),
+      "a rank asks for a collective write once it holds this many finished videos")(
+      "wave-seconds", po::value(&a.waveSeconds)->default_value(60.0),
+      "...or once it has held finished videos this long")(
+      "shard", po::value(&a.shard)->default_value("0/1"),
+      "K/N: extract only the K-th of N contiguous slices of the manifest (SLURM arrays)")(
+      "skip-invalid", po::bool_switch(&a.skipInvalid),
+      "record manifest problems (missing files, duplicate ids) as failed instead of stopping")(
+      "retry-failed", po::bool_switch(&a.retryFailed), "on resume, attempt failed videos again")(
+      "video-timeout", po::value(&a.videoTimeout)->default_value(-1.0, "auto"),
+      "fail a video still decoding after this many seconds (0 = no limit; auto: 1 hour, or 1 s per "
+      "100 KB "
+      "of the file when that is longer)")("watchdog", po::value(&a.watchdog)->default_value(600.0),
+                                          "abort the whole job with a message when no collective "
+                                          "step (a wave-sync round, which every rank joins "
+                                          "between two forward passes, or a wave) completes for "
+                                          "this many seconds: a rank is stuck (0 = off)")(
+      "overwrite", po::bool_switch(&a.overwrite),
+      "start afresh even if the output exists (default: resume it)");
 }
 
 // "K/N" -> {K, N}.
@@ -186,20 +196,22 @@ ExtractionPlan planRun(const ExtractArgs& a, const Config& cfg) {
 
 // Rank 0's summary of a finished run: totals, then one line per rank.
 void logSummary(const ExtractionSummary& s, int size, const std::string& output) {
-  spdlog::info("done: {} videos in the manifest: {} extracted now, {} already complete, {} failed; "
-               "{} segments, {:.1f} s, {:.2f} clips/s -> {}",
-               s.videos, s.complete, s.skipped, s.failed, s.segments, s.wallSeconds,
-               s.wallSeconds > 0 ? s.clips / s.wallSeconds : 0.0, output);
+  spdlog::info(
+      "done: {} videos in the manifest: {} extracted now, {} already complete, {} failed; "
+      "{} segments, {:.1f} s, {:.2f} clips/s -> {}",
+      s.videos, s.complete, s.skipped, s.failed, s.segments, s.wallSeconds,
+      s.wallSeconds > 0 ? s.clips / s.wallSeconds : 0.0, output);
   spdlog::info("HDF5 writes {:.3f} s ({:.2f}% of {:.1f} s)", s.writeSeconds,
                100.0 * s.writeSeconds / std::max(1e-9, s.wallSeconds), s.wallSeconds);
   for (int r = 0; r < size; ++r) {
     const size_t i = size_t(r);
     const double busy = s.busySeconds[i];
-    spdlog::info("rank {}: {} videos, {} clips, {:.2f} clips/s, busy {:.1f} s of {:.1f} s ({:.0f}% idle); "
-                 "model {:.1f} s, waiting for decoded clips {:.1f} s, writing {:.2f} s", r,
-                 s.videosPerRank[i], s.clipsPerRank[i], busy > 0 ? s.clipsPerRank[i] / busy : 0.0, busy,
-                 s.wallSeconds, 100.0 * (1.0 - busy / std::max(1e-9, s.wallSeconds)), s.modelSeconds[i],
-                 s.starvedSeconds[i], s.storeSeconds[i]);
+    spdlog::info(
+        "rank {}: {} videos, {} clips, {:.2f} clips/s, busy {:.1f} s of {:.1f} s ({:.0f}% idle); "
+        "model {:.1f} s, waiting for decoded clips {:.1f} s, writing {:.2f} s",
+        r, s.videosPerRank[i], s.clipsPerRank[i], busy > 0 ? s.clipsPerRank[i] / busy : 0.0, busy,
+        s.wallSeconds, 100.0 * (1.0 - busy / std::max(1e-9, s.wallSeconds)), s.modelSeconds[i],
+        s.starvedSeconds[i], s.storeSeconds[i]);
   }
 }
 
@@ -211,8 +223,10 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   installStopHandlers();
   const int rank = commRank(comm), size = commSize(comm);
   ExtractArgs a;
-  CommandOptions opts("extract",
-      "vidfeat extract: decode each video, cut it into clips (NUM_FRAMES frames every SAMPLING_RATE\n"
+  CommandOptions opts(
+      "extract",
+      "vidfeat extract: decode each video, cut it into clips (NUM_FRAMES frames every "
+      "SAMPLING_RATE\n"
       "frames), run the model, and write one row of features per clip into one HDF5 file.\n"
       "Run under mpirun/srun for many ranks.");
   declareOptions(opts, a);
@@ -224,7 +238,9 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   const std::string modelName = chooseModel(a, comm);
   if (a.config.empty()) throw Error("give --config FILE or --model NAME");
   if (a.checkpoint.empty() == (a.randomWeights < 0)) {
-    throw Error("give exactly one of --checkpoint FILE or --random-weights SEED (weights are never chosen silently)");
+    throw Error(
+        "give exactly one of --checkpoint FILE or --random-weights SEED (weights are never chosen "
+        "silently)");
   }
   const Precision precision = parsePrecision(a.precision);
   checkDecodeDevice(a.decodeDevice);
@@ -233,20 +249,22 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
 
   // One device and a fair share of the node's cores per rank.
   const NodeRanks node = nodeRanks(comm);
-  const int threads = a.threads > 0 ? a.threads
-                                    : std::max(1, int(std::thread::hardware_concurrency()) / node.localSize);
+  const int threads = a.threads > 0
+                          ? a.threads
+                          : std::max(1, int(std::thread::hardware_concurrency()) / node.localSize);
   setComputeThreads(threads);
   warnIfFewerCores(threads, rank);
   const std::string device = resolveDevice(a.device, node.localRank);
   auto model = FeatureModel::build(cfg, device, precision);
   // NVDEC on the model's GPU: "cuda" follows the rank's device when that is a GPU.
-  plan.extract.decodeDevice = a.decodeDevice == "cuda" && device.rfind("cuda:", 0) == 0 ? device : a.decodeDevice;
+  plan.extract.decodeDevice =
+      a.decodeDevice == "cuda" && device.rfind("cuda:", 0) == 0 ? device : a.decodeDevice;
   const LoadedWeights weights = setWeights(*model, cfg, {a.checkpoint, a.randomWeights}, rank == 0);
   plan.meta = runMetadata(modelName, cfg, *model, weights, plan.extract);
   if (rank == 0) {
     spdlog::info("{} rank(s), model {} ({}), feature dim {}, clips of {}x{} at {}px", size,
-                 plan.meta.modelName, plan.meta.modelArch, plan.meta.featureDim, plan.meta.numFrames,
-                 plan.meta.samplingRate, plan.extract.preprocess.cropSize);
+                 plan.meta.modelName, plan.meta.modelArch, plan.meta.featureDim,
+                 plan.meta.numFrames, plan.meta.samplingRate, plan.extract.preprocess.cropSize);
   }
   spdlog::info("device {}, {} LibTorch thread(s)", device, threads);
 
@@ -254,8 +272,10 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   const bool someFailed = s.failed + s.failedBefore > 0;
   if (rank == 0) {
     logSummary(s, size, a.output);
-    if (someFailed) reportFailures(readStoreSummary(a.output), fmt::format("exit code {}", kSomeVideosFailed));
-    if (weights.untrained()) spdlog::warn("reminder: {} holds features of an UNTRAINED model", a.output);
+    if (someFailed)
+      reportFailures(readStoreSummary(a.output), fmt::format("exit code {}", kSomeVideosFailed));
+    if (weights.untrained())
+      spdlog::warn("reminder: {} holds features of an UNTRAINED model", a.output);
   }
   if (s.interrupted) return kInterrupted;
   return someFailed ? kSomeVideosFailed : 0;

@@ -9,9 +9,12 @@ namespace vidfeat::cli {
 namespace {
 const char* statusName(VideoStatus s) {
   switch (s) {
-    case VideoStatus::Pending: return "pending";
-    case VideoStatus::Complete: return "complete";
-    case VideoStatus::Failed: return "failed";
+    case VideoStatus::Pending:
+      return "pending";
+    case VideoStatus::Complete:
+      return "complete";
+    case VideoStatus::Failed:
+      return "failed";
   }
   return "?";
 }
@@ -21,8 +24,8 @@ int inspectCommand(const std::vector<std::string>& argv) {
   std::string file;
   bool videos = false;
   CommandOptions opts("inspect", "vidfeat inspect FILE: what an output file holds");
-  opts.add()("file", po::value(&file)->required(), "output file")("videos", po::bool_switch(&videos),
-                                                                   "list every video");
+  opts.add()("file", po::value(&file)->required(), "output file")(
+      "videos", po::bool_switch(&videos), "list every video");
   opts.positional("file");
   if (!opts.parse(argv)) return 0;
 
@@ -35,7 +38,8 @@ int inspectCommand(const std::vector<std::string>& argv) {
     segments += v.segmentCount;
   }
   fmt::print("file:           {}\n", file);
-  fmt::print("format:         vidfeat {} (format {}), created {}\n", s.vidfeatVersion, s.formatVersion, s.createdUtc);
+  fmt::print("format:         vidfeat {} (format {}), created {}\n", s.vidfeatVersion,
+             s.formatVersion, s.createdUtc);
   fmt::print("model:          {} (arch {})\n", s.meta.modelName, s.meta.modelArch);
   fmt::print("weights:        {}\n", s.meta.weights);
   if (!s.meta.checkpointPath.empty()) {
@@ -50,13 +54,14 @@ int inspectCommand(const std::vector<std::string>& argv) {
              failedCount, pending);
   fmt::print("segments:       {} ({} feature rows)\n", segments, s.featureRows);
   if (videos || s.videos.size() <= 50) {
-    fmt::print("\n{:<40} {:>9} {:>7} {:>8} {:>9} {:>8}  {}\n", "video_id", "status", "frames", "fps",
-               "duration", "segments", "note");
+    fmt::print("\n{:<40} {:>9} {:>7} {:>8} {:>9} {:>8}  {}\n", "video_id", "status", "frames",
+               "fps", "duration", "segments", "note");
     for (const auto& v : s.videos) {
       std::string note = v.error;
-      if (note.empty() && v.decodeErrors > 0) note = fmt::format("{} decode errors skipped", v.decodeErrors);
-      fmt::print("{:<40} {:>9} {:>7} {:>8.3f} {:>9.3f} {:>8}  {}\n", v.videoId, statusName(v.status),
-                 v.decodedFrames, v.fps, v.duration, v.segmentCount, note);
+      if (note.empty() && v.decodeErrors > 0)
+        note = fmt::format("{} decode errors skipped", v.decodeErrors);
+      fmt::print("{:<40} {:>9} {:>7} {:>8.3f} {:>9.3f} {:>8}  {}\n", v.videoId,
+                 statusName(v.status), v.decodedFrames, v.fps, v.duration, v.segmentCount, note);
     }
   }
   return 0;

@@ -12,7 +12,8 @@
 namespace {
 
 const char* kUsage =
-    "vidfeat " VIDFEAT_VERSION " - action-recognition features for video datasets\n"
+    "vidfeat " VIDFEAT_VERSION
+    " - action-recognition features for video datasets\n"
     "\n"
     "usage: vidfeat <command> [options]    (vidfeat <command> --help for its options)\n"
     "\n"
@@ -56,7 +57,8 @@ int main(int argc, char** argv) {
   vidfeat::MpiSession mpi(&argc, &argv);
   std::vector<std::string> args(argv + 1, argv + argc);
   vidfeat::initLogging(mpi.rank(), mpi.size(), takeVerbosity(args));
-  vidfeat::installTerminateHandler();  // an exception escaping a thread: logged with the rank, MPI_Abort
+  vidfeat::installTerminateHandler();  // an exception escaping a thread: logged with the rank,
+                                       // MPI_Abort
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     if (mpi.rank() == 0) std::fputs(kUsage, stdout);
     return args.empty() ? 2 : 0;

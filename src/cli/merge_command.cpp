@@ -10,18 +10,20 @@ int mergeCommand(const std::vector<std::string>& argv) {
   std::vector<std::string> parts;
   std::string output;
   bool overwrite = false;
-  CommandOptions opts("merge",
-      "vidfeat merge PART... -o OUT: join the part files of a job array (extract --shard K/N) into\n"
+  CommandOptions opts(
+      "merge",
+      "vidfeat merge PART... -o OUT: join the part files of a job array (extract --shard K/N) "
+      "into\n"
       "one file. Parts must come from the same model, config, checkpoint and clip settings and\n"
       "must not share a video id.");
   opts.add()("output,o", po::value(&output)->required(), "merged file")(
-      "part", po::value(&parts)->composing(), "part files")("overwrite", po::bool_switch(&overwrite),
-                                                            "replace an existing output");
+      "part", po::value(&parts)->composing(), "part files")(
+      "overwrite", po::bool_switch(&overwrite), "replace an existing output");
   opts.positional("part", -1);
   if (!opts.parse(argv)) return 0;
   MergeSummary s = mergeStores(parts, output, overwrite);
-  spdlog::info("merged {} part(s): {} videos, {} segments, {} failed, {} pending -> {}", parts.size(),
-               s.videos, s.segments, s.failed, s.pending, output);
+  spdlog::info("merged {} part(s): {} videos, {} segments, {} failed, {} pending -> {}",
+               parts.size(), s.videos, s.segments, s.failed, s.pending, output);
   if (s.failed > 0) reportFailures(readStoreSummary(output), "recorded in " + output);
   return 0;
 }

@@ -20,7 +20,8 @@ CommandOptions& CommandOptions::positional(const char* name, int count) {
 bool CommandOptions::parse(const std::vector<std::string>& argv, bool printHelp) {
   po::variables_map values;
   try {
-    po::store(po::command_line_parser(argv).options(options_).positional(positional_).run(), values);
+    po::store(po::command_line_parser(argv).options(options_).positional(positional_).run(),
+              values);
     if (values.count("help")) {
       if (printHelp) std::cout << options_ << "\n";
       return false;
@@ -29,7 +30,7 @@ bool CommandOptions::parse(const std::vector<std::string>& argv, bool printHelp)
   } catch (const po::error& e) {
     // Every rank parses the same arguments and fails alike: they can exit in step (main()).
     throw CollectiveError("vidfeat " + command_ + ": " + e.what() + " (vidfeat " + command_ +
-                " --help lists the options)");
+                          " --help lists the options)");
   }
   return true;
 }

@@ -3,7 +3,6 @@
 // A command declares its options and positional arguments, calls parse(), and gets either its
 // variables filled, `false` after --help, or an Error that names the command.
 #include <boost/program_options.hpp>
-
 #include <string>
 #include <vector>
 

@@ -9,9 +9,9 @@
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
-#include "vidfeat/zoo/model_zoo.h"
 #include "vidfeat/store/export.h"
 #include "vidfeat/store/feature_store.h"
+#include "vidfeat/zoo/model_zoo.h"
 
 namespace vidfeat::cli {
 
@@ -23,20 +23,24 @@ std::string formatOf(const std::string& url) {
 }  // namespace
 
 int modelsCommand(const std::vector<std::string>& argv) {
-  CommandOptions opts("models", "vidfeat models: the published models vidfeat knows by name (--model NAME)");
+  CommandOptions opts("models",
+                      "vidfeat models: the published models vidfeat knows by name (--model NAME)");
   if (!opts.parse(argv)) return 0;
-  fmt::print("{:<30} {:>7} {:>8} {:>6}  {:<17} {}\n", "name", "feature", "frames", "crop", "checkpoint", "config");
+  fmt::print("{:<30} {:>7} {:>8} {:>6}  {:<17} {}\n", "name", "feature", "frames", "crop",
+             "checkpoint", "config");
   for (const auto& m : zooModels()) {
     std::string frames = "?", crop = "?";
     try {
       Config c = Config::load(m.config);
-      frames = fmt::format("{}x{}", c.get<int>("DATA.NUM_FRAMES"), c.get<int>("DATA.SAMPLING_RATE"));
+      frames =
+          fmt::format("{}x{}", c.get<int>("DATA.NUM_FRAMES"), c.get<int>("DATA.SAMPLING_RATE"));
       crop = std::to_string(c.get<int>("DATA.TEST_CROP_SIZE"));
     } catch (const std::exception& e) {
       spdlog::debug("{}: {}", m.name, e.what());
     }
-    fmt::print("{:<30} {:>7} {:>8} {:>6}  {:<17} {}{}\n", m.name, m.featureDim, frames, crop, formatOf(m.url),
-               m.config.substr(configDir().size() + 1), m.note.empty() ? "" : "  (" + m.note + ")");
+    fmt::print("{:<30} {:>7} {:>8} {:>6}  {:<17} {}{}\n", m.name, m.featureDim, frames, crop,
+               formatOf(m.url), m.config.substr(configDir().size() + 1),
+               m.note.empty() ? "" : "  (" + m.note + ")");
   }
   fmt::print("\ncheckpoints are downloaded once into {}\n", checkpointCacheDir());
   return 0;
@@ -45,12 +49,14 @@ int modelsCommand(const std::vector<std::string>& argv) {
 int locateCommand(const std::vector<std::string>& argv) {
   std::string file, video;
   double start = 0, end = 0;
-  CommandOptions opts("locate",
+  CommandOptions opts(
+      "locate",
       "vidfeat locate FILE --video ID --start S --end E: the segments of a video that cover the\n"
       "time span [S, E] (seconds), from the stored per-segment times");
   opts.add()("file", po::value(&file)->required(), "output file")(
-      "video", po::value(&video)->required(), "video id")("start", po::value(&start)->required(), "seconds")(
-      "end", po::value(&end)->required(), "seconds");
+      "video", po::value(&video)->required(), "video id")(
+      "start", po::value(&start)->required(), "seconds")("end", po::value(&end)->required(),
+                                                         "seconds");
   opts.positional("file");
   if (!opts.parse(argv)) return 0;
   StoreReader reader(file);
@@ -59,35 +65,40 @@ int locateCommand(const std::vector<std::string>& argv) {
     if (x.videoId == video) v = &x;
   }
   if (!v) throw InputError(file, "no video with id '" + video + "'");
-  if (v->status != VideoStatus::Complete) throw InputError(file, "video '" + video + "' is not complete");
+  if (v->status != VideoStatus::Complete)
+    throw InputError(file, "video '" + video + "' is not complete");
   std::vector<SegmentRecord> segments;
   std::vector<float> features;
   reader.readRows(v->firstRow, v->segmentCount, segments, features);
   Located l = locateSegments(*v, segments, start, end);
-  fmt::print("video {}: {} segments, {:.3f} fps, {} frames, {:.3f} s\n", video, segments.size(), v->fps,
-             v->decodedFrames, v->duration);
+  fmt::print("video {}: {} segments, {:.3f} fps, {} frames, {:.3f} s\n", video, segments.size(),
+             v->fps, v->decodedFrames, v->duration);
   fmt::print("[{}, {}] s -> segments", start, end);
   for (int32_t s : l.segments) fmt::print(" {}", s);
   fmt::print("\n");
   for (int32_t s : l.segments) {
     const auto& r = segments[size_t(s)];
-    fmt::print("  segment {:>4}: {:9.3f} - {:9.3f} s  frames {}-{}{}\n", s, r.startTime, r.endTime, r.firstFrame,
-               r.lastFrame, r.paddedFrames ? fmt::format("  ({} padded)", r.paddedFrames) : "");
+    fmt::print("  segment {:>4}: {:9.3f} - {:9.3f} s  frames {}-{}{}\n", s, r.startTime, r.endTime,
+               r.firstFrame, r.lastFrame,
+               r.paddedFrames ? fmt::format("  ({} padded)", r.paddedFrames) : "");
   }
-  fmt::print("seed's tau = t*n*fps/l: {:.3f} - {:.3f} (fractional segment index; ignores the start offset, "
-             "padded tails and variable frame rate)\n",
-             l.seedTau0, l.seedTau1);
+  fmt::print(
+      "seed's tau = t*n*fps/l: {:.3f} - {:.3f} (fractional segment index; ignores the start "
+      "offset, "
+      "padded tails and variable frame rate)\n",
+      l.seedTau0, l.seedTau1);
   return 0;
 }
 
 int exportCommand(const std::vector<std::string>& argv) {
   std::string file, dir, ids;
   CommandOptions opts("export",
-      "vidfeat export FILE --npy DIR [--ids a,b,...]: one <video_id>.npy [segments, D] float32 per\n"
-      "complete video (the seed's layout, for existing grounding code)");
+                      "vidfeat export FILE --npy DIR [--ids a,b,...]: one <video_id>.npy "
+                      "[segments, D] float32 per\n"
+                      "complete video (the seed's layout, for existing grounding code)");
   opts.add()("file", po::value(&file)->required(), "output file")(
-      "npy", po::value(&dir)->required(), "folder to write into")("ids", po::value(&ids),
-                                                                   "comma-separated video ids (default: all)");
+      "npy", po::value(&dir)->required(), "folder to write into")(
+      "ids", po::value(&ids), "comma-separated video ids (default: all)");
   opts.positional("file");
   if (!opts.parse(argv)) return 0;
   std::vector<std::string> list;

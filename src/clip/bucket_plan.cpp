@@ -16,9 +16,12 @@ TailPolicy parseTailPolicy(const std::string& name) {
 
 const char* tailPolicyName(TailPolicy policy) {
   switch (policy) {
-    case TailPolicy::Repeat: return "repeat";
-    case TailPolicy::Sample: return "sample";
-    case TailPolicy::Drop: return "drop";
+    case TailPolicy::Repeat:
+      return "repeat";
+    case TailPolicy::Sample:
+      return "sample";
+    case TailPolicy::Drop:
+      return "drop";
   }
   return "?";
 }

@@ -107,9 +107,8 @@ void packClip(const std::vector<const uint8_t*>& frames, int width, int height,
     scale[c] = n.scale[k];
     shift[c] = n.shift[k];
   }
-  forEachCropValue(frames, width, height, spec, [&](int c, size_t at, uint8_t v) {
-    out[at] = float(v) * scale[c] + shift[c];
-  });
+  forEachCropValue(frames, width, height, spec,
+                   [&](int c, size_t at, uint8_t v) { out[at] = float(v) * scale[c] + shift[c]; });
 }
 
 void cropClip(const std::vector<const uint8_t*>& frames, int width, int height,

@@ -14,7 +14,8 @@
 
 namespace vidfeat {
 
-extern const char* const kPySlowFastDefaultsYaml;  // generated from configs/pyslowfast_defaults.yaml
+extern const char* const
+    kPySlowFastDefaultsYaml;  // generated from configs/pyslowfast_defaults.yaml
 
 namespace {
 
@@ -102,9 +103,9 @@ class LiteralParser {
 
   bool atom(YAML::Node& out) {
     size_t start = pos_;
-    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) ||
-                                s_[pos_] == '.' || s_[pos_] == '-' || s_[pos_] == '+' ||
-                                s_[pos_] == '_')) {
+    while (pos_ < s_.size() &&
+           (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '.' ||
+            s_[pos_] == '-' || s_[pos_] == '+' || s_[pos_] == '_')) {
       ++pos_;
     }
     std::string tok = s_.substr(start, pos_ - start);
@@ -203,12 +204,14 @@ struct Config::Impl {
       YAML::Node target = dst[k];
       if (target.IsMap()) {
         if (!kv.second.IsMap()) {
-          throw InputError(origin, "config key " + full + " is a section, but the file gives a value");
+          throw InputError(origin,
+                           "config key " + full + " is a section, but the file gives a value");
         }
         merge(target, kv.second, full);
       } else {
         if (kv.second.IsMap()) {
-          throw InputError(origin, "config key " + full + " is a value, but the file gives a section");
+          throw InputError(origin,
+                           "config key " + full + " is a value, but the file gives a section");
         }
         dst[k] = decodeValue(kv.second);
       }
@@ -269,8 +272,9 @@ std::string configDir() {
     return env;
   }
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) throw Error("cannot find vidfeat's configs: /proc/self/exe: " + ec.message() +
-                      " (set VIDFEAT_CONFIG_DIR to the configs folder)");
+  if (ec)
+    throw Error("cannot find vidfeat's configs: /proc/self/exe: " + ec.message() +
+                " (set VIDFEAT_CONFIG_DIR to the configs folder)");
   fs::path dir = exe.parent_path();
   for (int up = 0; up <= 4 && !dir.empty(); ++up, dir = dir.parent_path()) {
     const fs::path candidate = dir / "share" / "vidfeat" / "configs";
@@ -278,7 +282,8 @@ std::string configDir() {
     if (dir == dir.root_path()) break;
   }
   throw Error("cannot find vidfeat's configs: no share/vidfeat/configs/models.yaml in " +
-              exe.parent_path().string() + " or the 4 folders above it (install vidfeat with "
+              exe.parent_path().string() +
+              " or the 4 folders above it (install vidfeat with "
               "`cmake --install`, or set VIDFEAT_CONFIG_DIR to the configs folder)");
 }
 

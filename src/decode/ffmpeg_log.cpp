@@ -78,7 +78,8 @@ void forwardLog(void* avcl, int level, const char* fmt, va_list args) {
   va_end(copy);
   if (n > kFirstRepeats && !isPowerOfTen(n)) return;
   const auto now = std::chrono::steady_clock::now();
-  s.tokens = std::min(kBurst, s.tokens + kLinesPerSecond * std::chrono::duration<double>(now - s.refilled).count());
+  s.tokens = std::min(
+      kBurst, s.tokens + kLinesPerSecond * std::chrono::duration<double>(now - s.refilled).count());
   s.refilled = now;
   if (s.tokens < 1) {
     ++s.dropped;
@@ -108,7 +109,7 @@ void installLogging(LogHook hook) {
   static std::once_flag once;
   std::call_once(once, [] {
     const auto level = spdlog::default_logger()->level();
-    av_log_set_level(level <= spdlog::level::trace  ? AV_LOG_DEBUG
+    av_log_set_level(level <= spdlog::level::trace   ? AV_LOG_DEBUG
                      : level <= spdlog::level::debug ? AV_LOG_VERBOSE
                                                      : AV_LOG_WARNING);
     av_log_set_callback(&logLine);
@@ -132,7 +133,8 @@ std::string openError(const std::string& path, int rc) {
       const AVInputFormat* fmt = av_probe_input_format(&pd, 1);
       if (fmt != nullptr && av_match_list(fmt->name, kFormatWhitelist, ',') <= 0) {
         return std::string("cannot open: its content is FFmpeg format '") + fmt->name +
-               "', not a video container vidfeat reads (playlists such as ffconcat, HLS and DASH are refused)";
+               "', not a video container vidfeat reads (playlists such as ffconcat, HLS and DASH "
+               "are refused)";
       }
     }
   }

@@ -2,12 +2,11 @@
 // nvdec.cpp, the pixel work (colour conversion, resize, rotation) in frame_convert.cpp.
 #include "vidfeat/decode/video_decoder.h"
 
-#include <chrono>
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -68,12 +67,14 @@ LoggedErrors& loggedErrors() {
 }
 
 void countDecoderError(void* avcl, int level) {
-  if (level <= AV_LOG_ERROR && avcl != nullptr && *static_cast<const AVClass* const*>(avcl) == avcodec_get_class()) {
+  if (level <= AV_LOG_ERROR && avcl != nullptr &&
+      *static_cast<const AVClass* const*>(avcl) == avcodec_get_class()) {
     const void* owner = static_cast<const AVCodecContext*>(avcl)->opaque;
     if (owner != nullptr) {
       LoggedErrors& r = loggedErrors();
       std::lock_guard<std::mutex> lock(r.mutex);
-      if (auto it = r.live.find(owner); it != r.live.end()) it->second->fetch_add(1, std::memory_order_relaxed);
+      if (auto it = r.live.find(owner); it != r.live.end())
+        it->second->fetch_add(1, std::memory_order_relaxed);
     }
   }
 }
@@ -113,12 +114,14 @@ struct VideoDecoder::Impl {
   bool pastDeadline() const { return std::chrono::steady_clock::now() > deadline; }
   void checkDeadline() const {
     if (pastDeadline()) {
-      throw DecodeTimeout(path, "gave up after " + std::to_string(options.timeoutSeconds) +
-                                    " s (--video-timeout)");
+      throw DecodeTimeout(
+          path, "gave up after " + std::to_string(options.timeoutSeconds) + " s (--video-timeout)");
     }
   }
   // FFmpeg polls this during blocking demuxer I/O; non-zero aborts the operation.
-  static int interrupt(void* self) { return static_cast<const Impl*>(self)->pastDeadline() ? 1 : 0; }
+  static int interrupt(void* self) {
+    return static_cast<const Impl*>(self)->pastDeadline() ? 1 : 0;
+  }
 
   ffmpeg::UniqueAVFormatContext format;
   ffmpeg::UniqueAVCodecContext codec;
@@ -164,7 +167,8 @@ struct VideoDecoder::Impl {
     int rc = ffmpeg::openInput(&raw, path);  // local files, whitelisted containers only
     if (rc < 0) {
       checkDeadline();
-      throw InputError(path, ffmpeg::openError(path, rc));  // avformat_open_input freed `raw` itself
+      throw InputError(path,
+                       ffmpeg::openError(path, rc));  // avformat_open_input freed `raw` itself
     }
     format.reset(raw);
 
@@ -207,7 +211,8 @@ struct VideoDecoder::Impl {
     // A stream may change its frame size mid-way (a new SPS): the decoder refuses to allocate a
     // picture over the limit, whatever the header said.
     codec->max_pixels = kMaxFramePixels;
-    checkFrameSize(stream->codecpar->width, stream->codecpar->height);  // before the decoder refuses it, unclearly
+    checkFrameSize(stream->codecpar->width,
+                   stream->codecpar->height);  // before the decoder refuses it, unclearly
     rc = avcodec_open2(codec.get(), decoder, nullptr);
     if (rc < 0) fail("cannot open the " + std::string(decoder->name) + " decoder", rc);
 
@@ -223,10 +228,11 @@ struct VideoDecoder::Impl {
   // The header's frame size, before anything is sized by it (kMaxFramePixels, kMaxAspectRatio).
   void checkFrameSize(int w, int h) const {
     const std::string size = std::to_string(w) + "x" + std::to_string(h);
-    if (w <= 0 || h <= 0) throw InputError(path, "the stream header gives no frame size (" + size + ")");
+    if (w <= 0 || h <= 0)
+      throw InputError(path, "the stream header gives no frame size (" + size + ")");
     if (int64_t(w) * h > kMaxFramePixels) {
-      throw InputError(path, "frame size " + size + " is over the limit of " + std::to_string(kMaxFramePixels) +
-                                 " pixels (8192x8192)");
+      throw InputError(path, "frame size " + size + " is over the limit of " +
+                                 std::to_string(kMaxFramePixels) + " pixels (8192x8192)");
     }
     if (int64_t(std::max(w, h)) > int64_t(kMaxAspectRatio) * std::min(w, h)) {
       throw InputError(path, "frame size " + size + " has an aspect ratio over " +

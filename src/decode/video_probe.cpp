@@ -64,30 +64,36 @@ ProbeResult probeVideo(const std::string& path) {
   raw->interrupt_callback.opaque = &deadline;
   int rc = ffmpeg::openInput(&raw, path);
   if (rc < 0) {
-    r.error = ProbeDeadline::interrupt(&deadline) ? "cannot open: its header took over " +
-                                                        std::to_string(int(kProbeTimeoutSeconds)) + " s to read"
-                                                  : ffmpeg::openError(path, rc);
+    r.error = ProbeDeadline::interrupt(&deadline)
+                  ? "cannot open: its header took over " +
+                        std::to_string(int(kProbeTimeoutSeconds)) + " s to read"
+                  : ffmpeg::openError(path, rc);
     return r;
   }
   ffmpeg::UniqueAVFormatContext format(raw);
   r.ok = true;
   for (unsigned i = 0; i < format->nb_streams; ++i) {
     const AVStream* st = format->streams[i];
-    if (st->codecpar->codec_type != AVMEDIA_TYPE_VIDEO || (st->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
+    if (st->codecpar->codec_type != AVMEDIA_TYPE_VIDEO ||
+        (st->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
       continue;
     }
     if (st->nb_frames > 0) {
       r.estimatedFrames = st->nb_frames;
     } else {
-      double fps = st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? av_q2d(st->avg_frame_rate)
-                                                                              : av_q2d(st->r_frame_rate);
-      double seconds = st->duration > 0 ? st->duration * av_q2d(st->time_base)
-                                        : (format->duration > 0 ? double(format->duration) / AV_TIME_BASE : -1);
-      if (fps > 0 && seconds > 0) r.estimatedFrames = static_cast<int64_t>(std::min(seconds * fps + 0.5, 9e18));
+      double fps = st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0
+                       ? av_q2d(st->avg_frame_rate)
+                       : av_q2d(st->r_frame_rate);
+      double seconds = st->duration > 0
+                           ? st->duration * av_q2d(st->time_base)
+                           : (format->duration > 0 ? double(format->duration) / AV_TIME_BASE : -1);
+      if (fps > 0 && seconds > 0)
+        r.estimatedFrames = static_cast<int64_t>(std::min(seconds * fps + 0.5, 9e18));
     }
     // A header may claim what the file cannot hold (1e9 s in a 6 KB MKV scheduled it first on
     // every resume): no frame takes fewer than kMinBytesPerFrame bytes with its container framing.
-    r.estimatedFrames = std::min(r.estimatedFrames, std::max<int64_t>(1, r.fileBytes / kMinBytesPerFrame));
+    r.estimatedFrames =
+        std::min(r.estimatedFrames, std::max<int64_t>(1, r.fileBytes / kMinBytesPerFrame));
     break;
   }
   return r;

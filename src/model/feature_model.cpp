@@ -7,13 +7,13 @@
 #include <optional>
 #include <sstream>
 
+#include "checkpoint/state_dict.h"
+#include "kernels/cpu_allocator.h"
+#include "networks/video_net.h"
 #include "vidfeat/build_config.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/common/log.h"
 #include "vidfeat/config/config.h"
-#include "kernels/cpu_allocator.h"
-#include "checkpoint/state_dict.h"
-#include "networks/video_net.h"
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -33,9 +33,12 @@ namespace {
 
 torch::ScalarType scalarType(Precision p) {
   switch (p) {
-    case Precision::Fp16: return torch::kHalf;
-    case Precision::Bf16: return torch::kBFloat16;
-    case Precision::Fp32: break;
+    case Precision::Fp16:
+      return torch::kHalf;
+    case Precision::Bf16:
+      return torch::kBFloat16;
+    case Precision::Fp32:
+      break;
   }
   return torch::kFloat32;
 }
@@ -46,7 +49,8 @@ class HostBuffer {
  public:
   void* get(size_t bytes, bool pinned) {
     if (!buffer_.defined() || size_t(buffer_.numel()) < bytes) {
-      buffer_ = torch::empty({int64_t(bytes)}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(pinned));
+      buffer_ = torch::empty({int64_t(bytes)},
+                             torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(pinned));
     }
     return buffer_.data_ptr();
   }
@@ -65,7 +69,8 @@ class TorchFeatureModel : public FeatureModel {
     shape_.frames = cfg.get<int>("DATA.NUM_FRAMES");
     shape_.height = shape_.width = cfg.get<int>("DATA.TEST_CROP_SIZE");
 #if VIDFEAT_WITH_CUDA
-    if (device_.is_cuda()) stream_.emplace(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index()));
+    if (device_.is_cuda())
+      stream_.emplace(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index()));
 #endif
     placeWeights();
     net_->eval();
@@ -81,29 +86,34 @@ class TorchFeatureModel : public FeatureModel {
   bool uploadsBytes() const override { return !device_.is_cpu(); }
 
   void randomizeWeights(uint64_t seed) override {
-    net_->to(torch::kCPU, torch::kFloat32);  // the generator is a CPU one; same numbers on any device
+    net_->to(torch::kCPU,
+             torch::kFloat32);  // the generator is a CPU one; same numbers on any device
     model::randomizeParameters(*net_, seed);
     placeWeights();
   }
 
   std::vector<std::pair<std::string, std::vector<int64_t>>> stateShapes() const override {
     std::vector<std::pair<std::string, std::vector<int64_t>>> out;
-    for (const auto& p : net_->named_parameters()) out.push_back({p.key(), p.value().sizes().vec()});
+    for (const auto& p : net_->named_parameters())
+      out.push_back({p.key(), p.value().sizes().vec()});
     for (const auto& b : net_->named_buffers()) out.push_back({b.key(), b.value().sizes().vec()});
     return out;
   }
 
-  CheckpointReport loadCheckpoint(const std::string& path, const std::string& checkpointType) override {
+  CheckpointReport loadCheckpoint(const std::string& path,
+                                  const std::string& checkpointType) override {
     if (checkpointType != "pytorch" && checkpointType != "caffe2") {
-      throw Error("TEST.CHECKPOINT_TYPE '" + checkpointType + "' is not one vidfeat reads (pytorch or caffe2)");
+      throw Error("TEST.CHECKPOINT_TYPE '" + checkpointType +
+                  "' is not one vidfeat reads (pytorch or caffe2)");
     }
     CheckpointReport report;
     report.sha256 = sha256File(path);
     model::StateDict dict = model::readStateDict(path, &report.format);
     const bool isCaffe2 = report.format == CheckpointFormat::Caffe2Pickle;
     if (isCaffe2 != (checkpointType == "caffe2")) {
-      spdlog::warn("{}: TEST.CHECKPOINT_TYPE is {} but the file is a {}; reading it as what its bytes say", path,
-                   checkpointType, checkpointFormatName(report.format));
+      spdlog::warn(
+          "{}: TEST.CHECKPOINT_TYPE is {} but the file is a {}; reading it as what its bytes say",
+          path, checkpointType, checkpointFormatName(report.format));
     }
     net_->to(torch::kCPU, torch::kFloat32);
     if (isCaffe2) model::conformCaffe2(dict, *net_, &report.notes);
@@ -119,8 +129,9 @@ class TorchFeatureModel : public FeatureModel {
     report.tensorsLoaded = applied.loaded;
     report.absentHeadKeys = applied.absentHeadKeys;
     if (!report.absentHeadKeys.empty()) {
-      spdlog::warn("{}: no classifier weights ({} ...): features are fine, head outputs (--logits) are not", path,
-                   report.absentHeadKeys.front());
+      spdlog::warn(
+          "{}: no classifier weights ({} ...): features are fine, head outputs (--logits) are not",
+          path, report.absentHeadKeys.front());
     }
     return report;
   }
@@ -137,7 +148,8 @@ class TorchFeatureModel : public FeatureModel {
       const auto t0 = std::chrono::steady_clock::now();
       auto out = net_->forwardFeatures(pathways, false);
       ours = out.features.to(torch::kCPU, torch::kFloat64);  // waits for the device
-      r.forwardRuns.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      r.forwardRuns.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     std::vector<double> sorted = r.forwardRuns;
     std::sort(sorted.begin(), sorted.end());
@@ -148,7 +160,8 @@ class TorchFeatureModel : public FeatureModel {
       o << "feature shape " << ours.sizes() << " differs from the reference's " << ref.sizes();
       throw InputError(ioPath, o.str());
     }
-    r.relativeError = (ours - ref).norm().item<double>() / std::max(ref.norm().item<double>(), 1e-30);
+    r.relativeError =
+        (ours - ref).norm().item<double>() / std::max(ref.norm().item<double>(), 1e-30);
     r.batch = ref.size(0);
     r.featureDim = ref.size(-1);
     return r;
@@ -156,7 +169,8 @@ class TorchFeatureModel : public FeatureModel {
 
   void extract(const float* clips, int64_t batch, float* features, float* logits) override {
     c10::InferenceMode guard;
-    const std::vector<int64_t> sizes{batch, shape_.channels, shape_.frames, shape_.height, shape_.width};
+    const std::vector<int64_t> sizes{batch, shape_.channels, shape_.frames, shape_.height,
+                                     shape_.width};
     if (device_.is_cpu()) {
       // The caller's buffer as it is: no copy.
       auto input = torch::from_blob(const_cast<float*>(clips), sizes, torch::kFloat32);
@@ -170,11 +184,12 @@ class TorchFeatureModel : public FeatureModel {
     run(staged.to(device_, /*non_blocking=*/true), batch, features, logits);
   }
 
-  void extractBytes(const uint8_t* clips, int64_t batch, const ClipNormalisation& norm, float* features,
-                    float* logits) override {
+  void extractBytes(const uint8_t* clips, int64_t batch, const ClipNormalisation& norm,
+                    float* features, float* logits) override {
     c10::InferenceMode guard;
     StreamScope scope(*this);
-    const std::vector<int64_t> sizes{batch, shape_.channels, shape_.frames, shape_.height, shape_.width};
+    const std::vector<int64_t> sizes{batch, shape_.channels, shape_.frames, shape_.height,
+                                     shape_.width};
     const size_t bytes = size_t(batch * shape_.numel());
     torch::Tensor input;
     if (device_.is_cpu()) {
@@ -186,8 +201,12 @@ class TorchFeatureModel : public FeatureModel {
     }
     // Two elementwise ops, each rounded to float, as packClip's float(v) * scale + shift (no fused
     // multiply-add on either side): the same floats on any device.
-    auto scale = torch::from_blob(const_cast<float*>(norm.scale.data()), {1, 3, 1, 1, 1}, torch::kFloat32).to(device_);
-    auto shift = torch::from_blob(const_cast<float*>(norm.shift.data()), {1, 3, 1, 1, 1}, torch::kFloat32).to(device_);
+    auto scale =
+        torch::from_blob(const_cast<float*>(norm.scale.data()), {1, 3, 1, 1, 1}, torch::kFloat32)
+            .to(device_);
+    auto shift =
+        torch::from_blob(const_cast<float*>(norm.shift.data()), {1, 3, 1, 1, 1}, torch::kFloat32)
+            .to(device_);
     run(input.to(torch::kFloat32).mul_(scale).add_(shift), batch, features, logits);
   }
 
@@ -228,7 +247,8 @@ class TorchFeatureModel : public FeatureModel {
   // The forward pass of a normalised float batch on the device; the results come back once per
   // batch (through pinned buffers and non-blocking copies on a CUDA device).
   void run(const torch::Tensor& input, int64_t batch, float* features, float* logits) {
-    auto out = net_->forwardFeatures(model::packPathways(cfg_, input.to(computeType())), logits != nullptr);
+    auto out = net_->forwardFeatures(model::packPathways(cfg_, input.to(computeType())),
+                                     logits != nullptr);
     const int64_t nf = batch * featureDim(), nl = logits ? batch * numClasses() : 0;
     checkCount(out.features, nf);
     if (logits) checkCount(out.logits, nl);
@@ -280,9 +300,12 @@ Precision parsePrecision(const std::string& name) {
 
 const char* precisionName(Precision p) {
   switch (p) {
-    case Precision::Fp16: return "fp16";
-    case Precision::Bf16: return "bf16";
-    case Precision::Fp32: break;
+    case Precision::Fp16:
+      return "fp16";
+    case Precision::Bf16:
+      return "bf16";
+    case Precision::Fp32:
+      break;
   }
   return "fp32";
 }
@@ -291,9 +314,9 @@ namespace {
 
 // Every forward allocates the same activations again. glibc serves blocks over its dynamic mmap
 // threshold with fresh mmap()s and gives freed heap tops back to the system, so each forward
-// page-faulted its activations in anew (zeroed pages, cgroup charges: 17 % of X3D-M's profile). Keep
-// blocks up to glibc's largest threshold (32 MiB) on the heap and freed memory in the process: the
-// heap then holds one forward's peak, reused clip after clip (measured: X3D-M 0.47 -> 0.40 s,
+// page-faulted its activations in anew (zeroed pages, cgroup charges: 17 % of X3D-M's profile).
+// Keep blocks up to glibc's largest threshold (32 MiB) on the heap and freed memory in the process:
+// the heap then holds one forward's peak, reused clip after clip (measured: X3D-M 0.47 -> 0.40 s,
 // SLOWFAST 16x8 R101 3.0 -> 2.6 s per clip). Process-wide, once.
 void keepActivationMemory() {
 #if defined(__GLIBC__)
@@ -307,7 +330,8 @@ void keepActivationMemory() {
 
 }  // namespace
 
-std::unique_ptr<FeatureModel> FeatureModel::build(const Config& cfg, const std::string& device, Precision precision) {
+std::unique_ptr<FeatureModel> FeatureModel::build(const Config& cfg, const std::string& device,
+                                                  Precision precision) {
   keepActivationMemory();
   model::installCachingCpuAllocator();
   torch::Device dev(torch::kCPU);
@@ -318,12 +342,14 @@ std::unique_ptr<FeatureModel> FeatureModel::build(const Config& cfg, const std::
   }
   if (dev.is_cuda() && !torch::cuda::is_available()) {
     throw Error("--device " + device + ": no CUDA device is available (LibTorch built " +
-                std::string(torch::cuda::is_available() ? "with" : "without or with no visible") + " CUDA)");
+                std::string(torch::cuda::is_available() ? "with" : "without or with no visible") +
+                " CUDA)");
   }
   if (precision == Precision::Fp16 && !dev.is_cuda()) {
     // LibTorch 1.13's CPU kernels have no Half conv3d ("compute_columns3d") or layer norm.
-    throw Error("--precision fp16 needs a CUDA device (LibTorch's CPU kernels have no fp16 convolution); "
-                "on the CPU use bf16");
+    throw Error(
+        "--precision fp16 needs a CUDA device (LibTorch's CPU kernels have no fp16 convolution); "
+        "on the CPU use bf16");
   }
   return std::make_unique<TorchFeatureModel>(cfg, dev.str(), precision);
 }

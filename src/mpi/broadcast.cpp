@@ -27,7 +27,8 @@ std::vector<std::string> broadcastStrings(const std::vector<std::string>& string
   return out;
 }
 
-std::vector<VideoEntry> broadcastEntries(const std::vector<VideoEntry>& entries, int root, MPI_Comm comm) {
+std::vector<VideoEntry> broadcastEntries(const std::vector<VideoEntry>& entries, int root,
+                                         MPI_Comm comm) {
   // Id, path, id, path, ... (a manifest cannot contain NUL bytes).
   std::vector<std::string> fields;
   for (const auto& e : entries) {

@@ -1,12 +1,12 @@
 #include "vidfeat/mpi/mpi_session.h"
 
-#include "vidfeat/common/error.h"
-#include "vidfeat/common/log.h"
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+
+#include "vidfeat/common/error.h"
+#include "vidfeat/common/log.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -83,7 +83,8 @@ void broadcastString(std::string& text, int root, MPI_Comm comm) {
   // MPI counts are int: send in chunks so any length works.
   const size_t chunk = size_t(1) << 30;
   for (size_t off = 0; off < length; off += chunk) {
-    MPI_Bcast(text.data() + off, int(std::min<size_t>(chunk, size_t(length) - off)), MPI_CHAR, root, comm);
+    MPI_Bcast(text.data() + off, int(std::min<size_t>(chunk, size_t(length) - off)), MPI_CHAR, root,
+              comm);
   }
 }
 
@@ -97,7 +98,8 @@ void abortJob(const std::string& message, int code) {
     MPI_Comm_size(MPI_COMM_WORLD, &size);
   }
   spdlog::error("rank {}: {}", rank, message);
-  if (size > 1) spdlog::error("rank {}: aborting the whole job (MPI_Abort, exit code {})", rank, code);
+  if (size > 1)
+    spdlog::error("rank {}: aborting the whole job (MPI_Abort, exit code {})", rank, code);
   spdlog::default_logger()->flush();
   std::fflush(stderr);
   if (mpi) MPI_Abort(MPI_COMM_WORLD, code);

@@ -18,7 +18,8 @@ WaveSync::~WaveSync() {
   MPI_Comm_free(&comm_);
 }
 
-WaveSync::Action WaveSync::poll(bool wantWave, bool outOfWork, bool block, const Progress& mine, bool stop) {
+WaveSync::Action WaveSync::poll(bool wantWave, bool outOfWork, bool block, const Progress& mine,
+                                bool stop) {
   completed_ = false;
   if (request_ == MPI_REQUEST_NULL) {
     send_[0] = wantWave ? 1 : 0;

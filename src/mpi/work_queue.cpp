@@ -15,7 +15,8 @@ WorkQueue::WorkQueue(std::vector<int64_t> order, MPI_Comm comm)
   int rank = 0;
   MPI_Comm_rank(comm_, &rank);
   MPI_Aint bytes = rank == 0 ? MPI_Aint(sizeof(int64_t)) : 0;
-  if (MPI_Win_allocate(bytes, sizeof(int64_t), MPI_INFO_NULL, comm_, &counter_, &win_) != MPI_SUCCESS) {
+  if (MPI_Win_allocate(bytes, sizeof(int64_t), MPI_INFO_NULL, comm_, &counter_, &win_) !=
+      MPI_SUCCESS) {
     throw Error("MPI_Win_allocate failed for the work counter");
   }
   if (rank == 0) {
@@ -53,7 +54,8 @@ int64_t WorkQueue::next() {
 std::vector<int64_t> longestFirst(const std::vector<double>& costs) {
   std::vector<int64_t> idx(costs.size());
   std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return costs[size_t(a)] > costs[size_t(b)]; });
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](int64_t a, int64_t b) { return costs[size_t(a)] > costs[size_t(b)]; });
   return idx;
 }
 

@@ -37,7 +37,8 @@ VideoExtractor::VideoExtractor(FeatureModel& model, const ExtractOptions& option
                ? model.uploadsBytes()
                : opt_.normaliseOnDevice == ExtractOptions::Normalise::Model;
   const bool idle = opt_.decodePriority == ExtractOptions::DecodePriority::Idle;
-  worker_ = std::make_unique<DecodeWorker>(opt_, size_t(shape.numel()), bytes_, std::move(spatial), queueClips, idle);
+  worker_ = std::make_unique<DecodeWorker>(opt_, size_t(shape.numel()), bytes_, std::move(spatial),
+                                           queueClips, idle);
   input_.resize(size_t(opt_.batch) * size_t(opt_.crops) * worker_->clipBytes());
 }
 
@@ -132,7 +133,8 @@ std::vector<VideoResult> VideoExtractor::step(std::chrono::milliseconds wait) {
     Open& o = open_.at(item.ticket);
     if (item.isClip) {
       if (o.result.status != VideoStatus::Failed) {
-        std::memcpy(input_.data() + batchTickets_.size() * clipBytes, item.pixels.data(), clipBytes);
+        std::memcpy(input_.data() + batchTickets_.size() * clipBytes, item.pixels.data(),
+                    clipBytes);
         batchTickets_.push_back(item.ticket);
         ++o.inBatch;
         o.result.segments.push_back(item.segment);
@@ -146,7 +148,8 @@ std::vector<VideoResult> VideoExtractor::step(std::chrono::milliseconds wait) {
       size_t kept = 0;
       for (size_t i = 0; i < batchTickets_.size(); ++i) {
         if (batchTickets_[i] == item.ticket) continue;
-        if (kept != i) std::memmove(input_.data() + kept * clipBytes, input_.data() + i * clipBytes, clipBytes);
+        if (kept != i)
+          std::memmove(input_.data() + kept * clipBytes, input_.data() + i * clipBytes, clipBytes);
         batchTickets_[kept++] = batchTickets_[i];
       }
       batchTickets_.resize(kept);

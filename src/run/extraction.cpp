@@ -69,11 +69,13 @@ SharedManifest readAndShare(const ExtractionPlan& plan, MPI_Comm comm) {
       std::vector<Line> all;
       for (size_t i = 0; i < m.entries.size(); ++i) all.push_back({m.lines[i], m.entries[i], ""});
       for (const auto& p : m.problems) {
-        auto it = std::find_if(m.invalid.begin(), m.invalid.end(),
-                               [&](const VideoEntry& e) { return e.videoId == p.videoId && e.path == p.path; });
+        auto it = std::find_if(m.invalid.begin(), m.invalid.end(), [&](const VideoEntry& e) {
+          return e.videoId == p.videoId && e.path == p.path;
+        });
         if (it != m.invalid.end()) all.push_back({p.line, *it, p.reason});
       }
-      std::sort(all.begin(), all.end(), [](const Line& a, const Line& b) { return a.line < b.line; });
+      std::sort(all.begin(), all.end(),
+                [](const Line& a, const Line& b) { return a.line < b.line; });
       const size_t n = all.size();
       const size_t from = n * size_t(plan.shardIndex) / size_t(plan.shardCount);
       const size_t to = n * size_t(plan.shardIndex + 1) / size_t(plan.shardCount);
@@ -86,8 +88,8 @@ SharedManifest readAndShare(const ExtractionPlan& plan, MPI_Comm comm) {
         }
       }
       if (plan.shardCount > 1) {
-        spdlog::info("shard {}/{}: manifest lines {}..{} of {}", plan.shardIndex, plan.shardCount, from,
-                     to, n);
+        spdlog::info("shard {}/{}: manifest lines {}..{} of {}", plan.shardIndex, plan.shardCount,
+                     from, to, n);
       }
     } catch (const std::exception& e) {
       error = e.what();
@@ -111,22 +113,27 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   }
   requireRanksAgree(plan.meta, comm);  // same config and checkpoint everywhere, before any output
   // One writer: rank 0 holds <output>.lock for the whole run; a live holder refuses it at once.
-  std::unique_ptr<OutputLock> lock = plan.outputLocked ? nullptr : lockOutput(plan.outputPath, comm);
+  std::unique_ptr<OutputLock> lock =
+      plan.outputLocked ? nullptr : lockOutput(plan.outputPath, comm);
   SharedManifest manifest = readAndShare(plan, comm);
 
   // Output: created, resumed, repaired or rebuilt from the journals (src/store/recovery.cpp).
   std::vector<StoredVideo> stored;
   std::optional<FeatureStore> store;
-  LeakOnUnwind<FeatureStore> keepStore(store);  // a rank throwing alone must not close it (collective)
+  LeakOnUnwind<FeatureStore> keepStore(
+      store);                 // a rank throwing alone must not close it (collective)
   double writeSeconds = 0.0;  // this rank's time inside HDF5 and the journal (open, waves, close)
   auto tWrite = Clock::now();
-  OutputPlan outputPlan{plan.outputPath, plan.meta, plan.overwrite, plan.retryFailed, manifest.valid};
-  outputPlan.videos.insert(outputPlan.videos.end(), manifest.invalid.begin(), manifest.invalid.end());
+  OutputPlan outputPlan{plan.outputPath, plan.meta, plan.overwrite, plan.retryFailed,
+                        manifest.valid};
+  outputPlan.videos.insert(outputPlan.videos.end(), manifest.invalid.begin(),
+                           manifest.invalid.end());
   OpenedOutput output = openOutput(outputPlan, comm);
   store.emplace(std::move(*output.store));
   stored = std::move(output.stored);
   JournalWriter& journal = output.journal;
-  if (rank == 0 && !stored.empty()) spdlog::info("{}: resuming ({} videos recorded)", plan.outputPath, stored.size());
+  if (rank == 0 && !stored.empty())
+    spdlog::info("{}: resuming ({} videos recorded)", plan.outputPath, stored.size());
   std::map<std::string, int64_t> rowOf;
   std::map<int64_t, std::string> idOfRow;
   for (size_t i = 0; i < stored.size(); ++i) rowOf[stored[i].videoId] = int64_t(i);
@@ -246,7 +253,9 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     if (a != WaveSync::Action::None) writeWave();
     return a;
   };
-  const auto safePoint = [&] { return act(sync.poll(wantWave(), false, false, progressSoFar(), stopRequested())); };
+  const auto safePoint = [&] {
+    return act(sync.poll(wantWave(), false, false, progressSoFar(), stopRequested()));
+  };
 
   // Videos go to the extractor's decode worker as it becomes free; this thread batches their
   // clips through the model and takes part in waves between batches.
@@ -271,11 +280,14 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
       } else {
         ++complete;
         segments += int64_t(r.segments.size());
-        if (logEachVideo()) {  // -v: one line per video (10,000 lines for a 10k-video job otherwise)
-          spdlog::info("{}: {} frames, {} segments", idOfRow.at(r.videoRow), r.decodedFrames, r.segments.size());
+        if (logEachVideo()) {  // -v: one line per video (10,000 lines for a 10k-video job
+                               // otherwise)
+          spdlog::info("{}: {} frames, {} segments", idOfRow.at(r.videoRow), r.decodedFrames,
+                       r.segments.size());
         }
       }
-      journal.result(idOfRow.at(r.videoRow), pathOfRow.at(r.videoRow), rank, r);  // synced before the wave
+      journal.result(idOfRow.at(r.videoRow), pathOfRow.at(r.videoRow), rank,
+                     r);  // synced before the wave
       buffer.push_back(std::move(r));
     }
     if (safePoint() == WaveSync::Action::Stop) {
@@ -285,7 +297,8 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   }
   // Out of work: keep joining waves until every rank is out of work, then the last wave.
   while (!stopped) {
-    const WaveSync::Action a = act(sync.poll(wantWave(), true, true, progressSoFar(), stopRequested()));
+    const WaveSync::Action a =
+        act(sync.poll(wantWave(), true, true, progressSoFar(), stopRequested()));
     if (a == WaveSync::Action::Finish) break;
     stopped = a == WaveSync::Action::Stop;
   }
@@ -293,16 +306,20 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   if (stopped) {
     summary.interrupted = true;
     if (rank == 0) {
-      spdlog::warn("stopped by a signal ({}): the videos finished so far are written, those in flight are left "
-                   "for the rerun (exit code {}: rerun the same command to resume)",
-                   stopRequested() ? std::string(signalName(stopSignal())) + " on rank 0" : "on another rank",
-                   kInterrupted);
+      spdlog::warn(
+          "stopped by a signal ({}): the videos finished so far are written, those in flight are "
+          "left "
+          "for the rerun (exit code {}: rerun the same command to resume)",
+          stopRequested() ? std::string(signalName(stopSignal())) + " on rank 0"
+                          : "on another rank",
+          kInterrupted);
     }
   }
   tWrite = Clock::now();
   const double journalSeconds = journal.seconds();
   const int64_t journalBytes = journal.bytes();
-  finishOutput(output, *store, plan.outputPath, comm);  // journal CLOSE, file close, journals removed when complete
+  finishOutput(output, *store, plan.outputPath,
+               comm);  // journal CLOSE, file close, journals removed when complete
   writeSeconds += std::chrono::duration<double>(Clock::now() - tWrite).count();
   summary.writeSeconds = writeSeconds;
   {
@@ -310,10 +327,14 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     MPI_Allreduce(j, jmax, 2, MPI_DOUBLE, MPI_MAX, comm);
     const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
     if (rank == 0) {
-      spdlog::info("journal: {:.3f} s writing and syncing (slowest rank; {:.2f}% of {:.1f} s; its syncs before "
-                   "the waves are also in the writing seconds), {:.1f} MB{}",
-                   jmax[0], 100.0 * jmax[0] / std::max(1e-9, wall), wall, jmax[1] / 1e6,
-                   output.replayed ? fmt::format("; {} results replayed from earlier journals", output.replayed) : "");
+      spdlog::info(
+          "journal: {:.3f} s writing and syncing (slowest rank; {:.2f}% of {:.1f} s; its syncs "
+          "before "
+          "the waves are also in the writing seconds), {:.1f} MB{}",
+          jmax[0], 100.0 * jmax[0] / std::max(1e-9, wall), wall, jmax[1] / 1e6,
+          output.replayed
+              ? fmt::format("; {} results replayed from earlier journals", output.replayed)
+              : "");
     }
   }
 
@@ -324,7 +345,8 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   summary.segments = totals[2];
   summary.clips = totals[3];
   const auto& timing = extractor.timing();
-  double mineSeconds[4] = {timing.busySeconds, timing.modelSeconds, timing.starvedSeconds, writeSeconds};
+  double mineSeconds[4] = {timing.busySeconds, timing.modelSeconds, timing.starvedSeconds,
+                           writeSeconds};
   std::vector<double> allSeconds(size_t(size) * 4);
   MPI_Allgather(mineSeconds, 4, MPI_DOUBLE, allSeconds.data(), 4, MPI_DOUBLE, comm);
   for (int r = 0; r < size; ++r) {

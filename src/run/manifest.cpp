@@ -136,10 +136,11 @@ Manifest parseManifest(const std::string& path) {
     // Longer than the output's fixed-length fields: not a problem --skip-invalid could record
     // (the row itself cannot be stored), so the manifest is refused before any output exists.
     if (id.size() > kMaxVideoIdBytes || resolved.size() > kMaxPathBytes) {
-      tooLong.push_back(where + ": " + (id.size() > kMaxVideoIdBytes
-                                            ? "video id of " + std::to_string(id.size()) + " bytes"
-                                            : "path of " + std::to_string(resolved.size()) + " bytes") +
-                        " ('" + (id.size() > kMaxVideoIdBytes ? id : resolved).substr(0, 40) + "...')");
+      tooLong.push_back(
+          where + ": " +
+          (id.size() > kMaxVideoIdBytes ? "video id of " + std::to_string(id.size()) + " bytes"
+                                        : "path of " + std::to_string(resolved.size()) + " bytes") +
+          " ('" + (id.size() > kMaxVideoIdBytes ? id : resolved).substr(0, 40) + "...')");
       continue;
     }
     if (!ids.insert(id).second) {
@@ -150,14 +151,18 @@ Manifest parseManifest(const std::string& path) {
     m.lines.push_back(i + 1);
   }
   if (!tooLong.empty()) {
-    std::string report = std::to_string(tooLong.size()) + " line(s) too long for the output file, which stores video ids of at most " +
-                         std::to_string(kMaxVideoIdBytes) + " bytes and paths of at most " + std::to_string(kMaxPathBytes) +
-                         " (docs/FORMAT.md):";
+    std::string report =
+        std::to_string(tooLong.size()) +
+        " line(s) too long for the output file, which stores video ids of at most " +
+        std::to_string(kMaxVideoIdBytes) + " bytes and paths of at most " +
+        std::to_string(kMaxPathBytes) + " (docs/FORMAT.md):";
     for (size_t k = 0; k < tooLong.size() && k < 20; ++k) report += "\n  " + tooLong[k];
-    if (tooLong.size() > 20) report += "\n  ... and " + std::to_string(tooLong.size() - 20) + " more";
+    if (tooLong.size() > 20)
+      report += "\n  ... and " + std::to_string(tooLong.size() - 20) + " more";
     throw InputError(path, report);
   }
-  if (m.entries.empty() && m.problems.empty()) throw InputError(path, "the manifest lists no videos");
+  if (m.entries.empty() && m.problems.empty())
+    throw InputError(path, "the manifest lists no videos");
   return m;
 }
 

@@ -1,11 +1,10 @@
 #include "vidfeat/run/output_lock.h"
 
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/core.h>
 
 #include <cerrno>
 #include <chrono>
@@ -65,10 +64,12 @@ struct Holder {
     return it == fields.end() ? "" : it->second;
   }
   std::string describe() const {
-    if (!parsed) return fmt::format("an unreadable lock file (last written {:.0f} s ago)", ageSeconds);
+    if (!parsed)
+      return fmt::format("an unreadable lock file (last written {:.0f} s ago)", ageSeconds);
     std::string job = get("slurm_job");
-    return fmt::format("host {}, pid {}{}, started {}, last heartbeat {:.0f} s ago", get("host"), get("pid"),
-                       job.empty() || job == "none" ? "" : ", SLURM job " + job, get("started"), ageSeconds);
+    return fmt::format("host {}, pid {}{}, started {}, last heartbeat {:.0f} s ago", get("host"),
+                       get("pid"), job.empty() || job == "none" ? "" : ", SLURM job " + job,
+                       get("started"), ageSeconds);
   }
 };
 
@@ -124,7 +125,8 @@ bool pidAlive(const std::string& pidText) {
 // Why the holder is dead, or "" when it is live.
 std::string staleReason(const Holder& h, const std::string& myHost) {
   if (h.ageSeconds > OutputLock::kStaleSeconds) {
-    return fmt::format("no heartbeat for {:.0f} s (> {:.0f} s)", h.ageSeconds, OutputLock::kStaleSeconds);
+    return fmt::format("no heartbeat for {:.0f} s (> {:.0f} s)", h.ageSeconds,
+                       OutputLock::kStaleSeconds);
   }
   if (h.parsed && h.get("host") == myHost && !pidAlive(h.get("pid"))) {
     return fmt::format("its process {} on this host ({}) is gone", h.get("pid"), myHost);
@@ -137,7 +139,8 @@ void writeAll(int fd, const std::string& text, const std::string& path) {
   while (off < text.size()) {
     ssize_t n = ::write(fd, text.data() + off, text.size() - off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error(fmt::format("cannot write the output lock {}: {}", path, std::strerror(errno)));
+    if (n < 0)
+      throw Error(fmt::format("cannot write the output lock {}: {}", path, std::strerror(errno)));
     off += size_t(n);
   }
   if (::fsync(fd) != 0 && errno != EINVAL) {
@@ -189,10 +192,12 @@ struct OutputLock::Impl {
         continue;  // a transient file system error: try again at the next beat
       }
       if (!h || h->get("token") != token) {
-        abortJob(fmt::format("the output lock {} {}: another job may be writing {}; stopping so that two jobs never "
-                             "write one file (rerun to resume once it is done)",
-                             path, h ? "was taken over by " + h->describe() : "was removed", output),
-                 1);
+        abortJob(
+            fmt::format("the output lock {} {}: another job may be writing {}; stopping so that "
+                        "two jobs never "
+                        "write one file (rerun to resume once it is done)",
+                        path, h ? "was taken over by " + h->describe() : "was removed", output),
+            1);
       }
       if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0) {
         spdlog::warn("output lock heartbeat: cannot touch {}: {}", path, std::strerror(errno));
@@ -229,9 +234,10 @@ std::unique_ptr<OutputLock> OutputLock::acquire(const std::string& outputPath) {
   impl->token = fmt::format("{:08x}{:08x}{:08x}", rd(), rd(), uint32_t(::getpid()));
   const std::string host = hostName();
   const std::string job = slurmJob();
-  impl->text = fmt::format("vidfeat output lock\noutput={}\nhost={}\npid={}\nslurm_job={}\nstarted={}\ntoken={}\n",
-                           std::filesystem::absolute(outputPath).string(), host, ::getpid(),
-                           job.empty() ? "none" : job, utcNow(), impl->token);
+  impl->text = fmt::format(
+      "vidfeat output lock\noutput={}\nhost={}\npid={}\nslurm_job={}\nstarted={}\ntoken={}\n",
+      std::filesystem::absolute(outputPath).string(), host, ::getpid(), job.empty() ? "none" : job,
+      utcNow(), impl->token);
   const std::string& path = impl->path;
   for (int attempt = 0; attempt < 5; ++attempt) {
     if (createExclusive(path, impl->text)) {
@@ -242,11 +248,13 @@ std::unique_ptr<OutputLock> OutputLock::acquire(const std::string& outputPath) {
     if (!holder) continue;  // removed meanwhile: try to create it again
     const std::string reason = staleReason(*holder, host);
     if (reason.empty()) {
-      throw Error(fmt::format(
-          "{} is in use by another vidfeat job: {} (lock file {}). Wait for it to end; if that job is "
-          "gone (e.g. its node crashed), remove the lock file, or rerun once its heartbeat is older than "
-          "{:.0f} s. --overwrite does not bypass a live lock.",
-          outputPath, holder->describe(), path, kStaleSeconds));
+      throw Error(
+          fmt::format("{} is in use by another vidfeat job: {} (lock file {}). Wait for it to end; "
+                      "if that job is "
+                      "gone (e.g. its node crashed), remove the lock file, or rerun once its "
+                      "heartbeat is older than "
+                      "{:.0f} s. --overwrite does not bypass a live lock.",
+                      outputPath, holder->describe(), path, kStaleSeconds));
     }
     // Stale: take it over under a short-lived takeover file, so two jobs cannot both replace it.
     const std::string takeover = path + ".takeover";
@@ -256,11 +264,13 @@ std::unique_ptr<OutputLock> OutputLock::acquire(const std::string& outputPath) {
         ::unlink(takeover.c_str());  // left by a job that died while taking over
         continue;
       }
-      throw Error(fmt::format("{}: another job is taking over the stale lock {} right now ({}); retry in a moment",
-                              outputPath, path, t ? t->describe() : "gone since"));
+      throw Error(fmt::format(
+          "{}: another job is taking over the stale lock {} right now ({}); retry in a moment",
+          outputPath, path, t ? t->describe() : "gone since"));
     }
     std::optional<Holder> again = readHolder(path);
-    if (again && again->get("token") == holder->get("token") && !staleReason(*again, host).empty()) {
+    if (again && again->get("token") == holder->get("token") &&
+        !staleReason(*again, host).empty()) {
       const std::string fresh = fmt::format("{}.{}.{}.new", path, host, ::getpid());
       ::unlink(fresh.c_str());
       bool written = false;
@@ -274,7 +284,8 @@ std::unique_ptr<OutputLock> OutputLock::acquire(const std::string& outputPath) {
         const int err = errno;
         ::unlink(fresh.c_str());
         ::unlink(takeover.c_str());
-        throw Error(fmt::format("cannot take over the stale output lock {}: {}", path, std::strerror(err)));
+        throw Error(
+            fmt::format("cannot take over the stale output lock {}: {}", path, std::strerror(err)));
       }
     }
     ::unlink(takeover.c_str());
@@ -283,8 +294,9 @@ std::unique_ptr<OutputLock> OutputLock::acquire(const std::string& outputPath) {
       return std::unique_ptr<OutputLock>(new OutputLock(std::move(impl)));
     }
   }
-  throw Error(fmt::format("cannot take the output lock {}: it keeps changing (several jobs starting on {} at once?)",
-                          path, outputPath));
+  throw Error(fmt::format(
+      "cannot take the output lock {}: it keeps changing (several jobs starting on {} at once?)",
+      path, outputPath));
 }
 
 std::unique_ptr<OutputLock> lockOutput(const std::string& outputPath, MPI_Comm comm) {

@@ -29,11 +29,12 @@ void requireRanksAgree(const FileMetadata& meta, MPI_Comm comm) {
     if (all[size_t(r)] & 1) add("effective config");
     if (all[size_t(r)] & 2) add("checkpoint sha256");
     if (all[size_t(r)] & 4) add("weights");
-    error += (error.empty() ? "" : "; ") + ("rank " + std::to_string(r) + " differs from rank 0 in " + what);
+    error += (error.empty() ? "" : "; ") +
+             ("rank " + std::to_string(r) + " differs from rank 0 in " + what);
   }
   if (!error.empty()) {
-    throw CollectiveError("the ranks do not agree on the model (refusing to mix weights): " + error +
-                          " (rank 0: weights \"" + weights + "\"" +
+    throw CollectiveError("the ranks do not agree on the model (refusing to mix weights): " +
+                          error + " (rank 0: weights \"" + weights + "\"" +
                           (sha.empty() ? std::string() : ", checkpoint sha256 " + sha) +
                           "); give every rank the same --config and checkpoint file");
   }

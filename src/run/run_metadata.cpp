@@ -7,7 +7,8 @@
 
 namespace vidfeat {
 
-LoadedWeights setWeights(FeatureModel& model, const Config& cfg, const WeightsSource& source, bool log) {
+LoadedWeights setWeights(FeatureModel& model, const Config& cfg, const WeightsSource& source,
+                         bool log) {
   LoadedWeights out;
   if (!source.checkpoint.empty()) {
     const CheckpointReport report =
@@ -24,9 +25,10 @@ LoadedWeights setWeights(FeatureModel& model, const Config& cfg, const WeightsSo
     model.randomizeWeights(uint64_t(source.randomSeed));
     out.weights = std::string(kRandomWeights) + ", seed " + std::to_string(source.randomSeed);
     if (log) {
-      spdlog::warn("UNTRAINED MODEL: seeded random weights (seed {}); these features are for tests "
-                   "and demos, not research",
-                   source.randomSeed);
+      spdlog::warn(
+          "UNTRAINED MODEL: seeded random weights (seed {}); these features are for tests "
+          "and demos, not research",
+          source.randomSeed);
     }
   }
   return out;

@@ -33,7 +33,8 @@ void onSignal(int sig) {
   if (count == 1) {
     writeStderr("vidfeat: ");
     writeStderr(signalName(sig));
-    writeStderr(": stopping after the batch in hand and one last write (a second signal exits at once)\n");
+    writeStderr(
+        ": stopping after the batch in hand and one last write (a second signal exits at once)\n");
   } else {
     writeStderr("vidfeat: ");
     writeStderr(signalName(sig));
@@ -46,10 +47,14 @@ void onSignal(int sig) {
 
 const char* signalName(int sig) {
   switch (sig) {
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGUSR1: return "SIGUSR1";
-    default: return "a signal";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGUSR1:
+      return "SIGUSR1";
+    default:
+      return "a signal";
   }
 }
 

@@ -40,12 +40,14 @@ void Watchdog::loop() {
     const auto last = steady_clock::time_point(steady_clock::duration(last_.load()));
     const double silent = duration<double>(steady_clock::now() - last).count();
     if (silent >= seconds_) {
-      abortJob(fmt::format("watchdog: no collective step (wave-sync round or wave) completed for {:.0f} s "
-                           "(last: {}); a rank is stuck (in a collective call another rank never entered, a "
-                           "hung file system call, or a decoder call that does not return). Rerun to resume; "
-                           "--watchdog SECONDS changes the limit (0 = off)",
-                           silent, lastWhat_.load()),
-               1);
+      abortJob(
+          fmt::format(
+              "watchdog: no collective step (wave-sync round or wave) completed for {:.0f} s "
+              "(last: {}); a rank is stuck (in a collective call another rank never entered, a "
+              "hung file system call, or a decoder call that does not return). Rerun to resume; "
+              "--watchdog SECONDS changes the limit (0 = off)",
+              silent, lastWhat_.load()),
+          1);
     }
   }
 }

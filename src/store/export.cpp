@@ -20,8 +20,8 @@ constexpr int64_t kMaxExportCrops = 64;
 constexpr int64_t kMaxExportFeatureDim = 1 << 20;
 }  // namespace
 
-Located locateSegments(const StoredVideo& video, const std::vector<SegmentRecord>& segments, double start,
-                       double end) {
+Located locateSegments(const StoredVideo& video, const std::vector<SegmentRecord>& segments,
+                       double start, double end) {
   if (end < start) throw Error("locate: --end must not be before --start");
   Located out;
   for (const auto& s : segments) {
@@ -45,11 +45,13 @@ std::string npyPathFor(const std::string& dir, const std::string& videoId) {
   }
   fs::path rel(videoId + ".npy");
   if (rel.is_absolute() || rel.has_root_name() || rel.has_root_directory()) {
-    throw Error("export: video id '" + videoId + "' is an absolute path; refusing to write outside " + dir);
+    throw Error("export: video id '" + videoId +
+                "' is an absolute path; refusing to write outside " + dir);
   }
   for (const auto& part : rel) {
     if (part == ".." || part == ".") {
-      throw Error("export: video id '" + videoId + "' contains '" + part.string() + "'; refusing to write outside " + dir);
+      throw Error("export: video id '" + videoId + "' contains '" + part.string() +
+                  "'; refusing to write outside " + dir);
     }
   }
   return (fs::path(dir) / rel).string();
@@ -81,18 +83,20 @@ void writeNpy(const std::string& path, const float* data, const std::vector<int6
   if (!out) throw InputError(path, "write failed");
 }
 
-int64_t exportNpy(const std::string& file, const std::string& dir, const std::vector<std::string>& ids) {
+int64_t exportNpy(const std::string& file, const std::string& dir,
+                  const std::vector<std::string>& ids) {
   StoreReader reader(file);
   const StoreSummary& s = reader.summary();
   // The attributes the .npy shapes come from, range-checked (crops = 0 reached HDF5 as a
   // "no output buffer" error).
   if (s.meta.crops < 1 || s.meta.crops > kMaxExportCrops) {
-    throw InputError(file, "attribute crops = " + std::to_string(s.meta.crops) + " is out of range (1.." +
-                               std::to_string(kMaxExportCrops) + ")");
+    throw InputError(file, "attribute crops = " + std::to_string(s.meta.crops) +
+                               " is out of range (1.." + std::to_string(kMaxExportCrops) + ")");
   }
   if (s.meta.featureDim < 1 || s.meta.featureDim > kMaxExportFeatureDim) {
-    throw InputError(file, "attribute feature_dim = " + std::to_string(s.meta.featureDim) + " is out of range (1.." +
-                               std::to_string(kMaxExportFeatureDim) + ")");
+    throw InputError(file, "attribute feature_dim = " + std::to_string(s.meta.featureDim) +
+                               " is out of range (1.." + std::to_string(kMaxExportFeatureDim) +
+                               ")");
   }
   std::set<std::string> wanted(ids.begin(), ids.end());
   std::set<std::string> found;
@@ -106,13 +110,16 @@ int64_t exportNpy(const std::string& file, const std::string& dir, const std::ve
     found.insert(v.videoId);
     if (v.status != VideoStatus::Complete) continue;
     if (v.segmentCount < 0) {
-      throw InputError(file, "video '" + v.videoId + "' has a negative segment count " + std::to_string(v.segmentCount));
+      throw InputError(file, "video '" + v.videoId + "' has a negative segment count " +
+                                 std::to_string(v.segmentCount));
     }
     const std::string normal = fs::path(npyPathFor(dir, v.videoId)).lexically_normal().string();
     auto [it, added] = byPath.emplace(normal, v.videoId);
     if (!added) {
-      throw Error("export: video ids '" + it->second + "' and '" + v.videoId + "' are both written to " + normal +
-                  "; refusing to overwrite one with the other (export them to separate folders with --ids)");
+      throw Error("export: video ids '" + it->second + "' and '" + v.videoId +
+                  "' are both written to " + normal +
+                  "; refusing to overwrite one with the other (export them to separate folders "
+                  "with --ids)");
     }
     chosen.push_back(&v);
   }
@@ -128,10 +135,12 @@ int64_t exportNpy(const std::string& file, const std::string& dir, const std::ve
     std::vector<int64_t> shape{v->segmentCount};
     if (s.meta.crops > 1) shape.push_back(s.meta.crops);
     shape.push_back(s.meta.featureDim);
-    if (features.size() != size_t(v->segmentCount) * size_t(s.meta.crops) * size_t(s.meta.featureDim)) {
-      throw InputError(file, "video '" + v->videoId + "': " + std::to_string(features.size()) + " feature values read, " +
-                                 std::to_string(v->segmentCount) + " segments x " + std::to_string(s.meta.crops) +
-                                 " crops x " + std::to_string(s.meta.featureDim) + " expected");
+    if (features.size() !=
+        size_t(v->segmentCount) * size_t(s.meta.crops) * size_t(s.meta.featureDim)) {
+      throw InputError(file, "video '" + v->videoId + "': " + std::to_string(features.size()) +
+                                 " feature values read, " + std::to_string(v->segmentCount) +
+                                 " segments x " + std::to_string(s.meta.crops) + " crops x " +
+                                 std::to_string(s.meta.featureDim) + " expected");
     }
     writeNpy(path, features.data(), shape);
   }

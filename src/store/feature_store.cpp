@@ -1,6 +1,8 @@
 #include "vidfeat/store/feature_store.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <array>
@@ -10,10 +12,6 @@
 #include <filesystem>
 #include <numeric>
 #include <sstream>
-
-#include <sys/statvfs.h>
-
-#include <fmt/format.h>
 
 #include "hdf5.h"
 #include "store_impl.h"
@@ -86,10 +84,10 @@ FeatureStore FeatureStore::create(const std::string& path, MPI_Comm comm,
   std::vector<hsize_t> featureDims{0}, featureChunk{featureChunkRows};
   featureDims.insert(featureDims.end(), impl->rowShape.begin(), impl->rowShape.end());
   featureChunk.insert(featureChunk.end(), impl->rowShape.begin(), impl->rowShape.end());
-  impl->features =
-      createTable(impl->file, "features", H5T_IEEE_F32LE, featureDims, featureChunk,
-                  meta.crops > 1 ? "feature vectors [segment, crop, D]; row i belongs to /segments[i]"
-                                 : "one feature vector per segment; row i belongs to /segments[i]");
+  impl->features = createTable(
+      impl->file, "features", H5T_IEEE_F32LE, featureDims, featureChunk,
+      meta.crops > 1 ? "feature vectors [segment, crop, D]; row i belongs to /segments[i]"
+                     : "one feature vector per segment; row i belongs to /segments[i]");
   impl->segments = createTable(impl->file, "segments", impl->segmentType.id(), {0},
                                {std::max<hsize_t>(1, kChunkBytes / sizeof(SegmentRow))},
                                "where each /features row comes from in its video");
@@ -104,8 +102,8 @@ FeatureStore FeatureStore::create(const std::string& path, MPI_Comm comm,
   return FeatureStore(std::move(impl));
 }
 
-FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm,
-                                  const FileMetadata& meta, std::vector<StoredVideo>& videos) {
+FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm, const FileMetadata& meta,
+                                  std::vector<StoredVideo>& videos) {
   h5::QuietErrors quiet;
   auto impl = std::make_unique<Impl>();
   impl->comm = comm;
@@ -121,8 +119,9 @@ FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm,
       StoreSummary existing = readStoreSummary(path);
       auto diffs = metadataDifferences(existing.meta, meta);
       if (!diffs.empty()) {
-        refusal = path + " was written with different settings, so its features could not be "
-                         "mixed with this run's (pass --overwrite to start afresh):";
+        refusal = path +
+                  " was written with different settings, so its features could not be "
+                  "mixed with this run's (pass --overwrite to start afresh):";
         for (const auto& d : diffs) refusal += "\n  " + d;
       }
     } catch (const std::exception& e) {
@@ -141,10 +140,13 @@ FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm,
   impl->dim = featureDim * crops;
   if (crops > 1) impl->rowShape.push_back(static_cast<hsize_t>(crops));
   impl->rowShape.push_back(static_cast<hsize_t>(featureDim));
-  impl->features = h5::Dataset::take(H5Dopen2(root, "features", H5P_DEFAULT), "H5Dopen2", "/features");
-  impl->segments = h5::Dataset::take(H5Dopen2(root, "segments", H5P_DEFAULT), "H5Dopen2", "/segments");
+  impl->features =
+      h5::Dataset::take(H5Dopen2(root, "features", H5P_DEFAULT), "H5Dopen2", "/features");
+  impl->segments =
+      h5::Dataset::take(H5Dopen2(root, "segments", H5P_DEFAULT), "H5Dopen2", "/segments");
   impl->videos = h5::Dataset::take(H5Dopen2(root, "videos", H5P_DEFAULT), "H5Dopen2", "/videos");
-  impl->failures = h5::Dataset::take(H5Dopen2(root, "failures", H5P_DEFAULT), "H5Dopen2", "/failures");
+  impl->failures =
+      h5::Dataset::take(H5Dopen2(root, "failures", H5P_DEFAULT), "H5Dopen2", "/failures");
   impl->videoRows = static_cast<int64_t>(h5::dimsOf(impl->videos, "/videos")[0]);
   impl->failureRows = static_cast<int64_t>(h5::dimsOf(impl->failures, "/failures")[0]);
   const int64_t featureExtent = static_cast<int64_t>(h5::dimsOf(impl->features, "/features")[0]);
@@ -276,17 +278,22 @@ void FeatureStore::close() {
 std::string describeWriteFailure(const std::string& path, const std::string& details) {
   namespace fs = std::filesystem;
   std::string lower = details;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  const fs::path parent = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  const fs::path parent =
+      fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
   struct statvfs vfs {};
   const bool known = ::statvfs(parent.c_str(), &vfs) == 0;
   const double freeBytes = known ? double(vfs.f_bavail) * double(vfs.f_frsize) : -1.0;
-  const bool full = lower.find("no space") != std::string::npos || lower.find("no_space") != std::string::npos ||
-                    lower.find("quota") != std::string::npos || (known && freeBytes < double(1 << 20));
+  const bool full =
+      lower.find("no space") != std::string::npos || lower.find("no_space") != std::string::npos ||
+      lower.find("quota") != std::string::npos || (known && freeBytes < double(1 << 20));
   if (full) {
     return "disk full: cannot write " + path +
-           (known ? fmt::format(" ({:.0f} bytes free on its file system)", freeBytes) : std::string()) +
-           "; free space, then rerun the same command: it resumes from the journals (" + details + ")";
+           (known ? fmt::format(" ({:.0f} bytes free on its file system)", freeBytes)
+                  : std::string()) +
+           "; free space, then rerun the same command: it resumes from the journals (" + details +
+           ")";
   }
   return "I/O error on " + path + ": " + details;
 }

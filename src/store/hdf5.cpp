@@ -182,12 +182,14 @@ hsize_t storedRowsBound(const Dataset& dataset, const char* what) {
   hsize_t rowElements = 1;
   for (size_t i = 1; i < dims.size(); ++i) rowElements *= dims[i];
   if (rowElements == 0) return dims[0];  // rows of nothing cost nothing
-  auto dcpl = Handle<PropertyListTraits>::take(H5Dget_create_plist(dataset.id()), "H5Dget_create_plist", what);
+  auto dcpl = Handle<PropertyListTraits>::take(H5Dget_create_plist(dataset.id()),
+                                               "H5Dget_create_plist", what);
   const H5D_layout_t layout = H5Pget_layout(dcpl.id());
   if (layout == H5D_COMPACT) return dims[0];  // stored in the object header, whole
   if (layout == H5D_CHUNKED) {
     std::vector<hsize_t> chunk(dims.size());
-    check(H5Pget_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data()), "H5Pget_chunk", what);
+    check(H5Pget_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data()), "H5Pget_chunk",
+          what);
     hsize_t chunkElements = 1;
     for (hsize_t c : chunk) chunkElements *= c;
     hsize_t allocated = 0;

@@ -9,9 +9,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
-#include <exception>
 #include <set>
 
 #include "vidfeat/common/error.h"
@@ -70,8 +70,8 @@ struct In {
 };
 
 void putMeta(Out& o, const FileMetadata& m) {
-  for (const std::string* s : {&m.modelName, &m.modelArch, &m.configYaml, &m.checkpointPath, &m.checkpointSha256,
-                               &m.weights, &m.tailPolicy, &m.featureName}) {
+  for (const std::string* s : {&m.modelName, &m.modelArch, &m.configYaml, &m.checkpointPath,
+                               &m.checkpointSha256, &m.weights, &m.tailPolicy, &m.featureName}) {
     o.str(*s);
   }
   o.pod(m.featureDim);
@@ -84,8 +84,8 @@ void putMeta(Out& o, const FileMetadata& m) {
 
 FileMetadata getMeta(In& in) {
   FileMetadata m;
-  for (std::string* s : {&m.modelName, &m.modelArch, &m.configYaml, &m.checkpointPath, &m.checkpointSha256,
-                         &m.weights, &m.tailPolicy, &m.featureName}) {
+  for (std::string* s : {&m.modelName, &m.modelArch, &m.configYaml, &m.checkpointPath,
+                         &m.checkpointSha256, &m.weights, &m.tailPolicy, &m.featureName}) {
     *s = in.str();
   }
   m.featureDim = in.pod<int64_t>();
@@ -187,8 +187,8 @@ std::string ioErrorMessage(const std::string& path, int err, const std::string& 
 
 // ---- writer ----
 
-JournalWriter JournalWriter::create(const std::string& dir, const std::string& name, const std::string& runId,
-                                    int rank, const FileMetadata& meta) {
+JournalWriter JournalWriter::create(const std::string& dir, const std::string& name,
+                                    const std::string& runId, int rank, const FileMetadata& meta) {
   JournalWriter w;
   w.path_ = (fs::path(dir) / name).string();
   w.fd_ = ::open(w.path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
@@ -312,7 +312,8 @@ void JournalWriter::result(const std::string& videoId, const std::string& videoP
     o.pod(s.paddedFrames);
   }
   o.pod(uint64_t(r.features.size()));
-  o.bytes.append(reinterpret_cast<const char*>(r.features.data()), r.features.size() * sizeof(float));
+  o.bytes.append(reinterpret_cast<const char*>(r.features.data()),
+                 r.features.size() * sizeof(float));
   append(kResult, o.bytes);
 }
 
@@ -345,7 +346,8 @@ std::vector<RawRecord> readRecords(const std::string& path, bool& torn) {
   Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (f.fd < 0) throw Error("cannot read journal " + path + ": " + std::strerror(errno));
   struct stat st {};
-  if (::fstat(f.fd, &st) < 0) throw Error("cannot read journal " + path + ": " + std::strerror(errno));
+  if (::fstat(f.fd, &st) < 0)
+    throw Error("cannot read journal " + path + ": " + std::strerror(errno));
   const uint64_t size = uint64_t(st.st_size);
   uint64_t at = 0;
   while (at < size) {
@@ -365,7 +367,8 @@ std::vector<RawRecord> readRecords(const std::string& path, bool& torn) {
     }
     RawRecord r{type, at + kFrameBytes, std::string(size_t(length), '\0')};
     uint32_t stored = 0;
-    if (!readAt(f.fd, r.offset, r.payload.data(), size_t(length)) || !readAt(f.fd, r.offset + length, &stored, 4)) {
+    if (!readAt(f.fd, r.offset, r.payload.data(), size_t(length)) ||
+        !readAt(f.fd, r.offset + length, &stored, 4)) {
       torn = true;
       break;
     }
@@ -380,8 +383,10 @@ std::vector<RawRecord> readRecords(const std::string& path, bool& torn) {
   }
   if (torn && at + kFrameBytes + 4 < size) {
     // More than one record's frame follows: not just the record a kill cut short.
-    spdlog::warn("journal {}: damaged record at byte {} of {}; what follows it is ignored (those videos are redone)",
-                 path, at, size);
+    spdlog::warn(
+        "journal {}: damaged record at byte {} of {}; what follows it is ignored (those videos are "
+        "redone)",
+        path, at, size);
   }
   return out;
 }
@@ -404,22 +409,25 @@ JournalIndex scanJournals(const std::string& dir, const FileMetadata& meta) {
     bool torn = false;
     File file{"", 0, e.path().string(), readRecords(e.path().string(), torn)};
     if (torn) ++index.tornRecords;
-    if (file.records.empty() || file.records[0].type != kHeader) continue;  // its header never reached the disk
-    In in{file.records[0].payload.data(), file.records[0].payload.data() + file.records[0].payload.size()};
+    if (file.records.empty() || file.records[0].type != kHeader)
+      continue;  // its header never reached the disk
+    In in{file.records[0].payload.data(),
+          file.records[0].payload.data() + file.records[0].payload.size()};
     try {
       const uint32_t version = in.pod<uint32_t>();
       if (version != kFormat) {
-        throw Error("journal " + file.path + " has format " + std::to_string(version) + ", this vidfeat reads " +
-                    std::to_string(kFormat));
+        throw Error("journal " + file.path + " has format " + std::to_string(version) +
+                    ", this vidfeat reads " + std::to_string(kFormat));
       }
       file.runId = in.str();
       file.rank = in.pod<int32_t>();
       FileMetadata theirs = getMeta(in);
       auto diffs = metadataDifferences(theirs, meta);
       if (!diffs.empty()) {
-        std::string msg = "journal " + file.path +
-                          " was written with different settings than this run's, so its results cannot go into "
-                          "this output (pass --overwrite to start afresh):";
+        std::string msg =
+            "journal " + file.path +
+            " was written with different settings than this run's, so its results cannot go into "
+            "this output (pass --overwrite to start afresh):";
         for (const auto& d : diffs) msg += "\n  " + d;
         throw Error(msg);
       }
@@ -428,8 +436,9 @@ JournalIndex scanJournals(const std::string& dir, const FileMetadata& meta) {
     }
     files.push_back(std::move(file));
   }
-  std::sort(files.begin(), files.end(),
-            [](const File& a, const File& b) { return std::tie(a.runId, a.rank, a.path) < std::tie(b.runId, b.rank, b.path); });
+  std::sort(files.begin(), files.end(), [](const File& a, const File& b) {
+    return std::tie(a.runId, a.rank, a.path) < std::tie(b.runId, b.rank, b.path);
+  });
   std::map<std::string, int> crashes;
   for (size_t fi = 0; fi < files.size(); ++fi) {
     const File& file = files[fi];
@@ -453,8 +462,14 @@ JournalIndex scanJournals(const std::string& dir, const FileMetadata& meta) {
         case kResult: {
           JournaledResult j = getResult(in);
           open.erase(j.videoId);
-          JournalIndex::Entry entry{j.videoId, j.path, j.result.status, int64_t(j.result.segments.size()),
-                                    j.result.decodedFrames, fi, r.offset, r.payload.size()};
+          JournalIndex::Entry entry{j.videoId,
+                                    j.path,
+                                    j.result.status,
+                                    int64_t(j.result.segments.size()),
+                                    j.result.decodedFrames,
+                                    fi,
+                                    r.offset,
+                                    r.payload.size()};
           auto it = index.results.find(j.videoId);
           // Complete wins over failed; otherwise the latest (files are in run order).
           if (it == index.results.end() || !(it->second.status == VideoStatus::Complete &&
@@ -488,7 +503,8 @@ JournaledResult loadResult(const JournalIndex& index, const JournalIndex::Entry&
       !readAt(f.fd, entry.offset, payload.data(), payload.size()) ||
       !readAt(f.fd, entry.offset + entry.length, &stored, 4) ||
       crc32(payload.data(), payload.size(), crc32(frame + 4, 12)) != stored) {
-    throw Error("journal " + path + ": the record of video '" + entry.videoId + "' changed since it was read");
+    throw Error("journal " + path + ": the record of video '" + entry.videoId +
+                "' changed since it was read");
   }
   In in{payload.data(), payload.data() + payload.size()};
   return getResult(in);

@@ -8,7 +8,8 @@
 
 namespace vidfeat {
 
-MergeSummary mergeStores(const std::vector<std::string>& parts, const std::string& output, bool overwrite) {
+MergeSummary mergeStores(const std::vector<std::string>& parts, const std::string& output,
+                         bool overwrite) {
   if (parts.empty()) throw Error("merge: no part files given");
   namespace fs = std::filesystem;
   if (fs::exists(output) && !overwrite) {
@@ -44,8 +45,8 @@ MergeSummary mergeStores(const std::vector<std::string>& parts, const std::strin
     for (const auto& v : s.videos) {
       auto [it, fresh] = owner.emplace(v.videoId, part);
       if (!fresh) {
-        throw Error("merge refused: video '" + v.videoId + "' is in both " + it->second + " and " + part +
-                    " (overlapping shards?)");
+        throw Error("merge refused: video '" + v.videoId + "' is in both " + it->second + " and " +
+                    part + " (overlapping shards?)");
       }
     }
   }
@@ -62,7 +63,8 @@ MergeSummary mergeStores(const std::vector<std::string>& parts, const std::strin
       if (!done) fs::remove(path, ec);
     }
   } cleanup{temporary};
-  FeatureStore out = FeatureStore::create(temporary, MPI_COMM_SELF, readers.front()->summary().meta);
+  FeatureStore out =
+      FeatureStore::create(temporary, MPI_COMM_SELF, readers.front()->summary().meta);
   std::vector<VideoEntry> entries;
   for (const auto& r : readers) {
     for (const auto& v : r->summary().videos) entries.push_back(v);

@@ -8,10 +8,12 @@
 
 namespace vidfeat {
 
-std::vector<std::string> metadataDifferences(const FileMetadata& stored, const FileMetadata& wanted) {
+std::vector<std::string> metadataDifferences(const FileMetadata& stored,
+                                             const FileMetadata& wanted) {
   std::vector<std::string> out;
   auto cmp = [&](const char* what, const std::string& a, const std::string& b) {
-    if (a != b) out.push_back(std::string(what) + ": file has '" + a + "', this run has '" + b + "'");
+    if (a != b)
+      out.push_back(std::string(what) + ": file has '" + a + "', this run has '" + b + "'");
   };
   cmp("model arch", stored.modelArch, wanted.modelArch);
   cmp("checkpoint sha256", stored.checkpointSha256, wanted.checkpointSha256);
@@ -19,7 +21,9 @@ std::vector<std::string> metadataDifferences(const FileMetadata& stored, const F
   cmp("tail policy", stored.tailPolicy, wanted.tailPolicy);
   cmp("feature", stored.featureName, wanted.featureName);
   auto num = [&](const char* what, double a, double b) {
-    if (a != b) out.push_back(std::string(what) + ": file has " + fmt::format("{}", a) + ", this run has " + fmt::format("{}", b));
+    if (a != b)
+      out.push_back(std::string(what) + ": file has " + fmt::format("{}", a) + ", this run has " +
+                    fmt::format("{}", b));
   };
   num("feature dim", double(stored.featureDim), double(wanted.featureDim));
   num("--crops", stored.crops, wanted.crops);

@@ -54,9 +54,10 @@ struct Decision {
 
 // Writes results in collective waves; rank 0 passes `results` (id -> row resolved by `rowOf`),
 // the other ranks nothing. Returns the number written.
-int64_t replay(FeatureStore& store, const JournalIndex& index, const std::vector<const JournalIndex::Entry*>& entries,
-               const std::vector<VideoResult>& extra, const std::map<std::string, int64_t>& rowOf, int rank,
-               MPI_Comm comm) {
+int64_t replay(FeatureStore& store, const JournalIndex& index,
+               const std::vector<const JournalIndex::Entry*>& entries,
+               const std::vector<VideoResult>& extra, const std::map<std::string, int64_t>& rowOf,
+               int rank, MPI_Comm comm) {
   size_t next = 0, nextExtra = 0;
   int64_t written = 0;
   while (true) {
@@ -129,8 +130,11 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
       } else {
         index = scanJournals(dir, plan.meta);
         if (!index.files.empty()) {
-          spdlog::info("{}: {} journal(s), {} results{}", dir, index.files.size(), index.results.size(),
-                       index.tornRecords ? fmt::format(", {} cut short by a crash (in flight: redone)", index.tornRecords) : "");
+          spdlog::info(
+              "{}: {} journal(s), {} results{}", dir, index.files.size(), index.results.size(),
+              index.tornRecords
+                  ? fmt::format(", {} cut short by a crash (in flight: redone)", index.tornRecords)
+                  : "");
         }
       }
       std::error_code ec;
@@ -147,8 +151,9 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
       if (fileValid) {
         auto diffs = metadataDifferences(file.meta, plan.meta);
         if (!diffs.empty()) {
-          error = plan.path + " was written with different settings, so its features could not be "
-                              "mixed with this run's (pass --overwrite to start afresh):";
+          error = plan.path +
+                  " was written with different settings, so its features could not be "
+                  "mixed with this run's (pass --overwrite to start afresh):";
           for (const auto& d : diffs) error += "\n  " + d;
         }
         decision.mode = Mode::Resume;
@@ -168,14 +173,17 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
           }
         }
       } else if (exists && !index.covers) {
-        error = "cannot resume: " + invalid +
-                (index.files.empty() ? " (and there are no journals in " + dir + " to rebuild it from)"
-                                     : " (and the journals in " + dir + " do not cover it)") +
-                "; pass --overwrite to start afresh";
+        error =
+            "cannot resume: " + invalid +
+            (index.files.empty() ? " (and there are no journals in " + dir + " to rebuild it from)"
+                                 : " (and the journals in " + dir + " do not cover it)") +
+            "; pass --overwrite to start afresh";
       } else if (exists || !index.results.empty()) {
         decision.mode = Mode::Rebuild;
-        if (exists) spdlog::warn("{}: {}; rebuilding it from the journals", plan.path, invalid);
-        else spdlog::warn("{}: missing; rebuilding it from the journals in {}", plan.path, dir);
+        if (exists)
+          spdlog::warn("{}: {}; rebuilding it from the journals", plan.path, invalid);
+        else
+          spdlog::warn("{}: missing; rebuilding it from the journals in {}", plan.path, dir);
       } else {
         decision.mode = Mode::Create;
       }
@@ -193,8 +201,8 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
   // ---- this run's journals: before anything is written to the file ----
   error.clear();
   try {
-    out.journal = JournalWriter::create(dir, "rank-" + std::to_string(rank) + "-" + out.runId + ".vfj", out.runId,
-                                        rank, plan.meta);
+    out.journal = JournalWriter::create(
+        dir, "rank-" + std::to_string(rank) + "-" + out.runId + ".vfj", out.runId, rank, plan.meta);
     // A file created now is covered by the journals from its first byte.
     if (rank == 0 && decision.mode != Mode::Resume) out.journal.base();
   } catch (const std::exception& e) {
@@ -207,7 +215,8 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
     if (rank == 0) {
       try {
         const auto s0 = Clock::now();
-        JournalWriter base = JournalWriter::create(dir, "base-" + out.runId + ".vfj", out.runId, -1, plan.meta);
+        JournalWriter base =
+            JournalWriter::create(dir, "base-" + out.runId + ".vfj", out.runId, -1, plan.meta);
         StoreReader reader(plan.path);
         const StoreSummary& sum = reader.summary();
         const std::vector<std::string> stageOf = sum.lastFailureStages();
@@ -219,15 +228,18 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
           VideoResult r;
           static_cast<VideoOutcome&>(r) = v;
           if (v.status == VideoStatus::Failed) r.failureStage = stageOf[row];
-          if (v.segmentCount > 0) reader.readRows(v.firstRow, v.segmentCount, r.segments, r.features);
+          if (v.segmentCount > 0)
+            reader.readRows(v.firstRow, v.segmentCount, r.segments, r.features);
           base.result(v.videoId, v.path, -1, r);
           ++n;
         }
         base.base();
         base.close();
-        spdlog::info("{}: a finished file gets new work: its {} videos copied into {} first ({:.2f} s, {:.1f} MB)",
-                     plan.path, n, base.path(), std::chrono::duration<double>(Clock::now() - s0).count(),
-                     base.bytes() / 1e6);
+        spdlog::info(
+            "{}: a finished file gets new work: its {} videos copied into {} first ({:.2f} s, "
+            "{:.1f} MB)",
+            plan.path, n, base.path(), std::chrono::duration<double>(Clock::now() - s0).count(),
+            base.bytes() / 1e6);
       } catch (const std::exception& e) {
         error = e.what();
       }
@@ -268,9 +280,11 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
     fresh->close();
     fresh.reset();
     error.clear();
-    if (rank == 0 && ::rename(temp.c_str(), plan.path.c_str()) < 0) error = ioErrorMessage(plan.path, errno, "rename");
+    if (rank == 0 && ::rename(temp.c_str(), plan.path.c_str()) < 0)
+      error = ioErrorMessage(plan.path, errno, "rename");
     agreeOrThrow(error, comm);
-    if (rank == 0) spdlog::info("{}: rebuilt from the journals ({} results)", plan.path, out.replayed);
+    if (rank == 0)
+      spdlog::info("{}: rebuilt from the journals ({} results)", plan.path, out.replayed);
     out.rebuilt = true;
     toWrite.clear();
   }
@@ -282,11 +296,12 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
 
   // ---- lag: journal results the file does not show; crashes ----
   std::vector<VideoResult> crashFailures;  // rank 0
-  std::string patches;                      // rank 0: "row status\n" lines for every rank's table
+  std::string patches;                     // rank 0: "row status\n" lines for every rank's table
   if (rank == 0 && decision.mode == Mode::Resume) {
     for (const auto& [id, entry] : index.results) {
       auto it = rowOf.find(id);
-      if (it == rowOf.end()) continue;  // not in this file (cannot happen: a journaled video had a row)
+      if (it == rowOf.end())
+        continue;  // not in this file (cannot happen: a journaled video had a row)
       const StoredVideo& v = out.stored[size_t(it->second)];
       const bool behind =
           entry.status == VideoStatus::Complete
@@ -303,21 +318,27 @@ OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm) {
       auto it = rowOf.find(id);
       if (n < 2 || it == rowOf.end() || !listed.count(id)) continue;
       const StoredVideo& v = out.stored[size_t(it->second)];
-      if (v.status == VideoStatus::Complete || (v.status == VideoStatus::Failed && !plan.retryFailed)) continue;
+      if (v.status == VideoStatus::Complete ||
+          (v.status == VideoStatus::Failed && !plan.retryFailed))
+        continue;
       VideoResult r;
       r.videoRow = it->second;
       r.status = VideoStatus::Failed;
       r.failureStage = "crash";
       r.error = v.path + ": crashed the process twice (" + std::to_string(n) +
-                " runs ended while it was being extracted); not tried again (--retry-failed tries it once more)";
+                " runs ended while it was being extracted); not tried again (--retry-failed tries "
+                "it once more)";
       spdlog::warn("{}: {}", id, r.error);
       out.journal.result(id, v.path, rank, r);
       crashFailures.push_back(std::move(r));
     }
     out.journal.sync();
-    for (const auto* e : toWrite) patches += std::to_string(rowOf.at(e->videoId)) + " " + std::to_string(int(e->status)) + "\n";
+    for (const auto* e : toWrite)
+      patches += std::to_string(rowOf.at(e->videoId)) + " " + std::to_string(int(e->status)) + "\n";
     for (const auto& r : crashFailures) patches += std::to_string(r.videoRow) + " 2\n";
-    if (!toWrite.empty()) spdlog::info("{}: {} journaled results the file lacks are written first", plan.path, toWrite.size());
+    if (!toWrite.empty())
+      spdlog::info("{}: {} journaled results the file lacks are written first", plan.path,
+                   toWrite.size());
   }
   out.crashFailed = int64_t(crashFailures.size());
   out.replayed += replay(*out.store, index, toWrite, crashFailures, rowOf, rank, comm);

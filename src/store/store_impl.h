@@ -20,10 +20,10 @@ struct FeatureStore::Impl {
   int rank = 0;
   int size = 1;
   std::string path;
-  int64_t dim = 0;                 // floats per /features row (crops x feature_dim)
-  std::vector<hsize_t> rowShape;   // shape of one /features row: {D} or {crops, D}
-  int64_t featureRows = 0;  // current extent of /features and /segments, equal on all ranks
-  int64_t videoRows = 0;    // current extent of /videos, equal on all ranks
+  int64_t dim = 0;                // floats per /features row (crops x feature_dim)
+  std::vector<hsize_t> rowShape;  // shape of one /features row: {D} or {crops, D}
+  int64_t featureRows = 0;        // current extent of /features and /segments, equal on all ranks
+  int64_t videoRows = 0;          // current extent of /videos, equal on all ranks
   bool lastWriteCollective = true;
 
   h5::Datatype segmentType = vidfeat::segmentType();
@@ -73,8 +73,8 @@ struct FeatureStore::Impl {
   }
 
   // Collective. Writes rows [offset, offset + count) of a 1-D table or of the 2-D /features
-  // (rowDims: the shape of one row) from `buffer`. A rank with count == 0 takes part with an empty selection, which
-  // collective I/O requires.
+  // (rowDims: the shape of one row) from `buffer`. A rank with count == 0 takes part with an empty
+  // selection, which collective I/O requires.
   void writeBlock(const h5::Dataset& dataset, hid_t memType, hsize_t offset, hsize_t count,
                   const std::vector<hsize_t>& rowDims, const void* buffer, const char* what) {
     h5::Dataspace fileSpace = h5::spaceOf(dataset, what);

@@ -1,11 +1,10 @@
-#include "vidfeat/store/feature_store.h"
-
 #include <string>
 #include <vector>
 
 #include "hdf5.h"
 #include "store_schema.h"
 #include "vidfeat/common/error.h"
+#include "vidfeat/store/feature_store.h"
 
 namespace vidfeat {
 
@@ -25,8 +24,10 @@ StoreReader::StoreReader(const std::string& path) : impl_(std::make_unique<Impl>
   impl_->summary = readStoreSummary(path);  // validates the file
   h5::QuietErrors quiet;
   impl_->file = h5::File::take(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "H5Fopen", path);
-  impl_->features = h5::Dataset::take(H5Dopen2(impl_->file.id(), "features", H5P_DEFAULT), "H5Dopen2", "/features");
-  impl_->segments = h5::Dataset::take(H5Dopen2(impl_->file.id(), "segments", H5P_DEFAULT), "H5Dopen2", "/segments");
+  impl_->features = h5::Dataset::take(H5Dopen2(impl_->file.id(), "features", H5P_DEFAULT),
+                                      "H5Dopen2", "/features");
+  impl_->segments = h5::Dataset::take(H5Dopen2(impl_->file.id(), "segments", H5P_DEFAULT),
+                                      "H5Dopen2", "/segments");
 }
 
 StoreReader::~StoreReader() {
@@ -44,7 +45,8 @@ void StoreReader::readRows(int64_t first, int64_t count, std::vector<SegmentReco
   const int64_t dim = impl_->summary.meta.featureDim * impl_->summary.meta.crops;
   if (first < 0 || count < 0 || first > impl_->summary.featureRows - count) {
     throw InputError(impl_->path, "rows " + std::to_string(first) + "+" + std::to_string(count) +
-                                      " are outside /features (" + std::to_string(impl_->summary.featureRows) + " rows)");
+                                      " are outside /features (" +
+                                      std::to_string(impl_->summary.featureRows) + " rows)");
   }
   segments.clear();
   features.assign(size_t(count * dim), 0.0f);
@@ -70,7 +72,8 @@ void StoreReader::readRows(int64_t first, int64_t count, std::vector<SegmentReco
     }
     start.push_back(0);
     n.push_back(hsize_t(impl_->summary.meta.featureDim));
-    h5::check(H5Sselect_hyperslab(fileSpace.id(), H5S_SELECT_SET, start.data(), nullptr, n.data(), nullptr),
+    h5::check(H5Sselect_hyperslab(fileSpace.id(), H5S_SELECT_SET, start.data(), nullptr, n.data(),
+                                  nullptr),
               "H5Sselect_hyperslab", "/features");
     h5::Dataspace memSpace = h5::simpleSpace(n);
     h5::check(H5Dread(impl_->features.id(), H5T_NATIVE_FLOAT, memSpace.id(), fileSpace.id(),

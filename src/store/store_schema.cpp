@@ -8,7 +8,6 @@ namespace vidfeat {
 
 namespace {
 
-
 void insertMember(const h5::Datatype& compound, const char* name, size_t offset, hid_t type) {
   h5::check(H5Tinsert(compound.id(), name, offset, type), "H5Tinsert", name);
 }
@@ -32,7 +31,8 @@ h5::Datatype segmentType() {
   const size_t seg = offsetof(SegmentRow, segment);
   insertMember(type, "video_row", offsetof(SegmentRow, videoRow), H5T_NATIVE_INT64);
   insertMember(type, "segment", seg + offsetof(SegmentRecord, index), H5T_NATIVE_INT32);
-  insertMember(type, "padded_frames", seg + offsetof(SegmentRecord, paddedFrames), H5T_NATIVE_INT32);
+  insertMember(type, "padded_frames", seg + offsetof(SegmentRecord, paddedFrames),
+               H5T_NATIVE_INT32);
   insertMember(type, "first_frame", seg + offsetof(SegmentRecord, firstFrame), H5T_NATIVE_INT64);
   insertMember(type, "last_frame", seg + offsetof(SegmentRecord, lastFrame), H5T_NATIVE_INT64);
   insertMember(type, "start_time", seg + offsetof(SegmentRecord, startTime), H5T_NATIVE_DOUBLE);
@@ -114,7 +114,9 @@ FileMetadata readMetadata(hid_t root) {
   meta.tailPolicy = h5::readStringAttribute(root, "tail_policy");
   meta.featureName = h5::readStringAttribute(root, "feature_name");
   meta.featureDim = h5::readIntAttribute(root, "feature_dim");
-  meta.crops = h5::hasAttribute(root, "crops") ? static_cast<int32_t>(h5::readIntAttribute(root, "crops")) : 1;
+  meta.crops = h5::hasAttribute(root, "crops")
+                   ? static_cast<int32_t>(h5::readIntAttribute(root, "crops"))
+                   : 1;
   meta.numFrames = static_cast<int32_t>(h5::readIntAttribute(root, "num_frames"));
   meta.samplingRate = static_cast<int32_t>(h5::readIntAttribute(root, "sampling_rate"));
   meta.stride = static_cast<int32_t>(h5::readIntAttribute(root, "stride"));
@@ -145,6 +147,5 @@ StoredVideo storedVideo(const VideoRow& row) {
   video.segmentCount = row.segmentCount;
   return video;
 }
-
 
 }  // namespace vidfeat

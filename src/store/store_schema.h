@@ -63,7 +63,8 @@ struct FailureRow {
   char stage[kStageBytes];
   char message[kErrorBytes];
 };
-static_assert(sizeof(FailureRow) == 8 + 4 + kStageBytes + kErrorBytes, "FailureRow must have no padding");
+static_assert(sizeof(FailureRow) == 8 + 4 + kStageBytes + kErrorBytes,
+              "FailureRow must have no padding");
 
 h5::Datatype statusType();
 h5::Datatype segmentType();

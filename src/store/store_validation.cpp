@@ -1,5 +1,3 @@
-#include "vidfeat/store/feature_store.h"
-
 #include <algorithm>
 #include <filesystem>
 #include <string>
@@ -9,6 +7,7 @@
 #include "hdf5.h"
 #include "store_schema.h"
 #include "vidfeat/common/error.h"
+#include "vidfeat/store/feature_store.h"
 
 namespace vidfeat {
 
@@ -42,15 +41,17 @@ std::string attributesOutOfRange(const FileMetadata& meta) {
 // KB, so a filtered table is refused before anything is read from it.
 std::string filtersOf(const h5::Dataset& dataset, const char* what) {
   auto dcpl = h5::Handle<h5::PropertyListTraits>::take(H5Dget_create_plist(dataset.id()),
-                                                        "H5Dget_create_plist", what);
+                                                       "H5Dget_create_plist", what);
   const int n = H5Pget_nfilters(dcpl.id());
   std::string names;
   for (int i = 0; i < n; ++i) {
     unsigned flags = 0, config = 0;
     size_t nValues = 0;
     char name[64] = {0};
-    const H5Z_filter_t id = H5Pget_filter2(dcpl.id(), unsigned(i), &flags, &nValues, nullptr, sizeof name, name, &config);
-    names += (names.empty() ? "" : ", ") + (name[0] ? std::string(name) : "filter " + std::to_string(int(id)));
+    const H5Z_filter_t id = H5Pget_filter2(dcpl.id(), unsigned(i), &flags, &nValues, nullptr,
+                                           sizeof name, name, &config);
+    names += (names.empty() ? "" : ", ") +
+             (name[0] ? std::string(name) : "filter " + std::to_string(int(id)));
   }
   return n < 0 ? "an unreadable filter pipeline" : names;
 }
@@ -104,32 +105,37 @@ StoreSummary readStoreSummary(const std::string& path) {
     auto checkStored = [&](const h5::Dataset& d, const char* what, hsize_t rowsNeeded) {
       if (std::string filters = filtersOf(d, what); !filters.empty()) {
         throw notOurs(std::string(what) + " is stored through a filter pipeline (" + filters +
-                      "); vidfeat writes its tables unfiltered, and a filtered table's rows are not bounded by the file's size");
+                      "); vidfeat writes its tables unfiltered, and a filtered table's rows are "
+                      "not bounded by the file's size");
       }
       const hsize_t stored = h5::storedRowsBound(d, what);
       if (rowsNeeded > stored) {
-        throw notOurs(std::string(what) + " claims " + std::to_string(rowsNeeded) + " rows but stores at most " +
-                      std::to_string(stored));
+        throw notOurs(std::string(what) + " claims " + std::to_string(rowsNeeded) +
+                      " rows but stores at most " + std::to_string(stored));
       }
     };
 
     auto features =
         h5::Dataset::take(H5Dopen2(root, "features", H5P_DEFAULT), "H5Dopen2", "/features");
     std::vector<hsize_t> featureDims = h5::dimsOf(features, "/features");
-    if (featureDims.size() != (summary.meta.crops > 1 ? 3u : 2u)) throw notOurs("/features has an unexpected rank");
+    if (featureDims.size() != (summary.meta.crops > 1 ? 3u : 2u))
+      throw notOurs("/features has an unexpected rank");
     if (featureDims.back() != static_cast<hsize_t>(summary.meta.featureDim) ||
         (summary.meta.crops > 1 && featureDims[1] != static_cast<hsize_t>(summary.meta.crops))) {
       std::string shape;
-      for (size_t i = 1; i < featureDims.size(); ++i) shape += (i > 1 ? "x" : "") + std::to_string(featureDims[i]);
+      for (size_t i = 1; i < featureDims.size(); ++i)
+        shape += (i > 1 ? "x" : "") + std::to_string(featureDims[i]);
       throw notOurs("/features rows are " + shape + " wide but feature_dim is " +
-                    std::to_string(summary.meta.featureDim) + " (crops " + std::to_string(summary.meta.crops) + ")");
+                    std::to_string(summary.meta.featureDim) + " (crops " +
+                    std::to_string(summary.meta.crops) + ")");
     }
     if (typeClassOf(features, "/features") != std::make_pair(H5T_FLOAT, sizeof(float))) {
       throw notOurs("/features is not float32");
     }
     summary.featureRows = static_cast<int64_t>(featureDims[0]);
 
-    auto segments = h5::Dataset::take(H5Dopen2(root, "segments", H5P_DEFAULT), "H5Dopen2", "/segments");
+    auto segments =
+        h5::Dataset::take(H5Dopen2(root, "segments", H5P_DEFAULT), "H5Dopen2", "/segments");
     std::vector<hsize_t> segmentDims = h5::dimsOf(segments, "/segments");
     if (segmentDims.size() != 1 || typeClassOf(segments, "/segments").first != H5T_COMPOUND) {
       throw notOurs("/segments is not a table");
@@ -157,20 +163,22 @@ StoreSummary readStoreSummary(const std::string& path) {
                       std::to_string(row.status));
       }
       // Written so that no sum can overflow: 0 <= first_row <= rows - segment_count.
-      if (row.segmentCount < 0 || (row.segmentCount > 0 && (row.firstRow < 0 || row.segmentCount > summary.featureRows ||
-                                                            row.firstRow > summary.featureRows - row.segmentCount))) {
-        throw notOurs("video '" + readFixed(row.videoId) + "' has rows " + std::to_string(row.firstRow) + "+" +
-                      std::to_string(row.segmentCount) + ", outside /features (" +
-                      std::to_string(summary.featureRows) + " rows)");
+      if (row.segmentCount < 0 ||
+          (row.segmentCount > 0 && (row.firstRow < 0 || row.segmentCount > summary.featureRows ||
+                                    row.firstRow > summary.featureRows - row.segmentCount))) {
+        throw notOurs("video '" + readFixed(row.videoId) + "' has rows " +
+                      std::to_string(row.firstRow) + "+" + std::to_string(row.segmentCount) +
+                      ", outside /features (" + std::to_string(summary.featureRows) + " rows)");
       }
-      if (row.segmentCount > 0) referencedEnd = std::max(referencedEnd, row.firstRow + row.segmentCount);
+      if (row.segmentCount > 0)
+        referencedEnd = std::max(referencedEnd, row.firstRow + row.segmentCount);
       summary.videos.push_back(storedVideo(row));
     }
     // (A crash between extending /features and /segments may leave them of different lengths
     // past the referenced rows; a resume cuts both back.)
     if (segmentDims[0] < static_cast<hsize_t>(referencedEnd)) {
-      throw notOurs("/segments has " + std::to_string(segmentDims[0]) + " rows but the videos use " +
-                    std::to_string(referencedEnd));
+      throw notOurs("/segments has " + std::to_string(segmentDims[0]) +
+                    " rows but the videos use " + std::to_string(referencedEnd));
     }
     checkStored(features, "/features", static_cast<hsize_t>(referencedEnd));
     checkStored(segments, "/segments", static_cast<hsize_t>(referencedEnd));

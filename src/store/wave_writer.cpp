@@ -1,5 +1,3 @@
-#include "vidfeat/store/feature_store.h"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -13,6 +11,7 @@
 #include "store_schema.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/mpi/mpi_session.h"
+#include "vidfeat/store/feature_store.h"
 
 namespace vidfeat {
 
@@ -24,8 +23,9 @@ void FeatureStore::writeWave(const std::vector<VideoResult>& local) {
   std::vector<StoredFailure> failures;
   for (const auto& result : local) {
     if (result.status != VideoStatus::Failed) continue;
-    failures.push_back({result.videoRow, result.failureStage.empty() ? "unknown" : result.failureStage,
-                        result.error, s.rank});
+    failures.push_back({result.videoRow,
+                        result.failureStage.empty() ? "unknown" : result.failureStage, result.error,
+                        s.rank});
   }
   writeWave(local, failures);
 }
@@ -151,8 +151,9 @@ void FeatureStore::writeWaveUnguarded(const std::vector<VideoResult>& local,
       copyFixed(row.message, truncateUtf8(failure.message, kErrorBytes));
       rows.push_back(row);
     }
-    s.writeBlock(s.failures, s.failureType.id(), static_cast<hsize_t>(s.failureRows + failuresBefore),
-                 rows.size(), {}, rows.empty() ? nullptr : rows.data(), "/failures");
+    s.writeBlock(s.failures, s.failureType.id(),
+                 static_cast<hsize_t>(s.failureRows + failuresBefore), rows.size(), {},
+                 rows.empty() ? nullptr : rows.data(), "/failures");
     s.failureRows = static_cast<int64_t>(newRows);
   }
 
@@ -192,6 +193,5 @@ void FeatureStore::writeWaveUnguarded(const std::vector<VideoResult>& local,
 
   h5::check(H5Fflush(s.file.id(), H5F_SCOPE_GLOBAL), "H5Fflush", s.path);
 }
-
 
 }  // namespace vidfeat

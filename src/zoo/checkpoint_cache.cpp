@@ -31,7 +31,8 @@ size_t writeToFile(char* data, size_t size, size_t count, void* file) {
 
 // One attempt: appends to `part` from its current size. Returns CURLE_OK when the server said the
 // transfer is complete.
-CURLcode fetchInto(const std::string& url, const std::string& part, long& httpStatus, std::string& why) {
+CURLcode fetchInto(const std::string& url, const std::string& part, long& httpStatus,
+                   std::string& why) {
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
   if (!curl) {
     why = "curl_easy_init failed";
@@ -85,17 +86,19 @@ CachedCheckpoint ensureCheckpoint(const ZooModel& model, const std::string& cach
   if (fs::exists(out.path, ec)) {
     out.sha256 = sha256File(out.path);  // every use: a cached file may have been replaced
     if (!pinned.empty() && out.sha256 != pinned) {
-      throw InputError(out.path, "the cached checkpoint of " + model.name + " has sha256 " + out.sha256 + ", not " +
-                                     pinned + " (" + pinSource + "); delete it (and " + shaPath +
+      throw InputError(out.path, "the cached checkpoint of " + model.name + " has sha256 " +
+                                     out.sha256 + ", not " + pinned + " (" + pinSource +
+                                     "); delete it (and " + shaPath +
                                      " if the published file really changed) to download it again");
     }
     if (pinned.empty()) std::ofstream(shaPath) << out.sha256 << "\n";
     return out;
   }
-  const std::string advice = "download " + model.url + " and put it at " + out.path +
-                             " (or pass --checkpoint FILE)";
+  const std::string advice =
+      "download " + model.url + " and put it at " + out.path + " (or pass --checkpoint FILE)";
   if (const char* off = std::getenv("VIDFEAT_OFFLINE"); off && *off && std::string(off) != "0") {
-    throw Error("checkpoint of " + model.name + " is not in the cache and VIDFEAT_OFFLINE is set: " + advice);
+    throw Error("checkpoint of " + model.name +
+                " is not in the cache and VIDFEAT_OFFLINE is set: " + advice);
   }
   fs::create_directories(cacheDir, ec);
   if (ec) throw InputError(cacheDir, "cannot create the checkpoint cache: " + ec.message());
@@ -107,14 +110,16 @@ CachedCheckpoint ensureCheckpoint(const ZooModel& model, const std::string& cach
   for (int attempt = 1; attempt <= 5; ++attempt) {
     long status = 0;
     spdlog::info("downloading {} -> {} (attempt {}{})", model.url, out.path, attempt,
-                 fs::exists(part, ec) ? ", resuming from " + std::to_string(fs::file_size(part, ec)) + " bytes" : "");
+                 fs::exists(part, ec)
+                     ? ", resuming from " + std::to_string(fs::file_size(part, ec)) + " bytes"
+                     : "");
     CURLcode rc = fetchInto(model.url, part, status, why);
     if (rc == CURLE_OK) {
       out.sha256 = sha256File(part);
       if (!pinned.empty() && out.sha256 != pinned) {
         fs::remove(part, ec);
-        throw Error("the download of " + model.url + " has sha256 " + out.sha256 + ", not " + pinned + " (" +
-                    pinSource + "); it was not kept: " + advice);
+        throw Error("the download of " + model.url + " has sha256 " + out.sha256 + ", not " +
+                    pinned + " (" + pinSource + "); it was not kept: " + advice);
       }
       std::ofstream(shaPath) << out.sha256 << "\n";
       fs::rename(part, out.path);  // atomic: a reader never sees a half file under the real name
@@ -125,8 +130,9 @@ CachedCheckpoint ensureCheckpoint(const ZooModel& model, const std::string& cach
     spdlog::warn("download of {} interrupted: {}", model.url, why);
     if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT || status == 404) break;
   }
-  throw Error("cannot download the checkpoint of " + model.name + " (" + why + "): " + advice +
-              (fs::exists(part, ec) ? "; the partial download " + part + " resumes next time" : ""));
+  throw Error(
+      "cannot download the checkpoint of " + model.name + " (" + why + "): " + advice +
+      (fs::exists(part, ec) ? "; the partial download " + part + " resumes next time" : ""));
 }
 
 }  // namespace vidfeat

@@ -55,12 +55,14 @@ ZooModel findZooModel(const std::string& name) {
     if (m.name == name) return m;
     known += (known.empty() ? "" : ", ") + m.name;
   }
-  throw Error("--model " + name + ": unknown model (known: " + known + "; `vidfeat models` lists them)");
+  throw Error("--model " + name + ": unknown model (known: " + known +
+              "; `vidfeat models` lists them)");
 }
 
 std::string checkpointCacheDir() {
   if (const char* env = std::getenv("VIDFEAT_CACHE_DIR"); env && *env) return env;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return (fs::path(xdg) / "vidfeat").string();
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return (fs::path(xdg) / "vidfeat").string();
   const char* home = std::getenv("HOME");
   return (fs::path(home && *home ? home : ".") / ".cache" / "vidfeat").string();
 }

@@ -36,13 +36,15 @@ std::string writeManifest(const ScratchDir& d, const std::vector<Video>& videos,
   return m.string();
 }
 
-std::string vidfeatCmd(const std::string& args) { return std::string("'") + VIDFEAT_EXE + "' " + args; }
+std::string vidfeatCmd(const std::string& args) {
+  return std::string("'") + VIDFEAT_EXE + "' " + args;
+}
 
 // check_output.py on `h5`; `counts`: corpus.tsv or ../shared/videos/README.md.
 std::string checker(const std::string& h5, const fs::path& counts, int span, int rate,
                     const std::string& extra = "") {
-  return "/usr/bin/python3 '" CHECK_SCRIPT "' '" + h5 + "' '" + counts.string() + "' " + std::to_string(span) +
-         " " + std::to_string(rate) + " " + extra;
+  return "/usr/bin/python3 '" CHECK_SCRIPT "' '" + h5 + "' '" + counts.string() + "' " +
+         std::to_string(span) + " " + std::to_string(rate) + " " + extra;
 }
 
 const char* const kTiny =
@@ -61,12 +63,14 @@ void slowOverVideos(const std::vector<Video>& videos, const std::vector<std::str
                     const fs::path& counts) {
   ScratchDir d;
   std::ofstream(d / "not_a_video.mp4") << "this is text, not a video\n";
-  auto manifest = writeManifest(d, videos, {"text_named_mp4," + (d / "not_a_video.mp4").string(),
-                                            "missing," + (d / "missing.mp4").string()});
+  auto manifest = writeManifest(d, videos,
+                                {"text_named_mp4," + (d / "not_a_video.mp4").string(),
+                                 "missing," + (d / "missing.mp4").string()});
   auto out = (d / "features.h5").string();
   auto log = (d / "log.txt").string();
-  const std::string extract = vidfeatCmd("extract --config '" + slowConfig() + "' --random-weights 1 --manifest '" +
-                                         manifest + "' --output '" + out + "' --threads 2 --batch 2");
+  const std::string extract =
+      vidfeatCmd("extract --config '" + slowConfig() + "' --random-weights 1 --manifest '" +
+                 manifest + "' --output '" + out + "' --threads 2 --batch 2");
   EXPECT_EQ(run(extract + " 2> '" + log + "'"), 1);
   EXPECT_EQ(run("grep -q 'missing.mp4: file does not exist' '" + log + "'"), 0);
   EXPECT_FALSE(fs::exists(out)) << "nothing is written when the manifest check fails";
@@ -78,15 +82,17 @@ void slowOverVideos(const std::vector<Video>& videos, const std::vector<std::str
   EXPECT_EQ(run(checker(out, counts, 64, 8, expectFailed)), 0);
   EXPECT_EQ(run("h5dump -H '" + out + "' | grep -q 'DATASET \"features\"'"), 0);
   EXPECT_EQ(run(vidfeatCmd("inspect '" + out + "' | grep -q 'UNTRAINED'")), 0);
-  const std::string digest = "/usr/bin/python3 -c \"import h5py,hashlib; f=h5py.File('" + out +
-                             "'); print(hashlib.sha256(f['features'][:].tobytes()).hexdigest())\" > ";
+  const std::string digest =
+      "/usr/bin/python3 -c \"import h5py,hashlib; f=h5py.File('" + out +
+      "'); print(hashlib.sha256(f['features'][:].tobytes()).hexdigest())\" > ";
   ASSERT_EQ(run(digest + "'" + (d / "before").string() + "'"), 0);
 
   // Rerunning the same command resumes: nothing left to do, nothing rewritten.
   EXPECT_EQ(run(extract + " --skip-invalid 2> '" + log + "'"), 3);
   const size_t complete = videos.size() - failedIds.size(), failed = failedIds.size() + 2;
-  const std::string resumed = "0 to extract, " + std::to_string(complete) + " already complete, 0 invalid, " +
-                              std::to_string(failed) + " failed before";
+  const std::string resumed = "0 to extract, " + std::to_string(complete) +
+                              " already complete, 0 invalid, " + std::to_string(failed) +
+                              " failed before";
   EXPECT_EQ(run("grep -q '" + resumed + "' '" + log + "'"), 0) << resumed;
   ASSERT_EQ(run(digest + "'" + (d / "after").string() + "'"), 0);
   EXPECT_EQ(run("cmp -s '" + (d / "before").string() + "' '" + (d / "after").string() + "'"), 0);
@@ -100,14 +106,15 @@ void slowOverVideos(const std::vector<Video>& videos, const std::vector<std::str
 // (`frames` frames at r_frame_rate fpsNum/fpsDen): its slots are the k with k / 5 < frames / rate
 // (include/vidfeat/clip/fps_resampler.h), i.e. ceil(5 frames fpsDen / fpsNum); back-to-back clips
 // of span 8 slots make ceil(slots / 8) segments, 8 / 5 = 1.6 s apart.
-void tinyDropAndFps(const std::vector<Video>& videos, const fs::path& counts, const fs::path& fpsVideo,
-                    int64_t frames, int64_t fpsNum, int64_t fpsDen) {
+void tinyDropAndFps(const std::vector<Video>& videos, const fs::path& counts,
+                    const fs::path& fpsVideo, int64_t frames, int64_t fpsNum, int64_t fpsDen) {
   ScratchDir d;
   auto manifest = writeManifest(d, videos);
   auto drop = (d / "drop.h5").string();
-  ASSERT_EQ(run(vidfeatCmd("extract --config '" + slowConfig() + "' --random-weights 2 --manifest '" + manifest +
-                           "' --output '" + drop + "' --tail drop" + kTiny)),
-            0);
+  ASSERT_EQ(
+      run(vidfeatCmd("extract --config '" + slowConfig() + "' --random-weights 2 --manifest '" +
+                     manifest + "' --output '" + drop + "' --tail drop" + kTiny)),
+      0);
   EXPECT_EQ(run(checker(drop, counts, 8, 2, "--drop")), 0);
 
   const int64_t slots = (5 * frames * fpsDen + fpsNum - 1) / fpsNum;
@@ -115,12 +122,14 @@ void tinyDropAndFps(const std::vector<Video>& videos, const fs::path& counts, co
   auto fps = (d / "fps.h5").string();
   auto one = d / "one.csv";
   std::ofstream(one) << "video_id,path\nfps_video,\"" << fpsVideo.string() << "\"\n";
-  ASSERT_EQ(run(vidfeatCmd("extract --config '" + slowConfig() + "' --random-weights 2 --manifest '" +
-                           one.string() + "' --output '" + fps + "' --fps 5" + kTiny)),
-            0);
+  ASSERT_EQ(
+      run(vidfeatCmd("extract --config '" + slowConfig() + "' --random-weights 2 --manifest '" +
+                     one.string() + "' --output '" + fps + "' --fps 5" + kTiny)),
+      0);
   EXPECT_EQ(run("/usr/bin/python3 -c \"import h5py,sys; f=h5py.File('" + fps +
                 "'); s=f['segments'][:]; print(len(s), s['start_time']); "
-                "sys.exit(0 if len(s)==" + std::to_string(segments) +
+                "sys.exit(0 if len(s)==" +
+                std::to_string(segments) +
                 " and abs(s['start_time'][1]-s['start_time'][0]-1.6)<1e-6 else 1)\""),
             0)
       << "expected " << segments << " segments (" << slots << " slots)";
@@ -140,7 +149,8 @@ TEST(EndToEnd, Slow8x8OverTheCorpus) {
   std::vector<Video> videos;
   std::vector<std::string> failed;
   for (const auto& e : corpus()) {
-    if (e.frames > 300) continue;  // long_60s.mp4: 24 SLOW clips; its count is checked in test_decode
+    if (e.frames > 300)
+      continue;  // long_60s.mp4: 24 SLOW clips; its count is checked in test_decode
     videos.push_back({e.name, e.path()});
     if (e.kind == "bad") failed.push_back(e.name);
   }
@@ -164,13 +174,14 @@ TEST(EndToEnd, TinyModelDropTailAndFps) {
 
 using vidfeat::testing::sharedVideo;
 
-const char* kSharedVideos[] = {"v_GGSY1Qvo990.mp4", "chaplin.mp4", "big_buck_bunny_432_433.webm",
-                               "no_duration.webm", "video_90.mov", "video_270.mov", "unordered.mov",
-                               "corrupted.mp4", "-video-with-dash-.mp4"};
+const char* kSharedVideos[] = {"v_GGSY1Qvo990.mp4", "chaplin.mp4",   "big_buck_bunny_432_433.webm",
+                               "no_duration.webm",  "video_90.mov",  "video_270.mov",
+                               "unordered.mov",     "corrupted.mp4", "-video-with-dash-.mp4"};
 
 std::vector<Video> sharedVideos() {
   std::vector<Video> videos;
-  for (const char* v : kSharedVideos) videos.push_back({fs::path(v).stem().string(), sharedVideo(v)});
+  for (const char* v : kSharedVideos)
+    videos.push_back({fs::path(v).stem().string(), sharedVideo(v)});
   return videos;
 }
 
@@ -192,7 +203,8 @@ TEST(SharedEndToEnd, TinyModelDropTailAndFps) {
     frames = std::stoll(line.substr(cell + 1));
   }
   ASSERT_GT(frames, 0) << "no chaplin.mp4 row in the README";
-  tinyDropAndFps(sharedVideos(), sharedVideo("README.md"), sharedVideo("chaplin.mp4"), frames, 25, 1);
+  tinyDropAndFps(sharedVideos(), sharedVideo("README.md"), sharedVideo("chaplin.mp4"), frames, 25,
+                 1);
 }
 
 #endif

@@ -26,7 +26,8 @@ StreamResult stream(int64_t n, const BucketSpec& s, uint64_t seed = 7) {
     a.push({i, i / 25.0}, need ? pixelsOf(i) : nullptr);
     for (auto& c : a.takeReady()) run.clips.push_back(std::move(c));
   }
-  for (auto& c : a.finish(1 / 25.0, [&] { return pixelsOf(n - 1); })) run.clips.push_back(std::move(c));
+  for (auto& c : a.finish(1 / 25.0, [&] { return pixelsOf(n - 1); }))
+    run.clips.push_back(std::move(c));
   return run;
 }
 

@@ -70,13 +70,15 @@ TEST(Preprocess, ReverseInputChannelOutputsBgrAfterRgbNormalisation) {
 }
 
 TEST(Preprocess, SpecFromConfigAndErrors) {
-  Config cfg = Config::fromYaml("DATA:\n  TRAIN_JITTER_SCALES: [182, 228]\n  TEST_CROP_SIZE: 160\n");
+  Config cfg =
+      Config::fromYaml("DATA:\n  TRAIN_JITTER_SCALES: [182, 228]\n  TEST_CROP_SIZE: 160\n");
   auto s = PreprocessSpec::fromConfig(cfg);
   EXPECT_EQ(s.shortSide, 182);
   EXPECT_EQ(s.cropSize, 160);
   EXPECT_FLOAT_EQ(s.mean[0], 0.45f);
   EXPECT_FLOAT_EQ(s.std[2], 0.225f);
-  Config bad = Config::fromYaml("DATA:\n  TRAIN_JITTER_SCALES: [128, 160]\n  TEST_CROP_SIZE: 256\n");
+  Config bad =
+      Config::fromYaml("DATA:\n  TRAIN_JITTER_SCALES: [128, 160]\n  TEST_CROP_SIZE: 256\n");
   EXPECT_THROW(PreprocessSpec::fromConfig(bad), Error);
   std::vector<uint8_t> tiny(3 * 3 * 3);
   PreprocessSpec spec;

@@ -55,9 +55,10 @@ TEST(ConfigFile, TupleOfTriplesLikeMvitPooling) {
 }
 
 TEST(ConfigOverrides, SetKeyValue) {
-  Config c = Config::fromYaml("DATA:\n  NUM_FRAMES: 8\n",
-                              {"DATA.NUM_FRAMES=32", "DATA.MEAN=[0.5, 0.4, 0.3]",
-                               "RESNET.SPATIAL_STRIDES=((1,), (2,), (2,), (2,))", "MODEL.ARCH=i3d"});
+  Config c =
+      Config::fromYaml("DATA:\n  NUM_FRAMES: 8\n",
+                       {"DATA.NUM_FRAMES=32", "DATA.MEAN=[0.5, 0.4, 0.3]",
+                        "RESNET.SPATIAL_STRIDES=((1,), (2,), (2,), (2,))", "MODEL.ARCH=i3d"});
   EXPECT_EQ(c.get<int>("DATA.NUM_FRAMES"), 32);
   EXPECT_EQ(c.get<std::vector<double>>("DATA.MEAN"), (std::vector<double>{0.5, 0.4, 0.3}));
   EXPECT_EQ(c.get<IntLists>("RESNET.SPATIAL_STRIDES"), (IntLists{{1}, {2}, {2}, {2}}));

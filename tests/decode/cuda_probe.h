@@ -17,7 +17,8 @@ inline std::string nvdecUnavailableReason() {
   for (int i = 0;; ++i) {
     const AVCodecHWConfig* c = avcodec_get_hw_config(h264, i);
     if (c == nullptr) break;
-    hwaccel |= (c->methods & AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX) && c->device_type == AV_HWDEVICE_TYPE_CUDA;
+    hwaccel |= (c->methods & AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX) &&
+               c->device_type == AV_HWDEVICE_TYPE_CUDA;
   }
   if (!hwaccel) return "this FFmpeg's H.264 decoder has no NVDEC (CUDA) hwaccel";
   AVBufferRef* raw = nullptr;

@@ -24,8 +24,8 @@ namespace vidfeat {
 namespace {
 
 using decodetest::convertFrame;
-using decodetest::Decoded;
 using decodetest::decodeAll;
+using decodetest::Decoded;
 using testing::corpus;
 using testing::CorpusEntry;
 using testing::corpusEntry;
@@ -260,7 +260,8 @@ TEST(DecodeCorpusPixels, SolidColourFiles) {
       ASSERT_EQ(rgb.size(), size_t(e.displayWidth) * e.displayHeight * 3);
       for (size_t p = 0; p < rgb.size() / 3; ++p) {
         for (int c = 0; c < 3; ++c) {
-          ASSERT_NEAR(rgb[p * 3 + c], want[c], 16.0) << "frame " << frame.index << " pixel " << p << " channel " << c;
+          ASSERT_NEAR(rgb[p * 3 + c], want[c], 16.0)
+              << "frame " << frame.index << " pixel " << p << " channel " << c;
         }
       }
       ++frames;
@@ -329,7 +330,8 @@ TEST(DecodeCorpusInfo, HeaderHints) {
     if (e.kind != "good") continue;
     SCOPED_TRACE(e.name);
     VideoDecoder d(e.path().string());
-    if (e.name.size() > 4 && e.name.substr(e.name.size() - 4) == ".mp4" && !e.notesSay("variable")) {
+    if (e.name.size() > 4 && e.name.substr(e.name.size() - 4) == ".mp4" &&
+        !e.notesSay("variable")) {
       EXPECT_EQ(d.info().frameCountHint, e.frames);
       EXPECT_NEAR(d.info().avgFps, e.fpsValue(), 1e-6);
       EXPECT_NEAR(d.info().durationHint, e.frames / e.fpsValue(), 0.1);

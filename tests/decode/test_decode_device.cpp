@@ -35,7 +35,8 @@ using decodetest::Frames;
 using testing::corpusEntry;
 
 TEST(DecodeDevice, Names) {
-  for (const char* ok : {"cpu", "cuda", "cuda:0", "cuda:3"}) EXPECT_NO_THROW(checkDecodeDevice(ok)) << ok;
+  for (const char* ok : {"cpu", "cuda", "cuda:0", "cuda:3"})
+    EXPECT_NO_THROW(checkDecodeDevice(ok)) << ok;
   for (const char* bad : {"gpu", "cuda:", "cuda:x", "CUDA", "cuda:1:2", ""}) {
     try {
       checkDecodeDevice(bad);
@@ -55,9 +56,12 @@ struct DeviceCase {
   int w, h;
   bool nvdec;
 };
-const DeviceCase kDeviceCases[] = {{"h264_bframes.mp4", 171, 128, true}, {"rot90.mov", 0, 0, true},
-                                   {"vp9.webm", 0, 0, false},          {"hevc.mp4", 0, 0, false},
-                                   {"h264_10bit.mp4", 0, 0, false},    {"av1.mkv", 0, 0, false}};
+const DeviceCase kDeviceCases[] = {{"h264_bframes.mp4", 171, 128, true},
+                                   {"rot90.mov", 0, 0, true},
+                                   {"vp9.webm", 0, 0, false},
+                                   {"hevc.mp4", 0, 0, false},
+                                   {"h264_10bit.mp4", 0, 0, false},
+                                   {"av1.mkv", 0, 0, false}};
 
 // Decodes `c` on "cpu" and "cuda"; the same times and pixels (every 7th frame), the corpus's
 // frame count. Returns the frames NVDEC decoded.
@@ -95,7 +99,8 @@ TEST(DecodeDevice, CudaGivesTheCpuFrames) {
 }
 
 TEST(DecodeDevice, CudaFallsBackToTheCpuFrames) {
-  if (decodetest::nvdecUnavailableReason().empty()) GTEST_SKIP() << "NVDEC is available: the fallback does not run";
+  if (decodetest::nvdecUnavailableReason().empty())
+    GTEST_SKIP() << "NVDEC is available: the fallback does not run";
   for (const DeviceCase& c : kDeviceCases) {
     SCOPED_TRACE(c.video);
     EXPECT_EQ(expectCudaGivesCpuFrames(c), 0);
@@ -115,16 +120,19 @@ ffmpeg::UniqueAVFrame frameOf(AVPixelFormat format, int w, int h) {
 // RGB24 of `f` with the decoder's colour conversion (1:1 size, SWS_BILINEAR, swscale's default
 // matrix), tightly packed.
 std::vector<uint8_t> toRgb(const AVFrame* f) {
-  ffmpeg::UniqueSwsContext sws(sws_getContext(f->width, f->height, AVPixelFormat(f->format), f->width, f->height,
-                                              AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr));
+  ffmpeg::UniqueSwsContext sws(sws_getContext(f->width, f->height, AVPixelFormat(f->format),
+                                              f->width, f->height, AV_PIX_FMT_RGB24, SWS_BILINEAR,
+                                              nullptr, nullptr, nullptr));
   EXPECT_TRUE(sws);
   const int stride = FFALIGN(f->width, 32) * 3;
-  std::vector<uint8_t> padded(size_t(stride) * f->height + 64), rgb(size_t(f->width) * f->height * 3);
+  std::vector<uint8_t> padded(size_t(stride) * f->height + 64),
+      rgb(size_t(f->width) * f->height * 3);
   uint8_t* dst[4] = {padded.data(), nullptr, nullptr, nullptr};
   int dstStride[4] = {stride, 0, 0, 0};
   EXPECT_EQ(sws_scale(sws.get(), f->data, f->linesize, 0, f->height, dst, dstStride), f->height);
   for (int y = 0; y < f->height; ++y) {
-    std::copy_n(padded.data() + size_t(y) * stride, size_t(f->width) * 3, rgb.data() + size_t(y) * f->width * 3);
+    std::copy_n(padded.data() + size_t(y) * stride, size_t(f->width) * 3,
+                rgb.data() + size_t(y) * f->width * 3);
   }
   return rgb;
 }
@@ -141,8 +149,10 @@ TEST(DecodeDevice, SemiPlanarFramesConvertLikeCpuDecoding) {
   std::mt19937 gen(3);
   for (bool tenBit : {false, true}) {
     std::uniform_int_distribution<int> sample(0, tenBit ? 1023 : 255);
-    for (auto [w, h] : {std::pair{64, 48}, std::pair{568, 320}, std::pair{640, 360}, std::pair{342, 258}}) {
-      SCOPED_TRACE(std::string(tenBit ? "10-bit " : "8-bit ") + std::to_string(w) + "x" + std::to_string(h));
+    for (auto [w, h] :
+         {std::pair{64, 48}, std::pair{568, 320}, std::pair{640, 360}, std::pair{342, 258}}) {
+      SCOPED_TRACE(std::string(tenBit ? "10-bit " : "8-bit ") + std::to_string(w) + "x" +
+                   std::to_string(h));
       auto planar = frameOf(tenBit ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P, w, h);
       auto semi = frameOf(tenBit ? AV_PIX_FMT_P010LE : AV_PIX_FMT_NV12, w, h);
       auto put = [&](AVFrame* f, int plane, int x, int y, int v) {
@@ -183,8 +193,10 @@ TEST(DecodeDevice, SemiPlanarFramesConvertLikeCpuDecoding) {
         EXPECT_GT(unpacked, 0u) << "swscale converts NV12 like yuv420p now: planarYuv's NV12 "
                                    "repack is no longer needed (update the comments saying it is)";
       }
-      std::printf("[decode-device] %s %dx%d: swscale on the semi-planar frame differs in %zu of %zu values\n",
-                  tenBit ? "P010" : "NV12", w, h, unpacked, expected.size());
+      std::printf(
+          "[decode-device] %s %dx%d: swscale on the semi-planar frame differs in %zu of %zu "
+          "values\n",
+          tenBit ? "P010" : "NV12", w, h, unpacked, expected.size());
     }
   }
 }

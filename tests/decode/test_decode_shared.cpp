@@ -21,9 +21,9 @@
 namespace vidfeat {
 namespace {
 
-using decodetest::Decoded;
-using decodetest::decodeAll;
 using decodetest::convertFrame;
+using decodetest::decodeAll;
+using decodetest::Decoded;
 using testing::sharedVideo;
 namespace fs = std::filesystem;
 
@@ -71,7 +71,8 @@ const std::map<std::string, ReadmeRow>& readme() {
 
 const ReadmeRow& row(const std::string& name) {
   auto it = readme().find(name);
-  if (it == readme().end()) throw std::runtime_error(name + " is not in ../shared/videos/README.md's table");
+  if (it == readme().end())
+    throw std::runtime_error(name + " is not in ../shared/videos/README.md's table");
   return it->second;
 }
 
@@ -107,9 +108,10 @@ TEST_P(SharedVideoFrames, CountsFramesByDecodingInIncreasingPtsOrder) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shared, SharedVideoFrames,
-                         ::testing::Values("v_GGSY1Qvo990.mp4", "chaplin.mp4", "big_buck_bunny_432_433.webm",
-                                           "no_duration.webm", "video_90.mov", "video_270.mov",
-                                           "unordered.mov", "-video-with-dash-.mp4"),
+                         ::testing::Values("v_GGSY1Qvo990.mp4", "chaplin.mp4",
+                                           "big_buck_bunny_432_433.webm", "no_duration.webm",
+                                           "video_90.mov", "video_270.mov", "unordered.mov",
+                                           "-video-with-dash-.mp4"),
                          [](const ::testing::TestParamInfo<const char*>& param_info) {
                            std::string name;
                            for (const char* c = param_info.param; *c != '\0' && *c != '.'; ++c) {
@@ -127,7 +129,8 @@ TEST_F(SharedVideos, HeaderHints) {
   EXPECT_EQ(chaplin.outputWidth(), 640);
   EXPECT_EQ(chaplin.outputHeight(), 360);
   EXPECT_DOUBLE_EQ(chaplin.info().avgFps, fpsValue(row("chaplin.mp4").fps));
-  EXPECT_NEAR(chaplin.info().durationHint, row("chaplin.mp4").frames / fpsValue(row("chaplin.mp4").fps), 1e-6);
+  EXPECT_NEAR(chaplin.info().durationHint,
+              row("chaplin.mp4").frames / fpsValue(row("chaplin.mp4").fps), 1e-6);
   EXPECT_EQ(chaplin.info().frameCountHint, row("chaplin.mp4").frames);
 
   VideoDecoder activity(sharedVideo("v_GGSY1Qvo990.mp4").string());
@@ -154,7 +157,8 @@ TEST_F(SharedVideos, UnorderedPacketsComeOutInPresentationOrder) {
   // 0, 1/32, 2/32, 3/32 s.
   Decoded d = decodeAll(sharedVideo("unordered.mov"));
   ASSERT_EQ(static_cast<int64_t>(d.pts.size()), row("unordered.mov").frames);
-  for (size_t i = 0; i < d.pts.size(); ++i) EXPECT_DOUBLE_EQ(d.pts[i], i / fpsValue(row("unordered.mov").fps));
+  for (size_t i = 0; i < d.pts.size(); ++i)
+    EXPECT_DOUBLE_EQ(d.pts[i], i / fpsValue(row("unordered.mov").fps));
 }
 
 TEST_F(SharedVideos, CorruptedFileDecodesWithoutCrashing) {
@@ -164,9 +168,11 @@ TEST_F(SharedVideos, CorruptedFileDecodesWithoutCrashing) {
   const int64_t frames = row("corrupted.mp4").frames;
   for (int threads : {0, 1}) {
     Decoded d = decodeAll(sharedVideo("corrupted.mp4"), DecodeOptions{threads});
-    std::printf("corrupted.mp4, threads %d: %lld frames, %lld decode errors, %lld corrupt-flagged frames\n",
-                threads, static_cast<long long>(d.stats.framesDecoded),
-                static_cast<long long>(d.stats.decodeErrors), static_cast<long long>(d.stats.framesCorrupt));
+    std::printf(
+        "corrupted.mp4, threads %d: %lld frames, %lld decode errors, %lld corrupt-flagged frames\n",
+        threads, static_cast<long long>(d.stats.framesDecoded),
+        static_cast<long long>(d.stats.decodeErrors),
+        static_cast<long long>(d.stats.framesCorrupt));
     EXPECT_EQ(d.stats.framesDecoded, frames) << "threads " << threads;
     EXPECT_GE(d.stats.decodeErrors, 1) << "threads " << threads;
   }
@@ -246,12 +252,13 @@ TEST_F(SharedVideos, CudaGivesTheCpuFrames) {
     EXPECT_EQ(static_cast<int64_t>(cpu.pts.size()), row(c.video).frames);
     EXPECT_EQ(cuda.pts, cpu.pts);
     ASSERT_EQ(cuda.rgb.size(), cpu.rgb.size());
-    for (size_t i = 0; i < cpu.rgb.size(); ++i) EXPECT_TRUE(cuda.rgb[i] == cpu.rgb[i]) << "frame " << i * 7;
+    for (size_t i = 0; i < cpu.rgb.size(); ++i)
+      EXPECT_TRUE(cuda.rgb[i] == cpu.rgb[i]) << "frame " << i * 7;
     if (c.nvdec) {
       EXPECT_EQ(cuda.stats.framesOnDevice, static_cast<int64_t>(cpu.pts.size()));
     }
-    std::printf("[decode-device] %-28s %zu frames, %lld decoded by NVDEC\n", c.video, cpu.pts.size(),
-                static_cast<long long>(cuda.stats.framesOnDevice));
+    std::printf("[decode-device] %-28s %zu frames, %lld decoded by NVDEC\n", c.video,
+                cpu.pts.size(), static_cast<long long>(cuda.stats.framesOnDevice));
   }
 }
 

@@ -15,7 +15,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = [] {
-    const auto dir = std::filesystem::temp_directory_path() / ("vidfeat-fuzz-manifest-" + std::to_string(::getpid()));
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("vidfeat-fuzz-manifest-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     return (dir / "m.csv").string();
   }();

@@ -50,7 +50,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (video.status != vidfeat::VideoStatus::Complete || video.segmentCount == 0) continue;
       reader.readRows(video.firstRow, video.segmentCount, segments, features);
       if (segments.size() != size_t(video.segmentCount) ||
-          features.size() != size_t(video.segmentCount * summary.meta.crops * summary.meta.featureDim)) {
+          features.size() !=
+              size_t(video.segmentCount * summary.meta.crops * summary.meta.featureDim)) {
         std::abort();  // the reader returned other than what it validated
       }
     }

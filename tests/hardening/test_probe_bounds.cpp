@@ -1,10 +1,9 @@
 // The probe and the decoder's open on crafted files (issue 15): each file is made here (ffmpeg's
 // CLI for the video, a few bytes of text for the playlists).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
-
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -49,9 +48,10 @@ double secondsSince(std::chrono::steady_clock::time_point t) {
 // 30 fps was an estimate of 3e10 frames, so the start-up cost probe put it first on every resume.
 TEST(ProbeBounds, HeaderDurationIsBoundedByTheFileSize) {
   const fs::path mkv = tempDir() / "jump.mkv";
-  const std::string cmd = "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=64x64:rate=30:d=0.2 "
-                          "-vf \"setpts='if(gte(N,3),PTS+1e9/TB,PTS)'\" -fps_mode passthrough -c:v mjpeg -q:v 10 '" +
-                          mkv.string() + "'";
+  const std::string cmd =
+      "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=64x64:rate=30:d=0.2 "
+      "-vf \"setpts='if(gte(N,3),PTS+1e9/TB,PTS)'\" -fps_mode passthrough -c:v mjpeg -q:v 10 '" +
+      mkv.string() + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const ProbeResult r = probeVideo(mkv.string());
   ASSERT_TRUE(r.ok) << r.error;
@@ -61,8 +61,10 @@ TEST(ProbeBounds, HeaderDurationIsBoundedByTheFileSize) {
   // An honest 10 s video of the same kind estimates more work than the lying one (which said
   // 3e10 frames before the bound).
   const fs::path honest = tempDir() / "honest.mkv";
-  const std::string cmd2 = "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=64x64:rate=30:d=10 -c:v mjpeg -q:v 10 '" +
-                           honest.string() + "'";
+  const std::string cmd2 =
+      "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=64x64:rate=30:d=10 -c:v mjpeg -q:v 10 "
+      "'" +
+      honest.string() + "'";
   ASSERT_EQ(std::system(cmd2.c_str()), 0) << cmd2;
   const ProbeResult h = probeVideo(honest.string());
   ASSERT_TRUE(h.ok) << h.error;
@@ -91,22 +93,26 @@ TEST(ProbeBounds, SelfReferencingConcatIsRefusedAtProbeAndOpen) {
 }
 
 TEST(ProbeBounds, PlaylistsAreRefused) {
-  const fs::path hls = writeText("playlist.mp4", "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nplaylist.mp4\n#EXT-X-ENDLIST\n");
+  const fs::path hls =
+      writeText("playlist.mp4",
+                "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nplaylist.mp4\n#EXT-X-ENDLIST\n");
   ProbeResult r = probeVideo(hls.string());
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.error.find("'hls'"), std::string::npos) << r.error;
-  const fs::path dash = writeText("manifest.mp4",
-                                  "<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" "
-                                  "type=\"static\" mediaPresentationDuration=\"PT1S\"><Period><AdaptationSet>"
-                                  "<Representation id=\"1\" bandwidth=\"1\"><BaseURL>manifest.mp4</BaseURL>"
-                                  "</Representation></AdaptationSet></Period></MPD>\n");
+  const fs::path dash =
+      writeText("manifest.mp4",
+                "<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" "
+                "type=\"static\" mediaPresentationDuration=\"PT1S\"><Period><AdaptationSet>"
+                "<Representation id=\"1\" bandwidth=\"1\"><BaseURL>manifest.mp4</BaseURL>"
+                "</Representation></AdaptationSet></Period></MPD>\n");
   // (Debian's FFmpeg has no DASH demuxer: the file is then not a video of any format; refused.)
   r = probeVideo(dash.string());
   EXPECT_FALSE(r.ok) << "a DASH manifest opened";
   // A real container still opens.
   const fs::path ok = tempDir() / "ok.mp4";
-  const std::string cmd = "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=64x64:rate=30:d=0.2 -c:v mpeg4 '" +
-                          ok.string() + "'";
+  const std::string cmd =
+      "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=64x64:rate=30:d=0.2 -c:v mpeg4 '" +
+      ok.string() + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   r = probeVideo(ok.string());
   EXPECT_TRUE(r.ok) << r.error;
@@ -117,8 +123,9 @@ TEST(ProbeBounds, PlaylistsAreRefused) {
 // valid start.
 TEST(ProbeBounds, FFmpegLogIsRateLimited) {
   const fs::path ts = tempDir() / "garbage.ts";
-  const std::string cmd = "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=64x64:rate=30:d=2 -c:v mpeg2video '" +
-                          ts.string() + "'";
+  const std::string cmd =
+      "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=64x64:rate=30:d=2 -c:v mpeg2video '" +
+      ts.string() + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   {  // every 50th byte of the payload flipped: the decoder logs an error for most packets
     std::fstream f(ts, std::ios::in | std::ios::out | std::ios::binary);
@@ -157,9 +164,11 @@ TEST(ProbeBounds, FFmpegLogIsRateLimited) {
   const auto stderrBytes = fs::file_size(errFile);
   std::istringstream lines(log);
   int64_t n = 0, ffmpegLines = 0;
-  for (std::string line; std::getline(lines, line); ++n) ffmpegLines += line.find("ffmpeg: ") != std::string::npos;
-  std::printf("decoded %lld frames; %lld log lines (%lld from FFmpeg), %zu bytes; %zu bytes on stderr\n",
-              (long long)frames, (long long)n, (long long)ffmpegLines, log.size(), size_t(stderrBytes));
+  for (std::string line; std::getline(lines, line); ++n)
+    ffmpegLines += line.find("ffmpeg: ") != std::string::npos;
+  std::printf(
+      "decoded %lld frames; %lld log lines (%lld from FFmpeg), %zu bytes; %zu bytes on stderr\n",
+      (long long)frames, (long long)n, (long long)ffmpegLines, log.size(), size_t(stderrBytes));
   EXPECT_GT(ffmpegLines, 0) << "the damage was not logged at all: the test does not test";
   EXPECT_LT(log.size(), 16u * 1024);
   EXPECT_LT(stderrBytes, 4u * 1024) << "FFmpeg wrote to stderr past vidfeat's log";

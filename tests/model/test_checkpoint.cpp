@@ -9,13 +9,13 @@
 #include <map>
 
 #include "../../src/model/checkpoint/pickle_reader.h"
+#include "checkpoint/state_dict.h"
+#include "networks/video_net.h"
 #include "test_support.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/checkpoint.h"
 #include "vidfeat/model/feature_model.h"
-#include "checkpoint/state_dict.h"
-#include "networks/video_net.h"
 
 using namespace vidfeat;
 namespace fs = std::filesystem;
@@ -41,7 +41,8 @@ std::vector<Fixture> fixtures() {
     x.config = f["config"].as<std::string>();
     x.overrides = f["overrides"].as<std::vector<std::string>>();
     x.featureDim = f["feature_dim"].as<int64_t>();
-    for (const auto& kv : f["files"]) x.files[kv.first.as<std::string>()] = kv.second.as<std::string>();
+    for (const auto& kv : f["files"])
+      x.files[kv.first.as<std::string>()] = kv.second.as<std::string>();
     out.push_back(x);
   }
   return out;
@@ -86,11 +87,15 @@ const char* kResNetFixtures[] = {"C2D_8x8_R50", "SLOW_8x8_R50", "I3D_8x8_R50"};
 TEST(Checkpoint, FormatIsDetectedFromBytesNotExtension) {
   vidfeat::testing::ScratchDir dir;
   const auto fx = fixture("C2D_8x8_R50");
-  EXPECT_EQ(detectCheckpointFormat((fixtureDir() / fx.files.at("pyth")).string()), CheckpointFormat::TorchZip);
-  EXPECT_EQ(detectCheckpointFormat((fixtureDir() / fx.files.at("legacy")).string()), CheckpointFormat::TorchLegacy);
-  EXPECT_EQ(detectCheckpointFormat((fixtureDir() / fx.files.at("caffe2")).string()), CheckpointFormat::Caffe2Pickle);
+  EXPECT_EQ(detectCheckpointFormat((fixtureDir() / fx.files.at("pyth")).string()),
+            CheckpointFormat::TorchZip);
+  EXPECT_EQ(detectCheckpointFormat((fixtureDir() / fx.files.at("legacy")).string()),
+            CheckpointFormat::TorchLegacy);
+  EXPECT_EQ(detectCheckpointFormat((fixtureDir() / fx.files.at("caffe2")).string()),
+            CheckpointFormat::Caffe2Pickle);
   // A Caffe2 pickle named .pyth is still a Caffe2 pickle.
-  const auto renamed = writeBytes(dir / "weights.pyth", readBytes(fixtureDir() / fx.files.at("caffe2")));
+  const auto renamed =
+      writeBytes(dir / "weights.pyth", readBytes(fixtureDir() / fx.files.at("caffe2")));
   EXPECT_EQ(detectCheckpointFormat(renamed), CheckpointFormat::Caffe2Pickle);
   const auto text = writeBytes(dir / "notes.pkl", "model: slow\n");
   const std::string err = errorOf([&] { detectCheckpointFormat(text); });
@@ -102,11 +107,14 @@ TEST(Checkpoint, FormatIsDetectedFromBytesNotExtension) {
 
 TEST(Checkpoint, Sha256KnownVectors) {
   EXPECT_EQ(sha256Hex("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(sha256Hex("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256Hex("abc", 3),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   const std::string two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-  EXPECT_EQ(sha256Hex(two.data(), two.size()), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(sha256Hex(two.data(), two.size()),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   const std::string million(1000000, 'a');
-  EXPECT_EQ(sha256Hex(million.data(), million.size()), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  EXPECT_EQ(sha256Hex(million.data(), million.size()),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
   // Against sha256sum on a real file (block boundaries across the 64 KiB read buffer).
   const auto file = fixtureDir() / fixture("C2D_8x8_R50").files.at("pyth");
   FILE* p = popen(("sha256sum '" + file.string() + "'").c_str(), "r");
@@ -122,13 +130,16 @@ TEST(Checkpoint, Caffe2NamesConvertAsPySlowFast) {
   EXPECT_EQ(caffe2ToPySlowFastName("conv1_w"), "s1.pathway0_stem.conv.weight");
   EXPECT_EQ(caffe2ToPySlowFastName("res_conv1_bn_riv"), "s1.pathway0_stem.bn.running_var");
   EXPECT_EQ(caffe2ToPySlowFastName("res4_5_branch2c_bn_s"), "s4.pathway0_res5.branch2.c_bn.weight");
-  EXPECT_EQ(caffe2ToPySlowFastName("res2_0_branch1_bn_rm"), "s2.pathway0_res0.branch1_bn.running_mean");
+  EXPECT_EQ(caffe2ToPySlowFastName("res2_0_branch1_bn_rm"),
+            "s2.pathway0_res0.branch1_bn.running_mean");
   EXPECT_EQ(caffe2ToPySlowFastName("t_res3_1_branch2b_w"), "s3.pathway1_res1.branch2.b.weight");
   EXPECT_EQ(caffe2ToPySlowFastName("t_pool1_subsample_bn_b"), "s1_fuse.bn.bias");
   EXPECT_EQ(caffe2ToPySlowFastName("t_res4_5_branch2c_bn_subsample_w"), "s4_fuse.conv_f2s.weight");
-  EXPECT_EQ(caffe2ToPySlowFastName("nonlocal_conv3_1_theta_b"), "s3.pathway0_nonlocal1.conv_theta.bias");
+  EXPECT_EQ(caffe2ToPySlowFastName("nonlocal_conv3_1_theta_b"),
+            "s3.pathway0_nonlocal1.conv_theta.bias");
   EXPECT_EQ(caffe2ToPySlowFastName("nonlocal_conv4_3_bn_s"), "s4.pathway0_nonlocal3.bn.weight");
-  EXPECT_EQ(caffe2ToPySlowFastName("res3_2_branch2b_bn_fc1_w"), "s3.pathway0_res2.branch2.se.fc1.weight");
+  EXPECT_EQ(caffe2ToPySlowFastName("res3_2_branch2b_bn_fc1_w"),
+            "s3.pathway0_res2.branch2.se.fc1.weight");
   EXPECT_EQ(caffe2ToPySlowFastName("conv1_xy_w"), "s1.pathway0_stem.conv_xy.weight");
   EXPECT_EQ(caffe2ToPySlowFastName("conv_5_bn_riv"), "head.conv_5_bn.running_var");
   EXPECT_EQ(caffe2ToPySlowFastName("lin_5_w"), "head.lin_5.weight");
@@ -143,14 +154,16 @@ TEST(Checkpoint, EveryFormatMatchesPySlowFastFeature) {
       SCOPED_TRACE(std::string(name) + " " + format);
       auto m = FeatureModel::build(fixtureConfig(fx));
       const auto path = (fixtureDir() / fx.files.at(format)).string();
-      const auto report = m->loadCheckpoint(path, std::string(format) == "caffe2" ? "caffe2" : "pytorch");
+      const auto report =
+          m->loadCheckpoint(path, std::string(format) == "caffe2" ? "caffe2" : "pytorch");
       EXPECT_EQ(report.sha256, sha256File(path));
       EXPECT_TRUE(report.absentHeadKeys.empty());
       EXPECT_GT(report.tensorsLoaded, 100);
       const auto v = m->verifyIo((fixtureDir() / fx.files.at("io")).string());
       EXPECT_EQ(v.featureDim, fx.featureDim);
       EXPECT_LE(v.relativeError, 1e-4) << name << " " << format;
-      std::printf("[parity] %-20s %-7s rel.err %.3g  forward %.3f s\n", name, format, v.relativeError, v.forwardSeconds);
+      std::printf("[parity] %-20s %-7s rel.err %.3g  forward %.3f s\n", name, format,
+                  v.relativeError, v.forwardSeconds);
     }
   }
 }
@@ -181,7 +194,9 @@ TEST(Checkpoint, StrictLoadListsEveryProblem) {
 
   model::StateDict bad;
   for (const auto& [k, t] : good) {
-    if (k == "s2.pathway0_res0.branch2.a.weight" || k == "s3.pathway0_res1.branch2.b_bn.running_var") continue;  // missing
+    if (k == "s2.pathway0_res0.branch2.a.weight" ||
+        k == "s3.pathway0_res1.branch2.b_bn.running_var")
+      continue;  // missing
     if (k == "s4.pathway0_res0.branch1.weight") {
       bad.emplace_back(k, t.narrow(0, 0, t.size(0) - 1));  // mis-shaped
       continue;
@@ -204,7 +219,8 @@ TEST(Checkpoint, StrictLoadListsEveryProblem) {
     if (!model::isHeadClassifierKey(k)) headless.emplace_back(k, t);
   }
   const auto r = model::applyStateDict(*net, headless);
-  EXPECT_EQ(r.absentHeadKeys, (std::vector<std::string>{"head.projection.bias", "head.projection.weight"}));
+  EXPECT_EQ(r.absentHeadKeys,
+            (std::vector<std::string>{"head.projection.bias", "head.projection.weight"}));
 }
 
 TEST(Checkpoint, TsmStyleAndBareStateDicts) {
@@ -220,7 +236,8 @@ TEST(Checkpoint, TsmStyleAndBareStateDicts) {
   }
   // The io file is a dict of neither kind.
   const Fixture fx = fixture("C2D_8x8_R50");
-  const std::string err = errorOf([&] { model::readStateDict((fixtureDir() / fx.files.at("io")).string()); });
+  const std::string err =
+      errorOf([&] { model::readStateDict((fixtureDir() / fx.files.at("io")).string()); });
   EXPECT_NE(err.find("not a bare state dict"), std::string::npos) << err;
 }
 
@@ -229,7 +246,9 @@ TEST(Checkpoint, UnknownGlobalIsRejectedNotExecuted) {
   const fs::path marker = dir / "pwned";
   // pickle.dumps(os.system("touch <marker>")) by hand: GLOBAL posix system, the command, REDUCE.
   const std::string cmd = "touch " + marker.string();
-  std::string pkl = "\x80\x02" "cposix\nsystem\nq\x00X";
+  std::string pkl =
+      "\x80\x02"
+      "cposix\nsystem\nq\x00X";
   const uint32_t n = uint32_t(cmd.size());
   pkl += std::string(reinterpret_cast<const char*>(&n), 4) + cmd + "\x85R.";
   const auto path = writeBytes(dir / "evil.pkl", pkl);
@@ -239,19 +258,28 @@ TEST(Checkpoint, UnknownGlobalIsRejectedNotExecuted) {
   EXPECT_NE(err.find("evil.pkl"), std::string::npos) << err;
   EXPECT_FALSE(fs::exists(marker));
   // builtins.eval via STACK_GLOBAL (protocol 4 spelling) too.
-  const std::string pkl4 = std::string("\x80\x04\x8c\x08" "builtins\x8c\x04" "eval\x93)R.", 22);
-  EXPECT_NE(errorOf([&] { ckpt::parsePickle(reinterpret_cast<const uint8_t*>(pkl4.data()), pkl4.size()); }).find("builtins.eval"),
+  const std::string pkl4 = std::string(
+      "\x80\x04\x8c\x08"
+      "builtins\x8c\x04"
+      "eval\x93)R.",
+      22);
+  EXPECT_NE(errorOf([&] {
+              ckpt::parsePickle(reinterpret_cast<const uint8_t*>(pkl4.data()), pkl4.size());
+            }).find("builtins.eval"),
             std::string::npos);
   // An opcode no checkpoint uses (INST, protocol 0) is named.
   const std::string inst = "\x80\x02i__main__\nX\n.";
-  EXPECT_NE(errorOf([&] { ckpt::parsePickle(reinterpret_cast<const uint8_t*>(inst.data()), inst.size()); }).find("opcode 'i'"),
+  EXPECT_NE(errorOf([&] {
+              ckpt::parsePickle(reinterpret_cast<const uint8_t*>(inst.data()), inst.size());
+            }).find("opcode 'i'"),
             std::string::npos);
 }
 
 TEST(Checkpoint, Python3Protocol2NumpyPickleReads) {
-  // Python 3's pickle.dumps({"blobs": {"pred_w": np.arange(6, dtype=np.float32).reshape(2, 3)}}, 2):
-  // the data goes through _codecs.encode; tests/fuzz/corpus holds the same bytes.
-  const std::string bytes = readBytes(vidfeat::testing::sourceDir() / "tests" / "fuzz" / "corpus" / "py3_numpy.pkl");
+  // Python 3's pickle.dumps({"blobs": {"pred_w": np.arange(6, dtype=np.float32).reshape(2, 3)}},
+  // 2): the data goes through _codecs.encode; tests/fuzz/corpus holds the same bytes.
+  const std::string bytes =
+      readBytes(vidfeat::testing::sourceDir() / "tests" / "fuzz" / "corpus" / "py3_numpy.pkl");
   ASSERT_FALSE(bytes.empty());
   auto tree = ckpt::parsePickle(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   const ckpt::PyValue* blobs = ckpt::dictGet(*tree.root(), "blobs");
@@ -285,7 +313,8 @@ TEST(Checkpoint, CheckpointTypeMismatchStillLoadsWhatTheBytesSay) {
   const auto r = m->loadCheckpoint((fixtureDir() / fx.files.at("caffe2")).string(), "pytorch");
   EXPECT_EQ(r.format, CheckpointFormat::Caffe2Pickle);
   EXPECT_LE(m->verifyIo((fixtureDir() / fx.files.at("io")).string()).relativeError, 1e-4);
-  EXPECT_THROW(m->loadCheckpoint((fixtureDir() / fx.files.at("pyth")).string(), "tensorflow"), Error);
+  EXPECT_THROW(m->loadCheckpoint((fixtureDir() / fx.files.at("pyth")).string(), "tensorflow"),
+               Error);
 }
 
 // Fixtures of models whose modules arrive with the SlowFast/X3D/non-local work: loaded and compared
@@ -308,7 +337,8 @@ TEST(Checkpoint, OtherZooFixturesWhenTheirModulesExist) {
       m->loadCheckpoint((fixtureDir() / file).string(), format == "caffe2" ? "caffe2" : "pytorch");
       const auto v = m->verifyIo((fixtureDir() / fx.files.at("io")).string());
       EXPECT_LE(v.relativeError, 1e-4);
-      std::printf("[parity] %-36s %-7s rel.err %.3g\n", fx.name.c_str(), format.c_str(), v.relativeError);
+      std::printf("[parity] %-36s %-7s rel.err %.3g\n", fx.name.c_str(), format.c_str(),
+                  v.relativeError);
     }
   }
 }

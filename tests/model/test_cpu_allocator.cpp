@@ -33,7 +33,9 @@ TEST(CachingCpuAllocator, ReusesFreedBlocksWithinThePeak) {
   { auto s = torch::ones({1000}); }
   EXPECT_EQ(model::cpuCacheStats().cachedBytes, small.cachedBytes);
   // The cache never holds more than the peak of memory in use.
-  for (int i = 1; i <= 8; ++i) { auto t = torch::empty({int64_t(i) << 20}, torch::kFloat32); }
+  for (int i = 1; i <= 8; ++i) {
+    auto t = torch::empty({int64_t(i) << 20}, torch::kFloat32);
+  }
   after = model::cpuCacheStats();
   EXPECT_LE(after.cachedBytes, after.peakInUseBytes);
 }
@@ -53,8 +55,10 @@ TEST(CachingCpuAllocator, ServesMkldnnTensors) {
   {
     auto m = x.to_mkldnn();
     const auto alive = model::cpuCacheStats();
-    EXPECT_GE(alive.inUseBytes, before.inUseBytes + bytes) << "the MKL-DNN tensor's memory is not this allocator's";
-    EXPECT_GT(alive.hits + alive.misses, before.hits + before.misses) << "no cacheable allocation went through it";
+    EXPECT_GE(alive.inUseBytes, before.inUseBytes + bytes)
+        << "the MKL-DNN tensor's memory is not this allocator's";
+    EXPECT_GT(alive.hits + alive.misses, before.hits + before.misses)
+        << "no cacheable allocation went through it";
     EXPECT_TRUE(torch::equal(m.to_dense(), x));
   }
   const auto freed = model::cpuCacheStats();

@@ -25,7 +25,8 @@ double relErr(const torch::Tensor& a, const torch::Tensor& ref) {
 torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                         const std::vector<int64_t>& stride, const std::vector<int64_t>& padding) {
   return torch::conv3d(x.to(torch::kFloat64), w.to(torch::kFloat64),
-                       b.defined() ? b.to(torch::kFloat64) : torch::Tensor(), stride, padding, {1, 1, 1}, x.size(1));
+                       b.defined() ? b.to(torch::kFloat64) : torch::Tensor(), stride, padding,
+                       {1, 1, 1}, x.size(1));
 }
 
 }  // namespace
@@ -34,23 +35,35 @@ TEST(DepthwiseConv3d, MatchesConv3dOnEveryShape) {
   torch::manual_seed(7);
   torch::set_num_threads(2);
   const std::vector<Case> cases = {
-      {{2, 5, 4, 9, 11}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, true},   // X3D's b conv, stride 1
-      {{1, 6, 5, 9, 11}, {3, 3, 3}, {1, 2, 2}, {1, 1, 1}, true},   // ... the first block of a stage, odd size
-      {{1, 6, 5, 8, 10}, {3, 3, 3}, {1, 2, 2}, {1, 1, 1}, true},   // ... even size
-      {{2, 4, 7, 6, 5}, {5, 1, 1}, {1, 1, 1}, {2, 0, 0}, true},    // X3D's stem: temporal, frames as rows
+      {{2, 5, 4, 9, 11}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, true},  // X3D's b conv, stride 1
+      {{1, 6, 5, 9, 11},
+       {3, 3, 3},
+       {1, 2, 2},
+       {1, 1, 1},
+       true},  // ... the first block of a stage, odd size
+      {{1, 6, 5, 8, 10}, {3, 3, 3}, {1, 2, 2}, {1, 1, 1}, true},  // ... even size
+      {{2, 4, 7, 6, 5},
+       {5, 1, 1},
+       {1, 1, 1},
+       {2, 0, 0},
+       true},  // X3D's stem: temporal, frames as rows
       {{1, 3, 7, 6, 5}, {3, 1, 1}, {2, 1, 1}, {1, 0, 0}, false},   // temporal stride, no bias
       {{1, 3, 4, 7, 9}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, false},   // spatial only
       {{1, 3, 3, 6, 7}, {3, 3, 3}, {1, 1, 1}, {0, 0, 0}, true},    // no padding
       {{1, 3, 3, 10, 11}, {3, 3, 3}, {1, 3, 3}, {1, 1, 1}, true},  // stride 3
-      {{1, 3, 3, 5, 7}, {3, 5, 5}, {1, 1, 2}, {1, 2, 2}, true},    // a 5-wide kernel: the generic row path
-      {{1, 2, 1, 1, 1}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, true},    // one pixel: only the centre tap
-      {{1, 2, 3, 4, 1}, {3, 3, 3}, {1, 2, 2}, {1, 1, 1}, true},    // one column
-      {{1, 2, 2, 1, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, true},    // one row
-      {{1, 2, 3, 3, 2}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, true},    // a row narrower than the kernel
+      {{1, 3, 3, 5, 7},
+       {3, 5, 5},
+       {1, 1, 2},
+       {1, 2, 2},
+       true},  // a 5-wide kernel: the generic row path
+      {{1, 2, 1, 1, 1}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, true},  // one pixel: only the centre tap
+      {{1, 2, 3, 4, 1}, {3, 3, 3}, {1, 2, 2}, {1, 1, 1}, true},  // one column
+      {{1, 2, 2, 1, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, true},  // one row
+      {{1, 2, 3, 3, 2}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, true},  // a row narrower than the kernel
   };
   for (const auto& c : cases) {
-    SCOPED_TRACE(::testing::Message() << "input " << c.input << " kernel " << c.kernel << " stride " << c.stride
-                                      << " padding " << c.padding);
+    SCOPED_TRACE(::testing::Message() << "input " << c.input << " kernel " << c.kernel << " stride "
+                                      << c.stride << " padding " << c.padding);
     const int64_t channels = c.input[1];
     auto x = torch::randn(c.input);
     auto w = torch::randn({channels, 1, c.kernel[0], c.kernel[1], c.kernel[2]});
@@ -61,7 +74,8 @@ TEST(DepthwiseConv3d, MatchesConv3dOnEveryShape) {
     ASSERT_EQ(y.sizes(), ref.sizes());
     EXPECT_TRUE(y.is_contiguous());
     EXPECT_LT(relErr(y, ref), 1e-6);
-    EXPECT_LT((y.to(torch::kFloat64) - ref).abs().max().item<double>(), 1e-5 * (1.0 + ref.abs().max().item<double>()));
+    EXPECT_LT((y.to(torch::kFloat64) - ref).abs().max().item<double>(),
+              1e-5 * (1.0 + ref.abs().max().item<double>()));
   }
 }
 
@@ -86,20 +100,27 @@ TEST(DepthwiseConv3d, AppliesOnlyToWhatItComputes) {
   auto x = torch::randn({1, 4, 3, 5, 5});
   auto w = torch::randn({4, 1, 3, 3, 3});
   EXPECT_TRUE(model::depthwiseConv3dApplies(x, w, {1, 1, 1}, 4));
-  EXPECT_FALSE(model::depthwiseConv3dApplies(x, w, {1, 2, 2}, 4));                          // dilation
-  EXPECT_FALSE(model::depthwiseConv3dApplies(x, torch::randn({4, 2, 3, 3, 3}), {1, 1, 1}, 2));  // grouped, not depth-wise
-  EXPECT_FALSE(model::depthwiseConv3dApplies(x.to(torch::kFloat64), w, {1, 1, 1}, 4));     // not float
-  EXPECT_FALSE(model::depthwiseConv3dApplies(x.to(torch::kBFloat16), w, {1, 1, 1}, 4));    // bf16 takes LibTorch's
-  EXPECT_FALSE(model::depthwiseConv3dApplies(x.to_mkldnn(), w, {1, 1, 1}, 4));              // blocked layout
+  EXPECT_FALSE(model::depthwiseConv3dApplies(x, w, {1, 2, 2}, 4));  // dilation
+  EXPECT_FALSE(model::depthwiseConv3dApplies(x, torch::randn({4, 2, 3, 3, 3}), {1, 1, 1},
+                                             2));  // grouped, not depth-wise
+  EXPECT_FALSE(model::depthwiseConv3dApplies(x.to(torch::kFloat64), w, {1, 1, 1}, 4));  // not float
+  EXPECT_FALSE(model::depthwiseConv3dApplies(x.to(torch::kBFloat16), w, {1, 1, 1},
+                                             4));  // bf16 takes LibTorch's
+  EXPECT_FALSE(model::depthwiseConv3dApplies(x.to_mkldnn(), w, {1, 1, 1}, 4));  // blocked layout
   EXPECT_FALSE(model::depthwiseConv3dApplies(torch::randn({4, 3, 5, 5}), w, {1, 1, 1}, 4));  // 4-D
-  EXPECT_FALSE(model::depthwiseConv3dApplies(torch::randn({1, 8, 3, 5, 5}), w, {1, 1, 1}, 4));  // channels != groups
+  EXPECT_FALSE(model::depthwiseConv3dApplies(torch::randn({1, 8, 3, 5, 5}), w, {1, 1, 1},
+                                             4));  // channels != groups
 }
 
 // A folded depth-wise ConvBn runs the kernel and equals conv + BatchNorm with random statistics.
 TEST(DepthwiseConv3d, FoldedConvBnEqualsTheModules) {
   torch::manual_seed(9);
   namespace nn = torch::nn;
-  nn::Conv3d conv(nn::Conv3dOptions(6, 6, {3, 3, 3}).stride({1, 2, 2}).padding({1, 1, 1}).groups(6).bias(false));
+  nn::Conv3d conv(nn::Conv3dOptions(6, 6, {3, 3, 3})
+                      .stride({1, 2, 2})
+                      .padding({1, 1, 1})
+                      .groups(6)
+                      .bias(false));
   nn::BatchNorm3d bn(nn::BatchNorm3dOptions(6).eps(1e-5));
   torch::NoGradGuard noGrad;
   conv->weight.normal_();

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "test_support.h"
-#include "vidfeat/config/config.h"
 #include "kernels/conv_bn.h"
 #include "networks/video_net.h"
+#include "test_support.h"
+#include "vidfeat/config/config.h"
 
 using namespace vidfeat;
 
@@ -20,15 +20,17 @@ struct Case {
   std::vector<std::string> overrides;
 };
 
-const std::vector<std::string> kResnet = {"RESNET.WIDTH_PER_GROUP=4", "DATA.NUM_FRAMES=8", "DATA.TRAIN_CROP_SIZE=64",
-                                          "DATA.TEST_CROP_SIZE=64", "MODEL.NUM_CLASSES=7"};
+const std::vector<std::string> kResnet = {"RESNET.WIDTH_PER_GROUP=4", "DATA.NUM_FRAMES=8",
+                                          "DATA.TRAIN_CROP_SIZE=64", "DATA.TEST_CROP_SIZE=64",
+                                          "MODEL.NUM_CLASSES=7"};
 const std::vector<std::string> kSlowFast = {"RESNET.WIDTH_PER_GROUP=8", "DATA.NUM_FRAMES=16",
                                             "DATA.TRAIN_CROP_SIZE=64", "DATA.TEST_CROP_SIZE=64",
                                             "MODEL.NUM_CLASSES=7"};
-const std::vector<std::string> kX3d = {"DATA.NUM_FRAMES=4", "DATA.TRAIN_CROP_SIZE=64", "DATA.TEST_CROP_SIZE=64",
-                                       "MODEL.NUM_CLASSES=7"};
-const std::vector<std::string> kTsm = {"RESNET.WIDTH_PER_GROUP=8", "DATA.NUM_FRAMES=4", "DATA.TRAIN_CROP_SIZE=64",
+const std::vector<std::string> kX3d = {"DATA.NUM_FRAMES=4", "DATA.TRAIN_CROP_SIZE=64",
                                        "DATA.TEST_CROP_SIZE=64", "MODEL.NUM_CLASSES=7"};
+const std::vector<std::string> kTsm = {"RESNET.WIDTH_PER_GROUP=8", "DATA.NUM_FRAMES=4",
+                                       "DATA.TRAIN_CROP_SIZE=64", "DATA.TEST_CROP_SIZE=64",
+                                       "MODEL.NUM_CLASSES=7"};
 
 std::vector<Case> cases() {
   auto with = [](std::vector<std::string> v, const std::string& extra) {
@@ -61,7 +63,9 @@ double relErr(const torch::Tensor& a, const torch::Tensor& ref) {
 size_t countBatchNorms(torch::nn::Module& net) {
   size_t n = 0;
   for (const auto& m : net.modules(/*include_self=*/false)) {
-    if (dynamic_cast<torch::nn::BatchNorm3dImpl*>(m.get()) || dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get())) ++n;
+    if (dynamic_cast<torch::nn::BatchNorm3dImpl*>(m.get()) ||
+        dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get()))
+      ++n;
   }
   return n;
 }
@@ -79,7 +83,8 @@ TEST(BatchNormFolding, FoldedAndBlockedMatchThePlainModelForEveryFamily) {
   c10::InferenceMode inference;
   for (const auto& c : cases()) {
     SCOPED_TRACE(c.config);
-    auto cfg = Config::load((vidfeat::testing::sourceDir() / "configs" / c.config).string(), c.overrides);
+    auto cfg =
+        Config::load((vidfeat::testing::sourceDir() / "configs" / c.config).string(), c.overrides);
     auto net = model::buildVideoNet(cfg);
     net->eval();
     model::randomizeParameters(*net, 11);  // running means and variances random too
@@ -127,7 +132,8 @@ TEST(BatchNormFolding, FoldedAndBlockedMatchThePlainModelForEveryFamily) {
 TEST(BatchNormFolding, RefoldingFollowsNewWeights) {
   LayoutGuard guard;
   c10::InferenceMode inference;
-  auto cfg = Config::load((vidfeat::testing::sourceDir() / "configs/Kinetics/SLOW_8x8_R50.yaml").string(), kResnet);
+  auto cfg = Config::load(
+      (vidfeat::testing::sourceDir() / "configs/Kinetics/SLOW_8x8_R50.yaml").string(), kResnet);
   auto net = model::buildVideoNet(cfg);
   net->eval();
   auto clip = torch::randn({1, 3, 8, 64, 64}, at::detail::createCPUGenerator(4), torch::kFloat32);
@@ -144,7 +150,8 @@ TEST(BatchNormFolding, RefoldingFollowsNewWeights) {
 }
 
 TEST(BatchNormFolding, TrainingModeRunsTheModules) {
-  auto cfg = Config::load((vidfeat::testing::sourceDir() / "configs/Kinetics/C2D_8x8_R50.yaml").string(), kResnet);
+  auto cfg = Config::load(
+      (vidfeat::testing::sourceDir() / "configs/Kinetics/C2D_8x8_R50.yaml").string(), kResnet);
   auto net = model::buildVideoNet(cfg);
   model::randomizeParameters(*net, 1);
   net->eval();

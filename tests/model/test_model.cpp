@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <map>
 
+#include "networks/resnet.h"
+#include "networks/video_net.h"
 #include "test_support.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/feature_model.h"
-#include "networks/resnet.h"
-#include "networks/video_net.h"
 
 using namespace vidfeat;
 using Shapes = std::map<std::string, std::vector<int64_t>>;
@@ -16,7 +16,8 @@ using Shapes = std::map<std::string, std::vector<int64_t>>;
 namespace {
 
 Config zooConfig(const std::string& name, const std::vector<std::string>& overrides = {}) {
-  return Config::load((vidfeat::testing::sourceDir() / "configs" / "Kinetics" / name).string(), overrides);
+  return Config::load((vidfeat::testing::sourceDir() / "configs" / "Kinetics" / name).string(),
+                      overrides);
 }
 
 Shapes shapesOf(const FeatureModel& m) {
@@ -89,7 +90,8 @@ TEST(ModelResNet, TinyForwardShapesAndDeterminism) {
     }
     EXPECT_GT(norm, 0.0);
     // The two clips differ, so must their features.
-    EXPECT_NE(std::vector<float>(fa.begin(), fa.begin() + 128), std::vector<float>(fa.begin() + 128, fa.end()));
+    EXPECT_NE(std::vector<float>(fa.begin(), fa.begin() + 128),
+              std::vector<float>(fa.begin() + 128, fa.end()));
     // softmax head output: rows sum to 1
     double sum = 0;
     for (int k = 0; k < a->numClasses(); ++k) sum += logits[k];
@@ -130,6 +132,7 @@ TEST(ModelResNet, UnknownModelNameListsEveryBuiltFamily) {
     FeatureModel::build(zooConfig("SLOW_8x8_R50.yaml", {"MODEL.MODEL_NAME=Foo"}));
     FAIL() << "MODEL_NAME Foo built";
   } catch (const Error& e) {
-    for (const auto& n : names) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << n << ": " << e.what();
+    for (const auto& n : names)
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << n << ": " << e.what();
   }
 }

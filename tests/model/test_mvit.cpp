@@ -9,12 +9,12 @@
 #include <map>
 
 #include "fixture_parity.h"
+#include "networks/mvit.h"
+#include "networks/video_net.h"
 #include "test_support.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/feature_model.h"
-#include "networks/mvit.h"
-#include "networks/video_net.h"
 
 using namespace vidfeat;
 
@@ -26,7 +26,8 @@ Config zooConfig(const std::string& rel, const std::vector<std::string>& overrid
 
 using vidfeat::testing::fixtureDir;
 
-void expectErrorNaming(const std::string& rel, const std::vector<std::string>& overrides, const std::string& key) {
+void expectErrorNaming(const std::string& rel, const std::vector<std::string>& overrides,
+                       const std::string& key) {
   try {
     FeatureModel::build(zooConfig(rel, overrides));
     ADD_FAILURE() << "expected an error naming " << key;
@@ -47,7 +48,8 @@ TEST(MViT, FullSizeModelsHavePySlowFastsKeysShapesAndParameterCounts) {
     SCOPED_TRACE(name);
     const auto& ref = kv.second;
     // configs/ holds vidfeat's copies (the rev one with CLS_EMBED_ON False).
-    auto cfg = Config::load((vidfeat::testing::sourceDir() / ref["config"].as<std::string>()).string());
+    auto cfg =
+        Config::load((vidfeat::testing::sourceDir() / ref["config"].as<std::string>()).string());
     auto net = model::buildVideoNet(cfg);
     std::map<std::string, std::vector<int64_t>> ours;
     for (const auto& p : net->named_parameters()) ours[p.key()] = p.value().sizes().vec();
@@ -72,7 +74,8 @@ TEST(MViT, FullSizeModelsHavePySlowFastsKeysShapesAndParameterCounts) {
 
 TEST(MViT, ReversibleModelWithClsTokenIsAnErrorNamingTheKey) {
   // PySlowFast's own REV_MVIT_B_16x4_CONV.yaml says CLS_EMBED_ON True; its model asserts it off.
-  expectErrorNaming("Kinetics/REV_MVIT_B_16x4_CONV.yaml", {"MVIT.CLS_EMBED_ON=True"}, "MVIT.CLS_EMBED_ON");
+  expectErrorNaming("Kinetics/REV_MVIT_B_16x4_CONV.yaml", {"MVIT.CLS_EMBED_ON=True"},
+                    "MVIT.CLS_EMBED_ON");
 }
 
 TEST(MViT, ConfigurationsPySlowFastRejectsNameTheKey) {
@@ -84,8 +87,10 @@ TEST(MViT, ConfigurationsPySlowFastRejectsNameTheKey) {
   expectErrorNaming(b, {"MVIT.DIM_MUL=[[30, 2.0]]"}, "MVIT.DIM_MUL");
   expectErrorNaming(b, {"MVIT.POOL_Q_STRIDE=[[30, 1, 2, 2]]"}, "MVIT.POOL_Q_STRIDE");
   expectErrorNaming(b, {"MODEL.HEAD_ACT=relu"}, "MODEL.HEAD_ACT");
-  expectErrorNaming("Kinetics/REV_MVIT_B_16x4_CONV.yaml", {"MVIT.REV.RES_PATH=max"}, "MVIT.REV.RES_PATH");
-  expectErrorNaming("Kinetics/REV_MVIT_B_16x4_CONV.yaml", {"MVIT.REV.PRE_Q_FUSION=mul"}, "MVIT.REV.PRE_Q_FUSION");
+  expectErrorNaming("Kinetics/REV_MVIT_B_16x4_CONV.yaml", {"MVIT.REV.RES_PATH=max"},
+                    "MVIT.REV.RES_PATH");
+  expectErrorNaming("Kinetics/REV_MVIT_B_16x4_CONV.yaml", {"MVIT.REV.PRE_Q_FUSION=mul"},
+                    "MVIT.REV.PRE_Q_FUSION");
 }
 
 TEST(MViT, AnotherInputGridIsAnErrorAsInPySlowFast) {
@@ -119,8 +124,8 @@ TEST(MViT, RoundWidthIsPySlowFastsOnFloat32Multipliers) {
 TEST(MViT, FixtureFeaturesEqualPySlowFasts) {
   // The last two: fusion MLPs of the reversible model; max pooling, separate q/k/v, a single
   // positional embedding and mean pooling without a cls token.
-  vidfeat::testing::expectFixtureParity({"MVIT_B_32x3_CONV", "MVITv2_S_16x4", "REV_MVIT_B_16x4_CONV",
-                                         "REV_MVIT_B_16x4_CONV_concat_linear",
-                                         "MVIT_B_32x3_CONV_max_sepqkv_meanpool"},
-                                        "mvit");
+  vidfeat::testing::expectFixtureParity(
+      {"MVIT_B_32x3_CONV", "MVITv2_S_16x4", "REV_MVIT_B_16x4_CONV",
+       "REV_MVIT_B_16x4_CONV_concat_linear", "MVIT_B_32x3_CONV_max_sepqkv_meanpool"},
+      "mvit");
 }

@@ -38,7 +38,8 @@ LoadedFixture loadFixture(const std::string& name) {
     for (const auto& f : root["fixtures"]) {
       if (f["name"].as<std::string>() != name) continue;
       const auto files = f["files"];
-      const std::string file = files["pyth"] ? files["pyth"].as<std::string>() : files["checkpoint"].as<std::string>();
+      const std::string file =
+          files["pyth"] ? files["pyth"].as<std::string>() : files["checkpoint"].as<std::string>();
       return LoadedFixture{Config::load((sourceDir() / f["config"].as<std::string>()).string(),
                                         f["overrides"].as<std::vector<std::string>>()),
                            (fixtureDir() / file).string(), "pytorch",
@@ -65,7 +66,8 @@ TEST(Precision, Names) {
   EXPECT_EQ(parsePrecision("fp32"), Precision::Fp32);
   EXPECT_EQ(parsePrecision("fp16"), Precision::Fp16);
   EXPECT_EQ(parsePrecision("bf16"), Precision::Bf16);
-  for (auto p : {Precision::Fp32, Precision::Fp16, Precision::Bf16}) EXPECT_EQ(parsePrecision(precisionName(p)), p);
+  for (auto p : {Precision::Fp32, Precision::Fp16, Precision::Bf16})
+    EXPECT_EQ(parsePrecision(precisionName(p)), p);
   try {
     parsePrecision("fp8");
     FAIL() << "fp8 accepted";
@@ -76,8 +78,9 @@ TEST(Precision, Names) {
 
 // One fixture per model family: bf16 within kBf16Tolerance of the reference, fp32 within 1e-4.
 TEST(Precision, Bf16FeaturesWithinMeasuredTolerance) {
-  for (const char* name : {"C2D_8x8_R50", "I3D_NLN_8x8_R50", "SLOW_8x8_R50", "SLOWFAST_8x8_R50", "X3D_S",
-                           "MVITv2_S_16x4", "REV_MVIT_B_16x4_CONV", "TSM_R50_shift8_blockres_avg_segment8"}) {
+  for (const char* name :
+       {"C2D_8x8_R50", "I3D_NLN_8x8_R50", "SLOW_8x8_R50", "SLOWFAST_8x8_R50", "X3D_S",
+        "MVITv2_S_16x4", "REV_MVIT_B_16x4_CONV", "TSM_R50_shift8_blockres_avg_segment8"}) {
     SCOPED_TRACE(name);
     const LoadedFixture fx = loadFixture(name);
     auto fp32 = loaded(fx, Precision::Fp32);
@@ -100,7 +103,8 @@ TEST(Precision, Fp16NeedsCuda) {
     FeatureModel::build(fx.cfg, "cpu", Precision::Fp16);
     FAIL() << "fp16 on the CPU accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("fp16 needs a CUDA device"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("fp16 needs a CUDA device"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -136,14 +140,16 @@ TEST(Precision, BytesNormalisedByTheModelEqualPackClip) {
     std::mt19937 gen(11);
     std::uniform_int_distribution<int> byte(0, 255);
     const int64_t batch = 2;
-    std::vector<std::vector<uint8_t>> frames(size_t(batch * shape.frames), std::vector<uint8_t>(size_t(w) * h * 3));
+    std::vector<std::vector<uint8_t>> frames(size_t(batch * shape.frames),
+                                             std::vector<uint8_t>(size_t(w) * h * 3));
     for (auto& f : frames)
       for (auto& v : f) v = uint8_t(byte(gen));
     std::vector<float> floats(size_t(batch * shape.numel()));
     std::vector<uint8_t> bytes(floats.size());
     for (int64_t i = 0; i < batch; ++i) {
       std::vector<const uint8_t*> clip;
-      for (int64_t t = 0; t < shape.frames; ++t) clip.push_back(frames[size_t(i * shape.frames + t)].data());
+      for (int64_t t = 0; t < shape.frames; ++t)
+        clip.push_back(frames[size_t(i * shape.frames + t)].data());
       packClip(clip, w, h, spec, floats.data() + i * shape.numel());
       cropClip(clip, w, h, spec, bytes.data() + i * shape.numel());
     }
@@ -155,7 +161,8 @@ TEST(Precision, BytesNormalisedByTheModelEqualPackClip) {
       ASSERT_EQ(floats[k], float(bytes[k]) * n.scale[c] + n.shift[c]) << "value " << k;
     }
     const size_t dim = size_t(m->featureDim()), classes = size_t(m->numClasses());
-    std::vector<float> fromFloats(batch * dim), fromBytes(batch * dim), logitsF(batch * classes), logitsB(batch * classes);
+    std::vector<float> fromFloats(batch * dim), fromBytes(batch * dim), logitsF(batch * classes),
+        logitsB(batch * classes);
     m->extract(floats.data(), batch, fromFloats.data(), logitsF.data());
     m->extractBytes(bytes.data(), batch, n, fromBytes.data(), logitsB.data());
     EXPECT_EQ(fromFloats, fromBytes);

@@ -10,13 +10,13 @@
 #include <filesystem>
 #include <map>
 
+#include "checkpoint/state_dict.h"
+#include "networks/tsm.h"
+#include "networks/video_net.h"
 #include "test_support.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/feature_model.h"
-#include "checkpoint/state_dict.h"
-#include "networks/tsm.h"
-#include "networks/video_net.h"
 
 using namespace vidfeat;
 using Shape = std::vector<int64_t>;

@@ -10,14 +10,14 @@
 #include <map>
 
 #include "fixture_parity.h"
+#include "networks/slowfast.h"
+#include "networks/video_net.h"
+#include "networks/x3d.h"
 #include "test_support.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/checkpoint.h"
 #include "vidfeat/model/feature_model.h"
-#include "networks/slowfast.h"
-#include "networks/video_net.h"
-#include "networks/x3d.h"
 
 using namespace vidfeat;
 using Shape = std::vector<int64_t>;
@@ -46,8 +46,8 @@ int64_t parameterCount(const Config& cfg) {
 
 struct ZooEntry {
   const char* config;
-  size_t stateKeys;     // len(model.state_dict()) in PySlowFast
-  int64_t parameters;   // sum(p.numel() for p in model.parameters()) in PySlowFast
+  size_t stateKeys;    // len(model.state_dict()) in PySlowFast
+  int64_t parameters;  // sum(p.numel() for p in model.parameters()) in PySlowFast
   int64_t featureDim;
   int64_t numClasses;
 };
@@ -94,7 +94,8 @@ TEST(ModelZoo, FullSizeModelsHavePySlowFastsKeyCountParametersAndFeatureDim) {
 
 TEST(ModelZoo, NonlocalBlocksSitWhereI3DNlnPutsThem) {
   auto s = shapesOf(*FeatureModel::build(zooConfig("Kinetics/I3D_NLN_8x8_R50.yaml")));
-  // NONLOCAL.LOCATION [[[]], [[1, 3]], [[1, 3, 5]], [[]]]: after blocks 1, 3 of res3 and 1, 3, 5 of res4.
+  // NONLOCAL.LOCATION [[[]], [[1, 3]], [[1, 3, 5]], [[]]]: after blocks 1, 3 of res3 and 1, 3, 5 of
+  // res4.
   for (const char* k : {"s3.pathway0_nonlocal1", "s3.pathway0_nonlocal3", "s4.pathway0_nonlocal1",
                         "s4.pathway0_nonlocal3", "s4.pathway0_nonlocal5"}) {
     EXPECT_EQ(s.count(std::string(k) + ".conv_g.weight"), 1u) << k;
@@ -259,7 +260,8 @@ TEST(ModelZoo, TinyForwardsAreFiniteDeterministicAndSizedRight) {
       norm += double(v) * v;
     }
     EXPECT_GT(norm, 0.0);
-    EXPECT_NE(std::vector<float>(fa.begin(), fa.begin() + long(d)), std::vector<float>(fa.begin() + long(d), fa.end()));
+    EXPECT_NE(std::vector<float>(fa.begin(), fa.begin() + long(d)),
+              std::vector<float>(fa.begin() + long(d), fa.end()));
     for (float v : logits) {
       ASSERT_TRUE(std::isfinite(v));
       EXPECT_GE(v, 0.0f);  // softmax / sigmoid
@@ -269,7 +271,8 @@ TEST(ModelZoo, TinyForwardsAreFiniteDeterministicAndSizedRight) {
 }
 
 TEST(ModelZoo, UnsupportedValuesNameTheKey) {
-  auto expectKey = [](const std::string& rel, const std::vector<std::string>& o, const std::string& key) {
+  auto expectKey = [](const std::string& rel, const std::vector<std::string>& o,
+                      const std::string& key) {
     try {
       FeatureModel::build(zooConfig(rel, o));
       ADD_FAILURE() << "expected an error about " << key;
@@ -279,18 +282,20 @@ TEST(ModelZoo, UnsupportedValuesNameTheKey) {
   };
   expectKey("Kinetics/c2/C2D_NOPOOL_8x8_R50.yaml", {"MODEL.ARCH=slow"}, "MODEL.ARCH");
   expectKey("Kinetics/SLOWFAST_8x8_R50.yaml", {"MODEL.ARCH=i3d"}, "MODEL.ARCH");
-  expectKey("Kinetics/SLOWFAST_8x8_R50.yaml", {"DATA.INPUT_CHANNEL_NUM=[3]"}, "DATA.INPUT_CHANNEL_NUM");
+  expectKey("Kinetics/SLOWFAST_8x8_R50.yaml", {"DATA.INPUT_CHANNEL_NUM=[3]"},
+            "DATA.INPUT_CHANNEL_NUM");
   expectKey("Kinetics/SLOWFAST_8x8_R50.yaml", {"SLOWFAST.BETA_INV=128"}, "SLOWFAST.BETA_INV");
   expectKey("Kinetics/SLOWFAST_8x8_R50.yaml", {"SLOWFAST.FUSION_CONV_CHANNEL_RATIO=16"},
             "SLOWFAST.FUSION_CONV_CHANNEL_RATIO");
   expectKey("Kinetics/SLOWFAST_8x8_R50.yaml", {"RESNET.SPATIAL_STRIDES=[[1], [2], [2], [2]]"},
             "RESNET.SPATIAL_STRIDES");
   expectKey("Kinetics/SLOWFAST_8x8_R50.yaml", {"RESNET.DEPTH=152"}, "RESNET.DEPTH");
-  expectKey("Kinetics/I3D_NLN_8x8_R50.yaml", {"NONLOCAL.INSTANTIATION=gaussian"}, "NONLOCAL.INSTANTIATION");
+  expectKey("Kinetics/I3D_NLN_8x8_R50.yaml", {"NONLOCAL.INSTANTIATION=gaussian"},
+            "NONLOCAL.INSTANTIATION");
   expectKey("Kinetics/I3D_NLN_8x8_R50.yaml", {"NONLOCAL.LOCATION=[[[]], [[1, 9]], [[]], [[]]]"},
             "NONLOCAL.LOCATION");
-  expectKey("Kinetics/I3D_NLN_8x8_R50.yaml", {"NONLOCAL.POOL=[[[1, 2]], [[1, 2]], [[1, 2]], [[1, 2]]]"},
-            "NONLOCAL.POOL");
+  expectKey("Kinetics/I3D_NLN_8x8_R50.yaml",
+            {"NONLOCAL.POOL=[[[1, 2]], [[1, 2]], [[1, 2]], [[1, 2]]]"}, "NONLOCAL.POOL");
   expectKey("Kinetics/X3D_S.yaml", {"MODEL.HEAD_ACT=none"}, "MODEL.HEAD_ACT");
   expectKey("Kinetics/X3D_S.yaml", {"RESNET.TRANS_FUNC=y_transform"}, "RESNET.TRANS_FUNC");
   expectKey("Kinetics/X3D_S.yaml", {"MODEL.ARCH=slowfast"}, "MODEL.ARCH");
@@ -301,8 +306,9 @@ TEST(ModelZoo, UnsupportedValuesNameTheKey) {
 // slides). Unlike test_checkpoint's sweep, a model that fails to build here is a failure, not a
 // skip.
 TEST(ModelZoo, FixtureFeaturesEqualPySlowFastsInEveryCheckpointFormat) {
-  vidfeat::testing::expectFixtureParity({"I3D_NLN_8x8_R50", "C2D_NOPOOL_8x8_R50", "SLOWFAST_8x8_R50",
-                                         "Charades_SLOWFAST_16x8_R50", "Charades_SLOWFAST_16x8_R50_multigrid",
-                                         "SSv2_SLOWFAST_16x8_R50", "SLOWFAST_16x8_R101_50_50", "X3D_S", "X3D_M"},
-                                        "zoo");
+  vidfeat::testing::expectFixtureParity(
+      {"I3D_NLN_8x8_R50", "C2D_NOPOOL_8x8_R50", "SLOWFAST_8x8_R50", "Charades_SLOWFAST_16x8_R50",
+       "Charades_SLOWFAST_16x8_R50_multigrid", "SSv2_SLOWFAST_16x8_R50", "SLOWFAST_16x8_R101_50_50",
+       "X3D_S", "X3D_M"},
+      "zoo");
 }

@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include "vidfeat/config/config.h"
-#include "vidfeat/zoo/model_zoo.h"
 #include "vidfeat/model/feature_model.h"
+#include "vidfeat/zoo/model_zoo.h"
 
 namespace {
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -40,26 +42,32 @@ TEST(ZooNames, FeatureDescriptionFollowsTheBuiltWidths) {
   d = FeatureModel::build(Config::load(sf, {"RESNET.WIDTH_PER_GROUP=32"}))->featureDescription();
   EXPECT_TRUE(contains(d, "1152-d: Slow res5 (1024) and Fast res5 (128)")) << d;
 
-  d = FeatureModel::build(Config::load(vidfeat::findZooModel("X3D_S").config))->featureDescription();
+  d = FeatureModel::build(Config::load(vidfeat::findZooModel("X3D_S").config))
+          ->featureDescription();
   EXPECT_TRUE(contains(d, "2048-d: res5 (192 channels) -> conv_5 (432)")) << d;
   d = FeatureModel::build(Config::load(vidfeat::findZooModel("X3D_S").config, {"X3D.DIM_C5=1024"}))
           ->featureDescription();
   EXPECT_TRUE(contains(d, "1024-d:")) << d;
 
-  d = FeatureModel::build(Config::load(vidfeat::findZooModel("SLOW_8x8_R50").config, {"RESNET.WIDTH_PER_GROUP=16"}))
+  d = FeatureModel::build(
+          Config::load(vidfeat::findZooModel("SLOW_8x8_R50").config, {"RESNET.WIDTH_PER_GROUP=16"}))
           ->featureDescription();
   EXPECT_TRUE(contains(d, "512-d: res5 output of the R50 (512 channels)")) << d;
 
-  d = FeatureModel::build(Config::load(vidfeat::findZooModel("TSM_R50").config))->featureDescription();
+  d = FeatureModel::build(Config::load(vidfeat::findZooModel("TSM_R50").config))
+          ->featureDescription();
   EXPECT_TRUE(contains(d, "2048-d: torchvision ResNet-50")) << d;
   EXPECT_TRUE(contains(d, "8 frames (TSM consensus; 1/8 of the channels")) << d;
-  d = FeatureModel::build(Config::load(vidfeat::findZooModel("TSN_R50").config))->featureDescription();
+  d = FeatureModel::build(Config::load(vidfeat::findZooModel("TSN_R50").config))
+          ->featureDescription();
   // configs/TSN tests the segment5 checkpoint on DATA.NUM_FRAMES 8, as TSM's README does.
   EXPECT_TRUE(contains(d, "8 frames (TSN consensus)")) << d;
 
-  d = FeatureModel::build(Config::load(vidfeat::findZooModel("MVITv2_S_16x4").config))->featureDescription();
+  d = FeatureModel::build(Config::load(vidfeat::findZooModel("MVITv2_S_16x4").config))
+          ->featureDescription();
   EXPECT_TRUE(contains(d, "768-d: the cls token after the final norm")) << d;
-  d = FeatureModel::build(Config::load(vidfeat::findZooModel("REV_MVIT_B_16x4").config))->featureDescription();
+  d = FeatureModel::build(Config::load(vidfeat::findZooModel("REV_MVIT_B_16x4").config))
+          ->featureDescription();
   EXPECT_TRUE(contains(d, "1536-d:")) << d;
   EXPECT_TRUE(contains(d, "(768 + 768)")) << d;
 }

@@ -1,7 +1,7 @@
-// Every model `vidfeat models` names, built from its shipped config, has exactly the state-dict keys
-// and shapes of the reference's own model for that config: PySlowFast's build_model (the c2d_nopool
-// PySlowFast of before commit 99a655b for C2D NOPOOL), the TSM repository's TSN class for TSN/TSM.
-// The reference shapes are tests/fixtures/zoo_state_shapes.json, written by
+// Every model `vidfeat models` names, built from its shipped config, has exactly the state-dict
+// keys and shapes of the reference's own model for that config: PySlowFast's build_model (the
+// c2d_nopool PySlowFast of before commit 99a655b for C2D NOPOOL), the TSM repository's TSN class
+// for TSN/TSM. The reference shapes are tests/fixtures/zoo_state_shapes.json, written by
 // tools/reference/zoo_state_shapes.py from those models (no weights involved); a model added to
 // configs/models.yaml without a reference entry fails here.
 #include <gtest/gtest.h>
@@ -42,7 +42,8 @@ TEST(ZooShapes, EveryNamedModelHasTheReferenceKeysAndShapes) {
     ASSERT_TRUE(entry) << "no reference shapes for " << m.name
                        << ": run tools/reference/zoo_state_shapes.py --only " << m.name;
     // The reference was built from the config this model uses.
-    EXPECT_EQ(fs::path(vidfeat::configDir()) / entry["config"].as<std::string>(), fs::path(m.config));
+    EXPECT_EQ(fs::path(vidfeat::configDir()) / entry["config"].as<std::string>(),
+              fs::path(m.config));
     Shapes ref;
     for (const auto& kv : root["shape_sets"][entry["shapes"].as<std::string>()]) {
       ref[kv.first.as<std::string>()] = kv.second.as<std::vector<int64_t>>();

@@ -7,10 +7,10 @@
 #include <cmath>
 #include <map>
 
+#include "test_support.h"
 #include "vidfeat/config/config.h"
 #include "vidfeat/model/feature_model.h"
 #include "vidfeat/pipeline/video_extractor.h"
-#include "test_support.h"
 
 namespace vidfeat {
 namespace {
@@ -23,12 +23,14 @@ VideoEntry fromCorpus(const std::string& id, const std::string& name) {
 }
 
 Config tinyConfig() {
-  return Config::load(std::string(VIDFEAT_SOURCE_DIR) + "/configs/Kinetics/SLOW_8x8_R50.yaml",
-                      {"RESNET.WIDTH_PER_GROUP=4", "DATA.TRAIN_CROP_SIZE=64", "DATA.TEST_CROP_SIZE=64",
-                       "DATA.TRAIN_JITTER_SCALES=[64, 80]", "DATA.NUM_FRAMES=4", "DATA.SAMPLING_RATE=2"});
+  return Config::load(
+      std::string(VIDFEAT_SOURCE_DIR) + "/configs/Kinetics/SLOW_8x8_R50.yaml",
+      {"RESNET.WIDTH_PER_GROUP=4", "DATA.TRAIN_CROP_SIZE=64", "DATA.TEST_CROP_SIZE=64",
+       "DATA.TRAIN_JITTER_SCALES=[64, 80]", "DATA.NUM_FRAMES=4", "DATA.SAMPLING_RATE=2"});
 }
 
-ExtractOptions optionsFor(const Config& cfg, int batch, ExtractOptions::Normalise where, int queue = 0) {
+ExtractOptions optionsFor(const Config& cfg, int batch, ExtractOptions::Normalise where,
+                          int queue = 0) {
   ExtractOptions o;
   o.buckets.numFrames = cfg.get<int>("DATA.NUM_FRAMES");
   o.buckets.samplingRate = cfg.get<int>("DATA.SAMPLING_RATE");
@@ -76,15 +78,15 @@ TEST_F(Extractor, BytesNormalisedByTheModelGiveTheWorkersFeatures) {
 }
 
 TEST_F(Extractor, BatchesAcrossVideosKeepEachVideosClipsInOrder) {
-  const std::vector<VideoEntry> videos = {fromCorpus("bframes", "h264_bframes.mp4"),
-                                          fromCorpus("missing", "no-such-file.mp4"),
-                                          fromCorpus("vp8", "vp8.webm"),
-                                          fromCorpus("rot", "rot90.mov")};
+  const std::vector<VideoEntry> videos = {
+      fromCorpus("bframes", "h264_bframes.mp4"), fromCorpus("missing", "no-such-file.mp4"),
+      fromCorpus("vp8", "vp8.webm"), fromCorpus("rot", "rot90.mov")};
   // Reference: one video at a time, batch 1.
   std::map<std::string, VideoResult> ref;
   {
     VideoExtractor one(*model_, optionsFor(cfg_, 1, ExtractOptions::Normalise::Worker));
-    for (size_t i = 0; i < videos.size(); ++i) ref[videos[i].videoId] = one.run(videos[i], int64_t(i));
+    for (size_t i = 0; i < videos.size(); ++i)
+      ref[videos[i].videoId] = one.run(videos[i], int64_t(i));
   }
   ASSERT_EQ(ref["missing"].status, VideoStatus::Failed);
   // All submitted at once, batches of 3 clips mixing videos, a queue of one clip.
@@ -97,8 +99,9 @@ TEST_F(Extractor, BatchesAcrossVideosKeepEachVideosClipsInOrder) {
   }
   ASSERT_TRUE(many.idle());
   ASSERT_EQ(got.size(), videos.size());
-  EXPECT_EQ(many.clipsProcessed(), int64_t(ref["bframes"].segments.size() + ref["vp8"].segments.size() +
-                                           ref["rot"].segments.size()));
+  EXPECT_EQ(many.clipsProcessed(),
+            int64_t(ref["bframes"].segments.size() + ref["vp8"].segments.size() +
+                    ref["rot"].segments.size()));
   for (size_t i = 0; i < videos.size(); ++i) {
     const VideoResult& r = got.at(int64_t(i));
     const VideoResult& e = ref.at(videos[i].videoId);

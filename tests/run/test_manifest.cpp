@@ -23,7 +23,8 @@ std::string write(const ScratchDir& d, const std::string& name, const std::strin
 
 TEST(Manifest, PlainListResolvesAgainstItsFolderAndDerivesIds) {
   ScratchDir d;
-  auto m = write(d, "list.txt", "a/clip.mp4\nb/clip.mp4\n\n# comment\n-video-with-dash-.mp4\n/abs/x y.mkv\r\n");
+  auto m = write(d, "list.txt",
+                 "a/clip.mp4\nb/clip.mp4\n\n# comment\n-video-with-dash-.mp4\n/abs/x y.mkv\r\n");
   auto e = readManifest(m);
   ASSERT_EQ(e.size(), 4u);
   EXPECT_EQ(e[0].videoId, "a/clip");
@@ -54,7 +55,8 @@ TEST(Manifest, ByteOrderMarkIsNotPartOfTheHeader) {
   // Spreadsheets save CSV with a UTF-8 BOM: the header still names its columns (kept, the BOM
   // made `video_id` unknown and the ids silently came from the paths).
   ScratchDir d;
-  auto e = readManifest(write(d, "bom.csv", "\xEF\xBB\xBFvideo_id,path\r\nmine,\" spaced , name.mp4\"\r\n"));
+  auto e = readManifest(
+      write(d, "bom.csv", "\xEF\xBB\xBFvideo_id,path\r\nmine,\" spaced , name.mp4\"\r\n"));
   ASSERT_EQ(e.size(), 1u);
   EXPECT_EQ(e[0].videoId, "mine");
   EXPECT_EQ(e[0].path, (d.path() / " spaced , name.mp4").string());
@@ -64,14 +66,17 @@ TEST(Manifest, ByteOrderMarkIsNotPartOfTheHeader) {
   EXPECT_EQ(e[0].videoId, "y");
   EXPECT_EQ(e[0].path, (d.path() / "x.mp4").string());
   // A plain list: the first path does not start with the BOM.
-  e = readManifest(write(d, "bom.txt", "\xEF\xBB\xBF" "a.mp4\n"));
+  e = readManifest(write(d, "bom.txt",
+                         "\xEF\xBB\xBF"
+                         "a.mp4\n"));
   ASSERT_EQ(e.size(), 1u);
   EXPECT_EQ(e[0].videoId, "a");
 }
 
 TEST(Manifest, ErrorsNameTheFile) {
   ScratchDir d;
-  auto expectError = [&](const std::string& name, const std::string& text, const std::string& what) {
+  auto expectError = [&](const std::string& name, const std::string& text,
+                         const std::string& what) {
     auto m = write(d, name, text);
     try {
       readManifest(m);
@@ -95,7 +100,9 @@ TEST(ManifestMpi, BroadcastGivesEveryRankTheRootsEntries) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (size < 2) GTEST_SKIP() << "needs 2 or more ranks (ctest runs it as DistMpi_manifest_broadcast, mpirun -n 3)";
+  if (size < 2)
+    GTEST_SKIP()
+        << "needs 2 or more ranks (ctest runs it as DistMpi_manifest_broadcast, mpirun -n 3)";
 
   // Odd characters a manifest can hold (CSV quoting allows commas, quotes, line breaks), UTF-8,
   // an empty field, a long path, and enough entries that the blob is not small.
@@ -105,12 +112,14 @@ TEST(ManifestMpi, BroadcastGivesEveryRankTheRootsEntries) {
       {"-dash", "/videos/-video-with-dash-.mp4"},
       {"v,2 \"q\"", "/p/with, comma \"and quotes\".mkv"},
       {"line\nbreak\ttab\rcr", "/p/line\nbreak.mp4"},
-      {"vid\xC3\xA9o_\xE6\x97\xA5\xE6\x9C\xAC", "/p/caf\xC3\xA9/\xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x8E\xAC.webm"},
+      {"vid\xC3\xA9o_\xE6\x97\xA5\xE6\x9C\xAC",
+       "/p/caf\xC3\xA9/\xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x8E\xAC.webm"},
       {"", "/p/empty id.mp4"},
       {"empty path", ""},
       {"long", "/" + std::string(5000, 'L') + ".mp4"},
   };
-  for (int i = 0; i < 1000; ++i) sent.push_back({"id" + std::to_string(i), "/many/" + std::to_string(i * 7919) + ".mp4"});
+  for (int i = 0; i < 1000; ++i)
+    sent.push_back({"id" + std::to_string(i), "/many/" + std::to_string(i * 7919) + ".mp4"});
 
   auto fields = [](const std::vector<VideoEntry>& v) {
     std::vector<std::pair<std::string, std::string>> out;
@@ -120,12 +129,14 @@ TEST(ManifestMpi, BroadcastGivesEveryRankTheRootsEntries) {
   for (int root : {0, size - 1}) {
     // The other ranks hold something else: it must be replaced, not merged.
     const std::vector<VideoEntry> mine =
-        rank == root ? sent : std::vector<VideoEntry>{{"stale" + std::to_string(rank), "/stale.mp4"}};
+        rank == root ? sent
+                     : std::vector<VideoEntry>{{"stale" + std::to_string(rank), "/stale.mp4"}};
     const auto got = broadcastEntries(mine, root, MPI_COMM_WORLD);
     EXPECT_EQ(fields(got), fields(sent)) << "rank " << rank << " of " << size << ", root " << root;
     // Nothing: every rank ends with nothing, whatever it held.
     const std::vector<VideoEntry> none;
     const auto empty = broadcastEntries(rank == root ? none : mine, root, MPI_COMM_WORLD);
-    EXPECT_TRUE(empty.empty()) << "rank " << rank << ": " << empty.size() << " entries from an empty list";
+    EXPECT_TRUE(empty.empty()) << "rank " << rank << ": " << empty.size()
+                               << " entries from an empty list";
   }
 }

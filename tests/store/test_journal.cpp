@@ -1,9 +1,8 @@
 // The journal (include/vidfeat/store/journal.h): what is written reads back bit for bit, a record a
 // kill cut short is ignored, a corrupted one ends its file, a journal of another setup is refused,
 // and attempts without results count as crashes only in processes that did not close.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -52,7 +51,8 @@ VideoResult complete(int k) {
     seg.endTime = s * 0.64 + 2.56;
     seg.paddedFrames = s == k ? 3 : 0;
     r.segments.push_back(seg);
-    for (int j = 0; j < 3; ++j) r.features.push_back(float(k) + 0.5f * float(s) + 0.001f * float(j));
+    for (int j = 0; j < 3; ++j)
+      r.features.push_back(float(k) + 0.5f * float(s) + 0.001f * float(j));
   }
   return r;
 }
@@ -134,7 +134,8 @@ TEST(Journal, ATornLastRecordIsAVideoInFlight) {
   ASSERT_EQ(full.results.size(), 2u);
   const uint64_t v1Start = full.results.at("v1").offset - 16;
   for (uint64_t cut = v1Start + 1; cut < size; cut += 7) {
-    std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), std::streamsize(cut));
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(bytes.data(), std::streamsize(cut));
     JournalIndex index = scanJournals(d, meta());
     ASSERT_EQ(index.results.size(), 1u) << "cut at " << cut;
     EXPECT_TRUE(index.results.count("v0"));
@@ -242,7 +243,7 @@ TEST(Journal, CompleteWinsOverFailedAndLaterOverEarlier) {
   }
   {
     auto w = JournalWriter::create(d, "rank-0-b.vfj", "b", 0, meta());
-    w.result("v0", "p0", 0, bad);         // a --retry-failed run cannot undo a complete result
+    w.result("v0", "p0", 0, bad);          // a --retry-failed run cannot undo a complete result
     w.result("v1", "p1", 0, complete(1));  // ...but a retry that succeeds wins
     w.close();
   }
@@ -253,15 +254,20 @@ TEST(Journal, CompleteWinsOverFailedAndLaterOverEarlier) {
 }
 
 TEST(Journal, IoErrorsNameThePathAndTheReason) {
-  EXPECT_EQ(ioErrorMessage("/x/out.h5.journal/r.vfj", ENOSPC).rfind("disk full: cannot write /x/out.h5.journal/r.vfj: "
-                                                                    "No space left on device", 0), 0u);
+  EXPECT_EQ(ioErrorMessage("/x/out.h5.journal/r.vfj", ENOSPC)
+                .rfind("disk full: cannot write /x/out.h5.journal/r.vfj: "
+                       "No space left on device",
+                       0),
+            0u);
   EXPECT_EQ(ioErrorMessage("/x/y", EIO, "sync"), "I/O error on /x/y (sync): Input/output error");
   // A folder that cannot be created into: the error names the journal.
   try {
     JournalWriter::create("/nonexistent-dir-vidfeat", "rank-0-a.vfj", "a", 0, meta());
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir-vidfeat/rank-0-a.vfj"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir-vidfeat/rank-0-a.vfj"),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -607,7 +607,8 @@ TEST(Store, H5dumpReadsTheFile) {
 TEST(Store, FormatDocSnippetRunsWithH5py) {
   // The 3-line h5py recipe in docs/FORMAT.md, run verbatim on a real file (only the file name and
   // id are substituted). Needs python3 with h5py; skipped where that is missing.
-  if (testing::run("/usr/bin/python3 -c 'import h5py' > /dev/null 2>&1") != 0) GTEST_SKIP() << "no h5py";
+  if (testing::run("/usr/bin/python3 -c 'import h5py' > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no h5py";
   ScratchDir dir;
   const fs::path path = dir / "doc.h5";
   {

@@ -1,7 +1,8 @@
 /* Test-only fault injection for vidfeat (LD_PRELOAD; never linked into vidfeat).
  *
  * Counts, and at the N-th call of a chosen kind on a chosen rank kills the process, makes the
- * call fail or hangs in it (tests/faults/test_faults.py, tests/lifecycle/test_lifecycle.py). Configured by environment variables (all optional; without VIDFEAT_FAULT_CALL and
+ * call fail or hangs in it (tests/faults/test_faults.py, tests/lifecycle/test_lifecycle.py).
+ * Configured by environment variables (all optional; without VIDFEAT_FAULT_CALL and
  * VIDFEAT_FAULT_SEGV_OPEN the shim only passes calls through):
  *   VIDFEAT_FAULT_RANK    rank to act on (OMPI_COMM_WORLD_RANK, else PMIX_RANK, else SLURM_PROCID;
  *                         a process with none of them is rank 0)
@@ -10,14 +11,12 @@
  *                         contains VIDFEAT_FAULT_PATH, default ".h5"), write (write() on a file
  *                         whose path contains VIDFEAT_FAULT_WPATH, default ".vfj"), fdatasync;
  *                         flushpwrite (pwrite on that file inside an H5Fflush: a kill inside a
- *                         metadata flush); "any" = all but flushpwrite. The N-th call counts all listed kinds together.
- *   VIDFEAT_FAULT_N       1-based call number (0 or unset: never act, only count)
- *   VIDFEAT_FAULT_ACTION  kill (SIGKILL before the call; default), kill-after (after it returns),
- *                         fail (the call fails: -1 / EIO), enospc (fails with ENOSPC; with
- *                         VIDFEAT_FAULT_STICKY=1 every later counted call fails too: a full disk),
- *                         hang (sleeps forever inside the call: a stuck rank)
- *                         When it acts, the shim writes "fault_shim: <action> <kind> call <n> of
- *                         rank <r>" to stderr.
+ *                         metadata flush); "any" = all but flushpwrite. The N-th call counts all
+ * listed kinds together. VIDFEAT_FAULT_N       1-based call number (0 or unset: never act, only
+ * count) VIDFEAT_FAULT_ACTION  kill (SIGKILL before the call; default), kill-after (after it
+ * returns), fail (the call fails: -1 / EIO), enospc (fails with ENOSPC; with VIDFEAT_FAULT_STICKY=1
+ * every later counted call fails too: a full disk), hang (sleeps forever inside the call: a stuck
+ * rank) When it acts, the shim writes "fault_shim: <action> <kind> call <n> of rank <r>" to stderr.
  *   VIDFEAT_FAULT_COUNT   file to which each process appends "rank <r> calls <n>" at exit
  *   VIDFEAT_FAULT_SEGV_OPEN  raise SIGSEGV when a thread other than the main one opens a file
  *                         whose path contains this (the decode worker: a codec crash)
@@ -39,13 +38,23 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum { K_H5DWRITE = 1, K_H5FFLUSH = 2, K_SETEXTENT = 4, K_WRITEATALL = 8, K_WRITEAT = 16, K_PWRITE = 32,
-       K_WRITE = 64, K_FDATASYNC = 128, K_FLUSHWRITE = 256 };
+enum {
+  K_H5DWRITE = 1,
+  K_H5FFLUSH = 2,
+  K_SETEXTENT = 4,
+  K_WRITEATALL = 8,
+  K_WRITEAT = 16,
+  K_PWRITE = 32,
+  K_WRITE = 64,
+  K_FDATASYNC = 128,
+  K_FLUSHWRITE = 256
+};
 static __thread int t_inFlush = 0;
 
 enum { A_KILL = 0, A_KILLAFTER = 1, A_FAIL = 2, A_ENOSPC = 3, A_HANG = 4 };
 
-static int g_init = 0, g_active = 0, g_kinds = 0, g_action = 0, g_sticky = 0, g_fired = 0, g_rank = 0;
+static int g_init = 0, g_active = 0, g_kinds = 0, g_action = 0, g_sticky = 0, g_fired = 0,
+           g_rank = 0;
 static long g_n = 0;
 static long g_count = 0;
 static const char* g_path = ".h5";
@@ -90,7 +99,8 @@ static void init(void) {
       if (strstr(calls, "H5Fflush")) g_kinds |= K_H5FFLUSH;
       if (strstr(calls, "H5Dset_extent")) g_kinds |= K_SETEXTENT;
       if (strstr(calls, "MPI_File_write_at_all")) g_kinds |= K_WRITEATALL;
-      if (strstr(calls, "MPI_File_write_at,") || (strlen(calls) >= 17 && !strcmp(calls + strlen(calls) - 17, "MPI_File_write_at")))
+      if (strstr(calls, "MPI_File_write_at,") ||
+          (strlen(calls) >= 17 && !strcmp(calls + strlen(calls) - 17, "MPI_File_write_at")))
         g_kinds |= K_WRITEAT;
       if (!strncmp(calls, "pwrite", 6) || strstr(calls, ",pwrite")) g_kinds |= K_PWRITE;
       if (!strncmp(calls, "write", 5) || strstr(calls, ",write")) g_kinds |= K_WRITE;
@@ -98,11 +108,11 @@ static void init(void) {
       const char* nn = getenv("VIDFEAT_FAULT_N");
       g_n = nn ? atol(nn) : 0;
       const char* a = getenv("VIDFEAT_FAULT_ACTION");
-      g_action = !a || !strcmp(a, "kill") ? A_KILL
+      g_action = !a || !strcmp(a, "kill")   ? A_KILL
                  : !strcmp(a, "kill-after") ? A_KILLAFTER
-                 : !strcmp(a, "fail") ? A_FAIL
-                 : !strcmp(a, "hang") ? A_HANG
-                                      : A_ENOSPC;
+                 : !strcmp(a, "fail")       ? A_FAIL
+                 : !strcmp(a, "hang")       ? A_HANG
+                                            : A_ENOSPC;
       g_sticky = getenv("VIDFEAT_FAULT_STICKY") && atoi(getenv("VIDFEAT_FAULT_STICKY"));
       if (getenv("VIDFEAT_FAULT_PATH")) g_path = getenv("VIDFEAT_FAULT_PATH");
       if (getenv("VIDFEAT_FAULT_WPATH")) g_wpath = getenv("VIDFEAT_FAULT_WPATH");
@@ -124,15 +134,24 @@ static int fdMatches(int fd, const char* needle) {
 
 static const char* kindName(int kind) {
   switch (kind) {
-    case K_H5DWRITE: return "H5Dwrite";
-    case K_H5FFLUSH: return "H5Fflush";
-    case K_SETEXTENT: return "H5Dset_extent";
-    case K_WRITEATALL: return "MPI_File_write_at_all";
-    case K_WRITEAT: return "MPI_File_write_at";
-    case K_PWRITE: return "pwrite";
-    case K_WRITE: return "write";
-    case K_FDATASYNC: return "fdatasync";
-    case K_FLUSHWRITE: return "flushpwrite";
+    case K_H5DWRITE:
+      return "H5Dwrite";
+    case K_H5FFLUSH:
+      return "H5Fflush";
+    case K_SETEXTENT:
+      return "H5Dset_extent";
+    case K_WRITEATALL:
+      return "MPI_File_write_at_all";
+    case K_WRITEAT:
+      return "MPI_File_write_at";
+    case K_PWRITE:
+      return "pwrite";
+    case K_WRITE:
+      return "write";
+    case K_FDATASYNC:
+      return "fdatasync";
+    case K_FLUSHWRITE:
+      return "flushpwrite";
   }
   return "?";
 }
@@ -145,8 +164,10 @@ static int decide(int kind) {
   if (g_fired && g_sticky) return 1;
   if (g_n <= 0 || k != g_n) return 0;
   g_fired = 1;
-  static const char* verbs[] = {"killing before", "killing after", "failing", "failing (ENOSPC)", "hanging in"};
-  fprintf(stderr, "fault_shim: %s %s call %ld of rank %d\n", verbs[g_action], kindName(kind), k, g_rank);
+  static const char* verbs[] = {"killing before", "killing after", "failing", "failing (ENOSPC)",
+                                "hanging in"};
+  fprintf(stderr, "fault_shim: %s %s call %ld of rank %d\n", verbs[g_action], kindName(kind), k,
+          g_rank);
   if (g_action == A_KILL) kill(getpid(), SIGKILL);
   if (g_action == A_HANG)
     for (;;) pause();
@@ -161,12 +182,12 @@ static int failErrno(void) { return g_action == A_ENOSPC ? ENOSPC : EIO; }
 
 // The next definition of `name` (the real one). dlsym's object pointer is copied into the function
 // pointer (POSIX guarantees the two have one representation; ISO C has no cast between them).
-#define REAL(ret, name, ...)                   \
-  static ret (*real)(__VA_ARGS__) = NULL;      \
-  if (!real) {                                 \
-    void* sym = dlsym(RTLD_NEXT, name);        \
-    memcpy(&real, &sym, sizeof real);          \
-  }                                            \
+#define REAL(ret, name, ...)              \
+  static ret (*real)(__VA_ARGS__) = NULL; \
+  if (!real) {                            \
+    void* sym = dlsym(RTLD_NEXT, name);   \
+    memcpy(&real, &sym, sizeof real);     \
+  }                                       \
   (void)0
 
 typedef int64_t hid_t_;
@@ -201,8 +222,10 @@ int H5Dset_extent(hid_t_ d, const hsize_t_* size) {
   return rc;
 }
 
-int MPI_File_write_at_all(MPI_File fh, MPI_Offset off, const void* buf, int count, MPI_Datatype t, MPI_Status* st) {
-  REAL(int, "MPI_File_write_at_all", MPI_File, MPI_Offset, const void*, int, MPI_Datatype, MPI_Status*);
+int MPI_File_write_at_all(MPI_File fh, MPI_Offset off, const void* buf, int count, MPI_Datatype t,
+                          MPI_Status* st) {
+  REAL(int, "MPI_File_write_at_all", MPI_File, MPI_Offset, const void*, int, MPI_Datatype,
+       MPI_Status*);
   int dd = decide(K_WRITEATALL);
   if (dd == 1) return MPI_ERR_IO;
   int rc = real(fh, off, buf, count, t, st);
@@ -210,7 +233,8 @@ int MPI_File_write_at_all(MPI_File fh, MPI_Offset off, const void* buf, int coun
   return rc;
 }
 
-int MPI_File_write_at(MPI_File fh, MPI_Offset off, const void* buf, int count, MPI_Datatype t, MPI_Status* st) {
+int MPI_File_write_at(MPI_File fh, MPI_Offset off, const void* buf, int count, MPI_Datatype t,
+                      MPI_Status* st) {
   REAL(int, "MPI_File_write_at", MPI_File, MPI_Offset, const void*, int, MPI_Datatype, MPI_Status*);
   int dd = decide(K_WRITEAT);
   if (dd == 1) return MPI_ERR_IO;
@@ -266,7 +290,8 @@ ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) {
 ssize_t write(int fd, const void* buf, size_t n) {
   REAL(ssize_t, "write", int, const void*, size_t);
   int dd = 0;
-  if (__atomic_load_n(&g_init, __ATOMIC_ACQUIRE) && g_active && (g_kinds & K_WRITE) && fd > 2 && fdMatches(fd, g_wpath))
+  if (__atomic_load_n(&g_init, __ATOMIC_ACQUIRE) && g_active && (g_kinds & K_WRITE) && fd > 2 &&
+      fdMatches(fd, g_wpath))
     dd = decide(K_WRITE);
   if (dd == 1) {
     errno = failErrno();

@@ -36,7 +36,8 @@ class SkipRecorder : public ::testing::EmptyTestEventListener {
     fs::create_directories(dir, ec);
     // Parametrised names hold '/' (Prefix/Suite.Test/Param): kept in the file name as "%2F".
     std::string name;
-    for (char c : std::string(info.test_suite_name()) + "." + info.name()) name += c == '/' ? "%2F" : std::string(1, c);
+    for (char c : std::string(info.test_suite_name()) + "." + info.name())
+      name += c == '/' ? "%2F" : std::string(1, c);
     std::ofstream(dir / name) << message << "\n";
   }
 };

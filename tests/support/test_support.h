@@ -33,11 +33,11 @@ inline fs::path binaryDir() { return fs::path(VIDFEAT_BINARY_DIR); }
 // The real videos of ../shared/videos are an optional extra suite (ctest label `shared`): its
 // tests start with this, which reports them SKIPPED (never failed) when the folder is absent.
 inline bool sharedVideosPresent() { return fs::is_directory(sharedDir() / "videos"); }
-#define VIDFEAT_SKIP_WITHOUT_SHARED_VIDEOS()                                                      \
-  do {                                                                                            \
-    if (!::vidfeat::testing::sharedVideosPresent())                                               \
-      GTEST_SKIP() << "../shared/videos absent (" << (::vidfeat::testing::sharedDir() / "videos").string() \
-                   << ")";                                                                        \
+#define VIDFEAT_SKIP_WITHOUT_SHARED_VIDEOS()                                        \
+  do {                                                                              \
+    if (!::vidfeat::testing::sharedVideosPresent())                                 \
+      GTEST_SKIP() << "../shared/videos absent ("                                   \
+                   << (::vidfeat::testing::sharedDir() / "videos").string() << ")"; \
   } while (0)
 
 // ---- the generated corpus (docs: notes in tests/support/make_corpus.py) ----
@@ -80,7 +80,8 @@ struct CorpusEntry {
 // std::runtime_error naming the file when it is missing or malformed.
 inline std::vector<CorpusEntry> readCorpusTable(const fs::path& tsv) {
   std::ifstream in(tsv);
-  if (!in) throw std::runtime_error(tsv.string() + ": cannot open (is the corpus_generate fixture run?)");
+  if (!in)
+    throw std::runtime_error(tsv.string() + ": cannot open (is the corpus_generate fixture run?)");
   auto split = [](const std::string& line) {
     std::vector<std::string> cells;
     std::string cell;
@@ -153,7 +154,8 @@ class ScratchDir {
  public:
   ScratchDir() {
     std::random_device rd;
-    path_ = fs::temp_directory_path() / ("vidfeat-test-" + std::to_string(rd()) + std::to_string(rd()));
+    path_ =
+        fs::temp_directory_path() / ("vidfeat-test-" + std::to_string(rd()) + std::to_string(rd()));
     fs::create_directories(path_);
   }
   ~ScratchDir() {

@@ -1,6 +1,7 @@
-// Benchmark (tools/bench, not a test): times one model's forward in the three ways the model code can run it, interleaved,
-// so a busy machine slows all three alike. Wall and process CPU seconds per forward (min over
-// rounds), relative error of each against the .io.pt's stored PySlowFast feature.
+// Benchmark (tools/bench, not a test): times one model's forward in the three ways the model code
+// can run it, interleaved, so a busy machine slows all three alike. Wall and process CPU seconds
+// per forward (min over rounds), relative error of each against the .io.pt's stored PySlowFast
+// feature.
 //   bench_forward CONFIG CKPT IO [ROUNDS] [THREADS] [--set KEY=VALUE ...]
 // Modes: plain (two modules per conv+BN, dense), folded (dense), folded+blocked (MKL-DNN layout).
 #include <ATen/Parallel.h>
@@ -13,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "vidfeat/config/config.h"
-#include "kernels/conv_bn.h"
 #include "checkpoint/state_dict.h"
+#include "kernels/conv_bn.h"
 #include "networks/video_net.h"
+#include "vidfeat/config/config.h"
 
 using namespace vidfeat;
 
@@ -28,7 +29,8 @@ static double cpuNow() {
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: bench_forward CONFIG CKPT IO [ROUNDS] [THREADS] [KEY=VALUE ...]\n");
+    std::fprintf(stderr,
+                 "usage: bench_forward CONFIG CKPT IO [ROUNDS] [THREADS] [KEY=VALUE ...]\n");
     return 2;
   }
   const int rounds = argc > 4 ? std::stoi(argv[4]) : 3;
@@ -57,15 +59,16 @@ int main(int argc, char** argv) {
       const double c0 = cpuNow();
       const auto t0 = std::chrono::steady_clock::now();
       auto f = net->forwardFeatures(in, false).features.to(torch::kFloat64);
-      wall[m] = std::min(wall[m], std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      wall[m] = std::min(
+          wall[m], std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       cpu[m] = std::min(cpu[m], cpuNow() - c0);
       err[m] = (f - ref).norm().item<double>() / ref.norm().item<double>();
     }
   }
   std::printf("{");
   for (int m = 0; m < 3; ++m) {
-    std::printf("\"%s\": {\"wall\": %.4f, \"cpu\": %.4f, \"rel_err\": %.3g}%s", names[m], wall[m], cpu[m], err[m],
-                m < 2 ? ", " : "");
+    std::printf("\"%s\": {\"wall\": %.4f, \"cpu\": %.4f, \"rel_err\": %.3g}%s", names[m], wall[m],
+                cpu[m], err[m], m < 2 ? ", " : "");
   }
   std::printf("}\n");
   return 0;

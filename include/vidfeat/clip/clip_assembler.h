@@ -62,10 +62,10 @@ class ClipAssembler {
 
   BucketSpec spec_;
   uint64_t tailSeed_;
-  int64_t count_ = 0;     // frames pushed
-  int64_t nextClip_ = 0;  // index of the first clip not yet handed out
-  double lastTime_ = 0.0; // time of the last pushed frame
-  std::map<int64_t, SequenceFrame> meta_;   // positions from the next clip's start on
+  int64_t count_ = 0;                      // frames pushed
+  int64_t nextClip_ = 0;                   // index of the first clip not yet handed out
+  double lastTime_ = 0.0;                  // time of the last pushed frame
+  std::map<int64_t, SequenceFrame> meta_;  // positions from the next clip's start on
   std::map<int64_t, FramePixels> pixels_;
   std::vector<AssembledClip> ready_;
 };

@@ -17,9 +17,9 @@ namespace vidfeat {
 class Config;
 
 struct PreprocessSpec {
-  int shortSide = 256;  // frames are scaled so their shorter side is this long
-  int cropSize = 256;   // DATA.TEST_CROP_SIZE
-  int spatialIndex = 1; // uniform_crop: 0 left/top, 1 centre, 2 right/bottom
+  int shortSide = 256;   // frames are scaled so their shorter side is this long
+  int cropSize = 256;    // DATA.TEST_CROP_SIZE
+  int spatialIndex = 1;  // uniform_crop: 0 left/top, 1 centre, 2 right/bottom
   std::array<float, 3> mean{0.45f, 0.45f, 0.45f};
   std::array<float, 3> std{0.225f, 0.225f, 0.225f};
   // DATA.REVERSE_INPUT_CHANNEL (Charades, SSv2 configs): after normalising with the RGB-ordered

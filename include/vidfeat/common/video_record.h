@@ -23,18 +23,18 @@ struct VideoEntry {
 // from one to another is one assignment, not a field-by-field copy.
 struct VideoOutcome {
   VideoStatus status = VideoStatus::Pending;
-  double fps = 0.0;            // average frame rate of the decoded frames
-  int64_t decodedFrames = 0;   // frames the decoder produced
-  double duration = 0.0;       // seconds covered by the decoded frames
-  int64_t decodeErrors = 0;    // broken packets/frames skipped
-  std::string error;           // reason, when status == Failed
+  double fps = 0.0;           // average frame rate of the decoded frames
+  int64_t decodedFrames = 0;  // frames the decoder produced
+  double duration = 0.0;      // seconds covered by the decoded frames
+  int64_t decodeErrors = 0;   // broken packets/frames skipped
+  std::string error;          // reason, when status == Failed
 };
 
 // What one rank produced for one video.
 struct VideoResult : VideoOutcome {
   VideoResult() { status = VideoStatus::Complete; }
-  int64_t videoRow = -1;  // row in /videos, as returned by addVideos
-  std::string failureStage;    // where it failed: manifest, open, decode, model, timeout
+  int64_t videoRow = -1;     // row in /videos, as returned by addVideos
+  std::string failureStage;  // where it failed: manifest, open, decode, model, timeout
   std::vector<SegmentRecord> segments;
   std::vector<float> features;  // segments.size() x crops x featureDim, row-major
 };

@@ -64,16 +64,16 @@ class DecodeTimeout : public InputError {
 // What the container and stream say, read at open time. Header values are hints only: the true
 // frame count is what decoding yields (DecodeStats::framesDecoded).
 struct StreamInfo {
-  std::string codec;           // e.g. "h264"
-  int codedWidth = 0;          // as stored in the stream
+  std::string codec;   // e.g. "h264"
+  int codedWidth = 0;  // as stored in the stream
   int codedHeight = 0;
-  int rotation = 0;            // clockwise display rotation in degrees: 0, 90, 180 or 270
-  int displayWidth = 0;        // after rotation (video_90.mov: 320)
-  int displayHeight = 0;       // after rotation (video_90.mov: 568)
-  double avgFps = 0.0;         // stream average frame rate, 0 when unknown
-  double startTime = 0.0;      // stream start offset in seconds (kept in frame times, not removed)
-  double durationHint = -1.0;  // seconds, -1 when the container has none
-  int64_t frameCountHint = -1; // nb_frames from the header, -1 when absent
+  int rotation = 0;             // clockwise display rotation in degrees: 0, 90, 180 or 270
+  int displayWidth = 0;         // after rotation (video_90.mov: 320)
+  int displayHeight = 0;        // after rotation (video_90.mov: 568)
+  double avgFps = 0.0;          // stream average frame rate, 0 when unknown
+  double startTime = 0.0;       // stream start offset in seconds (kept in frame times, not removed)
+  double durationHint = -1.0;   // seconds, -1 when the container has none
+  int64_t frameCountHint = -1;  // nb_frames from the header, -1 when absent
 };
 
 struct DecodedFrame {
@@ -82,17 +82,17 @@ struct DecodedFrame {
 };
 
 struct DecodeStats {
-  int64_t framesDecoded = 0;   // frames returned by next()
-  int64_t framesConverted = 0; // frames passed through convert()
-  int64_t decodeErrors = 0;    // broken packets/frames skipped
-  int64_t framesCorrupt = 0;   // frames returned although the decoder flagged them as corrupt
-                               // (error-concealed pictures; ffprobe counts them too)
-  int64_t framesLate = 0;      // frames too far out of order for the reorder window, returned
-                               // with a pts below their predecessor's
-  int64_t framesOnDevice = 0;  // frames NVDEC decoded (DecodeOptions::device cuda); 0 on the CPU
-  int64_t errorsLogged = 0;    // error messages FFmpeg's decoder logged (its threads' included),
-                               // as of the last next(): damage it may have concealed without
-                               // rejecting a packet or flagging a frame
+  int64_t framesDecoded = 0;    // frames returned by next()
+  int64_t framesConverted = 0;  // frames passed through convert()
+  int64_t decodeErrors = 0;     // broken packets/frames skipped
+  int64_t framesCorrupt = 0;    // frames returned although the decoder flagged them as corrupt
+                                // (error-concealed pictures; ffprobe counts them too)
+  int64_t framesLate = 0;       // frames too far out of order for the reorder window, returned
+                                // with a pts below their predecessor's
+  int64_t framesOnDevice = 0;   // frames NVDEC decoded (DecodeOptions::device cuda); 0 on the CPU
+  int64_t errorsLogged = 0;     // error messages FFmpeg's decoder logged (its threads' included),
+                                // as of the last next(): damage it may have concealed without
+                                // rejecting a packet or flagging a frame
 };
 
 class VideoDecoder {
@@ -129,9 +129,10 @@ class VideoDecoder {
   bool next(DecodedFrame& frame);
 
   // Converts the frame last returned by next() (still available after next() returned false at
-  // the end, so padding can use the last frame without converting every frame) to packed RGB24 (outputHeight rows of
-  // outputWidth*3 bytes, rotation applied): libswscale colour conversion at the decoded size,
-  // then a bilinear resize matching torch's interpolate(mode="bilinear", align_corners=False).
+  // the end, so padding can use the last frame without converting every frame) to packed RGB24
+  // (outputHeight rows of outputWidth*3 bytes, rotation applied): libswscale colour conversion at
+  // the decoded size, then a bilinear resize matching torch's interpolate(mode="bilinear",
+  // align_corners=False).
   void convert(uint8_t* rgb);
 
  private:

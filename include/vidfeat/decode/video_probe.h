@@ -15,9 +15,9 @@ constexpr int64_t kMinBytesPerFrame = 64;
 
 struct ProbeResult {
   bool ok = false;
-  std::string error;              // why it cannot be opened (when !ok)
+  std::string error;  // why it cannot be opened (when !ok)
   int64_t fileBytes = 0;
-  int64_t estimatedFrames = -1;   // header frame count, or duration x frame rate; -1 unknown
+  int64_t estimatedFrames = -1;  // header frame count, or duration x frame rate; -1 unknown
   // Relative cost for balancing: estimated frames when known, else a size-based guess.
   double cost() const;
 };

@@ -56,19 +56,21 @@ class FeatureModel {
   // State-dict keys with their shapes, as PySlowFast names them.
   virtual std::vector<std::pair<std::string, std::vector<int64_t>>> stateShapes() const = 0;
 
-  // Loads a checkpoint strictly (see src/model/checkpoint/state_dict.h): the format comes from the file's bytes.
-  // `checkpointType` is TEST.CHECKPOINT_TYPE ("pytorch" or "caffe2"); when it disagrees with the
-  // bytes a warning says so and the file is read as what it is (a mislabelled file is common, a
-  // wrong load is impossible: names and shapes are checked strictly). Throws InputError / Error.
-  virtual CheckpointReport loadCheckpoint(const std::string& path, const std::string& checkpointType) = 0;
+  // Loads a checkpoint strictly (see src/model/checkpoint/state_dict.h): the format comes from the
+  // file's bytes. `checkpointType` is TEST.CHECKPOINT_TYPE ("pytorch" or "caffe2"); when it
+  // disagrees with the bytes a warning says so and the file is read as what it is (a mislabelled
+  // file is common, a wrong load is impossible: names and shapes are checked strictly). Throws
+  // InputError / Error.
+  virtual CheckpointReport loadCheckpoint(const std::string& path,
+                                          const std::string& checkpointType) = 0;
 
   // Runs the pathways stored in an .io.pt file (tools/fixtures/make_fixtures.py, pysf_ref.py) and
   // compares the features with the stored reference: one warm-up forward, then `repeats` timed
   // ones.
   struct VerifyResult {
-    double relativeError = 0.0;  // ||ours - ref|| / ||ref||
-    double forwardSeconds = 0.0;         // median of forwardRuns
-    std::vector<double> forwardRuns;     // seconds of each timed forward
+    double relativeError = 0.0;       // ||ours - ref|| / ||ref||
+    double forwardSeconds = 0.0;      // median of forwardRuns
+    std::vector<double> forwardRuns;  // seconds of each timed forward
     int64_t batch = 0;
     int64_t featureDim = 0;
   };
@@ -78,14 +80,15 @@ class FeatureModel {
   // features, and batch * numClasses() head outputs when `logits` is not null.
   // On a CUDA device the clips go through a pinned host buffer (reused across calls) with a
   // non-blocking copy on the model's own stream, and the features come back once per batch.
-  virtual void extract(const float* clips, int64_t batch, float* features, float* logits = nullptr) = 0;
+  virtual void extract(const float* clips, int64_t batch, float* features,
+                       float* logits = nullptr) = 0;
 
   // The same from uint8 clips (batch x 3 x T x H x W bytes, channel planes in output order, as
   // cropClip writes them): the bytes are uploaded (4x less than floats) and normalised on the
   // model's device with one multiply and one add per value, the arithmetic packClip does, so the
   // input is bit-identical to extract()'s from packClip. Worth it on a GPU (uploadsBytes()).
-  virtual void extractBytes(const uint8_t* clips, int64_t batch, const ClipNormalisation& norm, float* features,
-                            float* logits = nullptr) = 0;
+  virtual void extractBytes(const uint8_t* clips, int64_t batch, const ClipNormalisation& norm,
+                            float* features, float* logits = nullptr) = 0;
   // Whether extractBytes() is the cheaper path for this model (its device is not the CPU).
   virtual bool uploadsBytes() const = 0;
 };

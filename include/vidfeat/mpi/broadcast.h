@@ -11,7 +11,8 @@
 namespace vidfeat {
 
 // Collective over `comm`: `root` holds the entries, every rank returns them.
-std::vector<VideoEntry> broadcastEntries(const std::vector<VideoEntry>& entries, int root, MPI_Comm comm);
+std::vector<VideoEntry> broadcastEntries(const std::vector<VideoEntry>& entries, int root,
+                                         MPI_Comm comm);
 
 // Collective over `comm`: `root` holds the strings (none containing a NUL byte), every rank
 // returns them.

@@ -57,9 +57,11 @@ void installTerminateHandler();
 template <class T>
 class LeakOnUnwind {
  public:
-  explicit LeakOnUnwind(std::optional<T>& held) : held_(held), uncaught_(std::uncaught_exceptions()) {}
+  explicit LeakOnUnwind(std::optional<T>& held)
+      : held_(held), uncaught_(std::uncaught_exceptions()) {}
   ~LeakOnUnwind() {
-    if (std::uncaught_exceptions() > uncaught_ && held_) static_cast<void>(new T(std::move(*held_)));
+    if (std::uncaught_exceptions() > uncaught_ && held_)
+      static_cast<void>(new T(std::move(*held_)));
   }
   LeakOnUnwind(const LeakOnUnwind&) = delete;
   LeakOnUnwind& operator=(const LeakOnUnwind&) = delete;

@@ -28,7 +28,8 @@ class BoundedQueue {
   // Takes the oldest item, waiting until `deadline` at most. False when none came in time.
   bool popUntil(T& out, std::chrono::steady_clock::time_point deadline) {
     std::unique_lock<std::mutex> lock(mutex_);
-    if (!notEmpty_.wait_until(lock, deadline, [&] { return closed_ || !items_.empty(); })) return false;
+    if (!notEmpty_.wait_until(lock, deadline, [&] { return closed_ || !items_.empty(); }))
+      return false;
     if (items_.empty()) return false;
     out = std::move(items_.front());
     items_.pop_front();

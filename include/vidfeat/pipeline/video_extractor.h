@@ -29,7 +29,7 @@ struct ExtractOptions {
   int crops = 1;           // --crops: 1 (centre) or 3 (PySlowFast's left/centre/right test crops)
   int decodeThreads = 0;   // codec threads, 0 = FFmpeg's choice
   std::string decodeDevice = "cpu";  // --decode-device: cpu, cuda or cuda:N (DecodeOptions::device)
-  double timeoutSeconds = 0.0;  // --video-timeout: fail a video still running after this long
+  double timeoutSeconds = 0.0;       // --video-timeout: fail a video still running after this long
   // Where clips are normalised: Auto = on the model's device when it is not the CPU (uint8 crops
   // uploaded, FeatureModel::extractBytes), else by the decode worker (packClip). Both give the
   // same floats; tests force either.
@@ -81,8 +81,8 @@ class VideoExtractor {
                   const std::function<void()>& safePoint = {});
 
   struct Timing {
-    double busySeconds = 0;   // wall time with at least one video in flight
-    double modelSeconds = 0;  // inside the model's forward
+    double busySeconds = 0;     // wall time with at least one video in flight
+    double modelSeconds = 0;    // inside the model's forward
     double starvedSeconds = 0;  // waiting for clips while videos were in flight (decode-bound)
   };
   const Timing& timing() const { return timing_; }
@@ -92,7 +92,7 @@ class VideoExtractor {
  private:
   struct Open {
     std::string videoId;
-    VideoResult result;     // segments as clips arrive, features as their batches run
+    VideoResult result;       // segments as clips arrive, features as their batches run
     bool decodeDone = false;  // the worker has sent the video's end
     int inBatch = 0;          // clips waiting in the current batch
   };
@@ -102,7 +102,7 @@ class VideoExtractor {
   FeatureModel& model_;
   ExtractOptions opt_;
   std::unique_ptr<DecodeWorker> worker_;  // src/pipeline/decode_worker.h
-  std::map<int64_t, Open> open_;  // by ticket: submitted, not yet returned
+  std::map<int64_t, Open> open_;          // by ticket: submitted, not yet returned
   int64_t nextTicket_ = 0;
   // The batch being filled: all crops of a clip per entry, and whose clip each entry is.
   bool bytes_ = false;  // clips travel as uint8 crops, normalised by the model (extractBytes)

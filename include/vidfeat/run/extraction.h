@@ -23,30 +23,30 @@ class FeatureModel;
 struct ExtractionPlan {
   std::string manifestPath;
   std::string outputPath;
-  bool overwrite = false;     // start afresh even if the output exists
-  bool skipInvalid = false;   // record manifest problems as failed videos instead of stopping
-  bool retryFailed = false;   // on resume, attempt videos recorded as failed again
-  int shardIndex = 0;         // --shard K/N: take the K-th of N contiguous manifest slices
+  bool overwrite = false;    // start afresh even if the output exists
+  bool skipInvalid = false;  // record manifest problems as failed videos instead of stopping
+  bool retryFailed = false;  // on resume, attempt videos recorded as failed again
+  int shardIndex = 0;        // --shard K/N: take the K-th of N contiguous manifest slices
   int shardCount = 1;
-  int waveVideos = 16;        // a rank asks for a wave once it buffers this many videos...
-  double waveSeconds = 60.0;  // ...or holds finished videos for this long
+  int waveVideos = 16;             // a rank asks for a wave once it buffers this many videos...
+  double waveSeconds = 60.0;       // ...or holds finished videos for this long
   double watchdogSeconds = 600.0;  // abort when no collective step completes this long (0 = off)
-  bool outputLocked = false;  // the caller holds <output>.lock (lockOutput) for the whole run
+  bool outputLocked = false;       // the caller holds <output>.lock (lockOutput) for the whole run
   ExtractOptions extract;
   FileMetadata meta;
 };
 
 struct ExtractionSummary {
-  int64_t videos = 0;          // in this run's manifest (after sharding)
-  int64_t skipped = 0;         // already complete in the output
-  int64_t complete = 0;        // extracted by this run
-  int64_t failed = 0;          // failed in this run (including manifest problems)
-  int64_t failedBefore = 0;    // failed in an earlier run and not retried
-  bool interrupted = false;    // stopped by a signal (stop_signal.h): the rest is left for a rerun
+  int64_t videos = 0;        // in this run's manifest (after sharding)
+  int64_t skipped = 0;       // already complete in the output
+  int64_t complete = 0;      // extracted by this run
+  int64_t failed = 0;        // failed in this run (including manifest problems)
+  int64_t failedBefore = 0;  // failed in an earlier run and not retried
+  bool interrupted = false;  // stopped by a signal (stop_signal.h): the rest is left for a rerun
   int64_t segments = 0;
   int64_t clips = 0;
   double wallSeconds = 0.0;
-  double writeSeconds = 0.0;        // this rank's seconds writing the output (create, waves, close)
+  double writeSeconds = 0.0;  // this rank's seconds writing the output (create, waves, close)
   // Per rank, seconds: with videos in flight; inside the model's forward; waiting for decoded clips
   // while videos were in flight; writing the output (collective waves and the close).
   std::vector<double> busySeconds, modelSeconds, starvedSeconds, storeSeconds;

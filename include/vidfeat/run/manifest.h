@@ -27,11 +27,11 @@ struct ManifestProblem {
 
 struct Manifest {
   std::string path;
-  std::vector<VideoEntry> entries;         // valid lines, in order (duplicates left out)
-  std::vector<size_t> lines;               // manifest line of each entry
-  std::vector<ManifestProblem> problems;   // every problem found
-  std::vector<VideoEntry> invalid;         // entries of problems that still have a unique id
-                                           // (missing files), to be recorded as failed
+  std::vector<VideoEntry> entries;        // valid lines, in order (duplicates left out)
+  std::vector<size_t> lines;              // manifest line of each entry
+  std::vector<ManifestProblem> problems;  // every problem found
+  std::vector<VideoEntry> invalid;        // entries of problems that still have a unique id
+                                          // (missing files), to be recorded as failed
 };
 
 // Parses a manifest (serial). Throws InputError naming the manifest for what makes the whole file

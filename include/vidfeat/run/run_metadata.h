@@ -30,7 +30,8 @@ struct LoadedWeights {
 // every rank reads the file itself, so a rank that cannot read it fails the job rather than
 // extracting garbage) or seeded random ones. With `log` (rank 0) it says what was loaded, and
 // warns that random weights are untrained.
-LoadedWeights setWeights(FeatureModel& model, const Config& cfg, const WeightsSource& source, bool log);
+LoadedWeights setWeights(FeatureModel& model, const Config& cfg, const WeightsSource& source,
+                         bool log);
 
 // The output's provenance for a run of `model` (built from `cfg`) with `weights` and the clip
 // settings of `options`; `modelName` is the published name or the config file's stem. A

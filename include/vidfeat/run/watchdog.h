@@ -7,9 +7,9 @@
 // collective another rank never entered, in a hung file system call, in a decoder call that
 // does not return). 0 seconds: off.
 #include <atomic>
-#include <cstdint>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 

@@ -19,10 +19,12 @@ struct Located {
 Located locateSegments(const StoredVideo& video, const std::vector<SegmentRecord>& segments,
                        double start, double end);
 
-// Writes one .npy per selected video ([segments, D], or [segments, crops, D] with --crops 3) (all complete ones when `ids` is empty) under `dir`.
-// Ids become relative paths (a/b -> dir/a/b.npy); an id that would leave `dir` (absolute, "..",
-// NUL) is refused with an error naming it. Returns the number of files written.
-int64_t exportNpy(const std::string& file, const std::string& dir, const std::vector<std::string>& ids);
+// Writes one .npy per selected video ([segments, D], or [segments, crops, D] with --crops 3) (all
+// complete ones when `ids` is empty) under `dir`. Ids become relative paths (a/b -> dir/a/b.npy);
+// an id that would leave `dir` (absolute, "..", NUL) is refused with an error naming it. Returns
+// the number of files written.
+int64_t exportNpy(const std::string& file, const std::string& dir,
+                  const std::vector<std::string>& ids);
 
 // The path `<dir>/<id>.npy`, or throws Error when the id would escape `dir`.
 std::string npyPathFor(const std::string& dir, const std::string& videoId);

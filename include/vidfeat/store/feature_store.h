@@ -30,11 +30,11 @@ struct FileMetadata {
   std::string tailPolicy;        // repeat | sample | drop
   std::string featureName;       // what a feature row is, in words
   int64_t featureDim = 0;
-  int32_t crops = 1;             // spatial crops per segment (--crops); > 1 adds a /features axis
-  int32_t numFrames = 0;         // DATA.NUM_FRAMES
-  int32_t samplingRate = 0;      // DATA.SAMPLING_RATE
-  int32_t stride = 0;            // frames between consecutive clip starts
-  double targetFps = 0.0;        // --fps, 0 = native frame rate
+  int32_t crops = 1;         // spatial crops per segment (--crops); > 1 adds a /features axis
+  int32_t numFrames = 0;     // DATA.NUM_FRAMES
+  int32_t samplingRate = 0;  // DATA.SAMPLING_RATE
+  int32_t stride = 0;        // frames between consecutive clip starts
+  double targetFps = 0.0;    // --fps, 0 = native frame rate
 };
 
 // One row of /failures: every failed attempt, with where and on which rank it failed.
@@ -134,11 +134,12 @@ class StoreReader {
 
 // Differences between two files' provenance that make their features incomparable (model,
 // config, checkpoint, weights, clip settings), one line each; empty when they match.
-std::vector<std::string> metadataDifferences(const FileMetadata& stored, const FileMetadata& wanted);
+std::vector<std::string> metadataDifferences(const FileMetadata& stored,
+                                             const FileMetadata& wanted);
 
 // The message for a failed write of the output `path` (HDF5's `details`): "disk full: cannot write
-// <path> (N bytes free on its file system); free space, then rerun ..." when the file system is full
-// or the error says so, else "I/O error on <path>: <details>".
+// <path> (N bytes free on its file system); free space, then rerun ..." when the file system is
+// full or the error says so, else "I/O error on <path>: <details>".
 std::string describeWriteFailure(const std::string& path, const std::string& details);
 
 // Reads the attributes and the /videos table. Throws InputError naming the file when it is not a

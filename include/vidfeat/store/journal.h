@@ -53,8 +53,8 @@ class JournalWriter {
  public:
   JournalWriter() = default;  // inactive: every call is a no-op
   // Creates `dir`/`name` (exclusive) and writes and syncs its HEADER.
-  static JournalWriter create(const std::string& dir, const std::string& name, const std::string& runId,
-                              int rank, const FileMetadata& meta);
+  static JournalWriter create(const std::string& dir, const std::string& name,
+                              const std::string& runId, int rank, const FileMetadata& meta);
   JournalWriter(JournalWriter&& other) noexcept;
   JournalWriter& operator=(JournalWriter&& other) noexcept;
   JournalWriter(const JournalWriter&) = delete;
@@ -69,13 +69,14 @@ class JournalWriter {
   // Appends an ATTEMPT record and syncs it (before the video is decoded).
   void attempt(const std::string& videoId);
   // Appends a RESULT record (not synced: sync() does that before the wave's write).
-  void result(const std::string& videoId, const std::string& videoPath, int32_t rank, const VideoResult& r);
+  void result(const std::string& videoId, const std::string& videoPath, int32_t rank,
+              const VideoResult& r);
   void base();  // appends a BASE record and syncs
   void sync();  // fdatasync
   // Appends CLOSE, syncs and closes.
   void close();
 
-  double seconds() const { return seconds_; }   // time spent writing and syncing
+  double seconds() const { return seconds_; }  // time spent writing and syncing
   int64_t bytes() const { return bytes_; }
 
  private:
@@ -96,12 +97,13 @@ struct JournalIndex {
     VideoStatus status = VideoStatus::Pending;
     int64_t segments = 0;
     int64_t decodedFrames = 0;
-    size_t file = 0;       // in `files`
-    uint64_t offset = 0;   // of the record's payload
+    size_t file = 0;      // in `files`
+    uint64_t offset = 0;  // of the record's payload
     uint64_t length = 0;
   };
   std::vector<std::string> files;  // every journal read, oldest run first
-  std::map<std::string, Entry> results;  // by video id: the one that counts (complete over failed, else the latest)
+  std::map<std::string, Entry>
+      results;  // by video id: the one that counts (complete over failed, else the latest)
   // By video id: how many processes ended (without CLOSE) while it was attempted and unfinished.
   std::map<std::string, int> crashes;
   bool covers = false;  // some journal has a BASE record

@@ -16,6 +16,7 @@ struct MergeSummary {
 
 // Serial (uses MPI_COMM_SELF for the output). Refuses to replace an existing output unless
 // `overwrite`.
-MergeSummary mergeStores(const std::vector<std::string>& parts, const std::string& output, bool overwrite);
+MergeSummary mergeStores(const std::vector<std::string>& parts, const std::string& output,
+                         bool overwrite);
 
 }  // namespace vidfeat

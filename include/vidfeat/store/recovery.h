@@ -24,21 +24,23 @@ struct OutputPlan {
 
 struct OpenedOutput {
   std::optional<FeatureStore> store;
-  std::vector<StoredVideo> stored;  // /videos (row = index) after any repair: the run's starting point
-  JournalWriter journal;            // this rank's journal of this run
-  std::string runId;                // the same on every rank
-  int64_t replayed = 0;             // journal results written into the file (repair or rebuild)
-  int64_t crashFailed = 0;          // videos recorded failed: they crashed the process twice
+  std::vector<StoredVideo>
+      stored;               // /videos (row = index) after any repair: the run's starting point
+  JournalWriter journal;    // this rank's journal of this run
+  std::string runId;        // the same on every rank
+  int64_t replayed = 0;     // journal results written into the file (repair or rebuild)
+  int64_t crashFailed = 0;  // videos recorded failed: they crashed the process twice
   bool rebuilt = false;
-  double seconds = 0.0;             // this rank's time in openOutput
+  double seconds = 0.0;  // this rank's time in openOutput
 };
 
 // Collective. Throws CollectiveError (on every rank) for a file or journal made with other
 // settings, or a file that does not validate with no journals to rebuild it from.
 OpenedOutput openOutput(const OutputPlan& plan, MPI_Comm comm);
 
-// Collective. Closes the journal (CLOSE record) and `store` (the file); when every /videos row is complete
-// or failed, removes the journals (they are needed as long as anything may still be written).
+// Collective. Closes the journal (CLOSE record) and `store` (the file); when every /videos row is
+// complete or failed, removes the journals (they are needed as long as anything may still be
+// written).
 void finishOutput(OpenedOutput& out, FeatureStore& store, const std::string& path, MPI_Comm comm);
 
 // Collective: when any rank's `error` is non-empty, every rank throws CollectiveError with the

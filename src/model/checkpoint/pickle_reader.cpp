@@ -81,7 +81,8 @@ std::string utf8ToLatin1(const std::string& s) {
     if (c < 0x80) {
       out += char(c);
       i += 1;
-    } else if ((c & 0xE0) == 0xC0 && i + 1 < s.size() && (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80) {
+    } else if ((c & 0xE0) == 0xC0 && i + 1 < s.size() &&
+               (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80) {
       const unsigned cp = ((c & 0x1Fu) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu);
       if (cp < 0x80 || cp > 0xFF) fail("_codecs.encode: text is not Latin-1");
       out += char(cp);
@@ -98,7 +99,11 @@ std::string utf8ToLatin1(const std::string& s) {
 class Unpickler {
  public:
   Unpickler(const uint8_t* data, size_t size)
-      : p_(data), end_(data + size), begin_(data), slotBudget_(kSlotsPerByte * size + kSlotsBase), textBudget_(size) {}
+      : p_(data),
+        end_(data + size),
+        begin_(data),
+        slotBudget_(kSlotsPerByte * size + kSlotsBase),
+        textBudget_(size) {}
 
   PickleTree run() {
     for (;;) {
@@ -113,7 +118,8 @@ class Unpickler {
           take(8);
           break;
         case '.': {  // STOP
-          if (stack_.size() != 1 || !marks_.empty()) fail("STOP with " + std::to_string(stack_.size()) + " values on the stack");
+          if (stack_.size() != 1 || !marks_.empty())
+            fail("STOP with " + std::to_string(stack_.size()) + " values on the stack");
           tree_.root_ = stack_.back();
           tree_.consumed_ = size_t(p_ - begin_);
           return std::move(tree_);
@@ -284,7 +290,8 @@ class Unpickler {
         case 0x93: {  // STACK_GLOBAL
           PyValue* name = pop();
           PyValue* module = pop();
-          if (name->kind != PyKind::Str || module->kind != PyKind::Str) fail("STACK_GLOBAL needs two strings");
+          if (name->kind != PyKind::Str || module->kind != PyKind::Str)
+            fail("STACK_GLOBAL needs two strings");
           push(global(module->text, name->text));
           break;
         }
@@ -324,7 +331,8 @@ class Unpickler {
   void spend(size_t slots, const char* what) {
     if (slots > slotBudget_ - slotsUsed_) {
       fail(std::string(what) + " would make more than " + std::to_string(slotBudget_) +
-           " entries (the budget of " + std::to_string(kSlotsPerByte) + " per input byte); refusing a pickle that expands");
+           " entries (the budget of " + std::to_string(kSlotsPerByte) +
+           " per input byte); refusing a pickle that expands");
     }
     slotsUsed_ += slots;
   }
@@ -337,11 +345,14 @@ class Unpickler {
   }
 
   uint8_t byte() {
-    if (p_ >= end_) fail("truncated (ends at byte " + std::to_string(end_ - begin_) + " without STOP)");
+    if (p_ >= end_)
+      fail("truncated (ends at byte " + std::to_string(end_ - begin_) + " without STOP)");
     return *p_++;
   }
   const uint8_t* take(size_t n) {
-    if (size_t(end_ - p_) < n) fail("truncated (needs " + std::to_string(n) + " more bytes at byte " + std::to_string(p_ - begin_) + ")");
+    if (size_t(end_ - p_) < n)
+      fail("truncated (needs " + std::to_string(n) + " more bytes at byte " +
+           std::to_string(p_ - begin_) + ")");
     const uint8_t* at = p_;
     p_ += n;
     return at;
@@ -418,7 +429,9 @@ class Unpickler {
     bool operator==(const TextKey& o) const { return kind == o.kind && text == o.text; }
   };
   struct TextKeyHash {
-    size_t operator()(const TextKey& k) const { return std::hash<std::string_view>()(k.text) ^ size_t(k.kind); }
+    size_t operator()(const TextKey& k) const {
+      return std::hash<std::string_view>()(k.text) ^ size_t(k.kind);
+    }
   };
   using KeyIndex = std::unordered_map<TextKey, size_t, TextKeyHash>;
 
@@ -460,19 +473,23 @@ class Unpickler {
   }
 
   PyValue* call(PyValue* callee, PyValue* args, const char* opcode) {
-    if (callee->kind != PyKind::Global) fail(std::string(opcode) + " of something that is not a global");
-    if (args->kind != PyKind::Tuple) fail(std::string(opcode) + " with arguments that are not a tuple");
+    if (callee->kind != PyKind::Global)
+      fail(std::string(opcode) + " of something that is not a global");
+    if (args->kind != PyKind::Tuple)
+      fail(std::string(opcode) + " with arguments that are not a tuple");
     if (callee->module == "collections") {  // OrderedDict() or OrderedDict([(k, v), ...])
       PyValue* d = make(PyKind::Dict);
       if (!args->items.empty()) {
-        if (args->items.size() != 1 || args->items[0]->kind != PyKind::List) fail("OrderedDict(...) with unexpected arguments");
+        if (args->items.size() != 1 || args->items[0]->kind != PyKind::List)
+          fail("OrderedDict(...) with unexpected arguments");
         // A copy of the list: counted against the budget before it is made (one list copied by
         // 7-byte calls over and over took 1.8 GB for a 1 MB file).
         // setItem counts each entry before it is made; reserved only when the whole copy fits.
         const auto& pairs = args->items[0]->items;
         if (2 * pairs.size() <= slotBudget_ - slotsUsed_) d->entries.reserve(pairs.size());
         for (PyValue* pair : pairs) {
-          if ((pair->kind != PyKind::Tuple && pair->kind != PyKind::List) || pair->items.size() != 2) {
+          if ((pair->kind != PyKind::Tuple && pair->kind != PyKind::List) ||
+              pair->items.size() != 2) {
             fail("OrderedDict(...) item is not a pair");
           }
           setItem(d, pair->items[0], pair->items[1], "OrderedDict(list)");
@@ -481,13 +498,18 @@ class Unpickler {
       return d;
     }
     if (callee->module == "_codecs") {
-      if (args->items.size() != 2 || args->items[0]->kind != PyKind::Str || args->items[1]->kind != PyKind::Str) {
+      if (args->items.size() != 2 || args->items[0]->kind != PyKind::Str ||
+          args->items[1]->kind != PyKind::Str) {
         fail("_codecs.encode(...) with unexpected arguments");
       }
       const std::string& enc = args->items[1]->text;
-      if (enc != "latin1" && enc != "latin-1" && enc != "iso-8859-1") fail("_codecs.encode to " + printable(enc));
+      if (enc != "latin1" && enc != "latin-1" && enc != "iso-8859-1")
+        fail("_codecs.encode to " + printable(enc));
       const size_t n = args->items[0]->text.size();
-      if (n > textBudget_) fail("_codecs.encode(...) calls copy more text than the pickle holds; refusing a pickle that expands");
+      if (n > textBudget_)
+        fail(
+            "_codecs.encode(...) calls copy more text than the pickle holds; refusing a pickle "
+            "that expands");
       textBudget_ -= n;
       PyValue* b = make(PyKind::Bytes);
       b->text = utf8ToLatin1(args->items[0]->text);
@@ -501,7 +523,8 @@ class Unpickler {
   }
 
   void build(PyValue* target, PyValue* state) {
-    if (target->kind == PyKind::Dict) return;  // an OrderedDict's __dict__ (torch's _metadata): unused
+    if (target->kind == PyKind::Dict)
+      return;  // an OrderedDict's __dict__ (torch's _metadata): unused
     if (target->kind != PyKind::Object) fail("BUILD on something that is not an object");
     if (target->state) fail("BUILD twice on one object");
     target->state = state;
@@ -543,22 +566,33 @@ size_t scalarSize(ScalarType t) {
 
 const char* scalarName(ScalarType t) {
   switch (t) {
-    case ScalarType::Float32: return "float32";
-    case ScalarType::Float64: return "float64";
-    case ScalarType::Float16: return "float16";
-    case ScalarType::BFloat16: return "bfloat16";
-    case ScalarType::Int64: return "int64";
-    case ScalarType::Int32: return "int32";
-    case ScalarType::Int16: return "int16";
-    case ScalarType::Int8: return "int8";
-    case ScalarType::UInt8: return "uint8";
-    case ScalarType::Bool: return "bool";
+    case ScalarType::Float32:
+      return "float32";
+    case ScalarType::Float64:
+      return "float64";
+    case ScalarType::Float16:
+      return "float16";
+    case ScalarType::BFloat16:
+      return "bfloat16";
+    case ScalarType::Int64:
+      return "int64";
+    case ScalarType::Int32:
+      return "int32";
+    case ScalarType::Int16:
+      return "int16";
+    case ScalarType::Int8:
+      return "int8";
+    case ScalarType::UInt8:
+      return "uint8";
+    case ScalarType::Bool:
+      return "bool";
   }
   return "?";
 }
 
 std::string textOf(const PyValue& v, const char* what) {
-  if (v.kind != PyKind::Str && v.kind != PyKind::Bytes) fail(std::string(what) + " is not a string");
+  if (v.kind != PyKind::Str && v.kind != PyKind::Bytes)
+    fail(std::string(what) + " is not a string");
   return v.text;
 }
 
@@ -581,7 +615,8 @@ const PyValue* dictGet(const PyValue& dict, const std::string& key) {
 namespace {
 
 std::vector<int64_t> intTuple(const PyValue* v, const char* what) {
-  if (!v || (v->kind != PyKind::Tuple && v->kind != PyKind::List)) fail(std::string(what) + " is not a tuple");
+  if (!v || (v->kind != PyKind::Tuple && v->kind != PyKind::List))
+    fail(std::string(what) + " is not a tuple");
   if (v->items.size() > 16) fail(std::string(what) + " has more than 16 dimensions");
   std::vector<int64_t> out;
   for (const PyValue* x : v->items) {
@@ -624,7 +659,8 @@ int64_t TensorRef::numel() const { return product(sizes, "tensor size"); }
 int64_t NdArray::numel() const { return product(shape, "array shape"); }
 
 bool isTensor(const PyValue& v) {
-  return isCall(v, "torch._utils", "_rebuild_tensor_v2") || isCall(v, "torch._utils", "_rebuild_parameter");
+  return isCall(v, "torch._utils", "_rebuild_tensor_v2") ||
+         isCall(v, "torch._utils", "_rebuild_parameter");
 }
 
 TensorRef tensorRef(const PyValue& value) {
@@ -633,14 +669,18 @@ TensorRef tensorRef(const PyValue& value) {
     if (v->args->items.empty()) fail("_rebuild_parameter without data");
     v = v->args->items[0];
   }
-  if (!isCall(*v, "torch._utils", "_rebuild_tensor_v2")) fail("expected a tensor (torch._utils._rebuild_tensor_v2)");
+  if (!isCall(*v, "torch._utils", "_rebuild_tensor_v2"))
+    fail("expected a tensor (torch._utils._rebuild_tensor_v2)");
   const auto& a = v->args->items;
   if (a.size() < 4) fail("_rebuild_tensor_v2 with " + std::to_string(a.size()) + " arguments");
-  if (a[0]->kind != PyKind::PersistentId || a[0]->args->kind != PyKind::Tuple) fail("tensor storage is not a persistent id");
+  if (a[0]->kind != PyKind::PersistentId || a[0]->args->kind != PyKind::Tuple)
+    fail("tensor storage is not a persistent id");
   const auto& pid = a[0]->args->items;
   // ('storage', torch.XStorage, key, location, numel[, view_metadata])
-  if (pid.size() < 5 || textOf(*pid[0], "persistent id tag") != "storage") fail("persistent id is not ('storage', ...)");
-  if (pid[1]->kind != PyKind::Global || pid[1]->module != "torch") fail("persistent id without a torch storage type");
+  if (pid.size() < 5 || textOf(*pid[0], "persistent id tag") != "storage")
+    fail("persistent id is not ('storage', ...)");
+  if (pid[1]->kind != PyKind::Global || pid[1]->module != "torch")
+    fail("persistent id without a torch storage type");
   TensorRef t;
   t.type = storageType(pid[1]->name);
   t.storageKey = textOf(*pid[2], "storage key");
@@ -648,10 +688,12 @@ TensorRef tensorRef(const PyValue& value) {
   if (t.storageNumel < 0) fail("negative storage size");
   int64_t visible = t.storageNumel;
   if (pid.size() > 5 && pid[5]->kind != PyKind::None) {  // legacy view: (view_key, offset, size)
-    if (pid[5]->kind != PyKind::Tuple || pid[5]->items.size() != 3) fail("malformed storage view metadata");
+    if (pid[5]->kind != PyKind::Tuple || pid[5]->items.size() != 3)
+      fail("malformed storage view metadata");
     t.viewOffset = intOf(*pid[5]->items[1], "view offset");
     visible = intOf(*pid[5]->items[2], "view size");
-    if (t.viewOffset < 0 || visible < 0 || t.viewOffset > t.storageNumel - visible) fail("storage view outside its storage");
+    if (t.viewOffset < 0 || visible < 0 || t.viewOffset > t.storageNumel - visible)
+      fail("storage view outside its storage");
   }
   t.offset = intOf(*a[1], "storage offset");
   t.sizes = intTuple(a[2], "tensor size");
@@ -662,12 +704,14 @@ TensorRef tensorRef(const PyValue& value) {
     int64_t last = t.offset;
     for (size_t i = 0; i < t.sizes.size(); ++i) {
       int64_t step;
-      if (__builtin_mul_overflow(t.sizes[i] - 1, t.strides[i], &step) || __builtin_add_overflow(last, step, &last)) {
+      if (__builtin_mul_overflow(t.sizes[i] - 1, t.strides[i], &step) ||
+          __builtin_add_overflow(last, step, &last)) {
         fail("tensor extent overflows");
       }
     }
     if (last >= visible) {
-      fail("tensor reaches element " + std::to_string(last) + " of a storage of " + std::to_string(visible));
+      fail("tensor reaches element " + std::to_string(last) + " of a storage of " +
+           std::to_string(visible));
     }
   }
   return t;
@@ -676,7 +720,8 @@ TensorRef tensorRef(const PyValue& value) {
 namespace {
 
 ScalarType numpyType(const PyValue& dtype) {
-  if (!isCall(dtype, "numpy", "dtype") || dtype.args->items.empty()) fail("array dtype is not numpy.dtype(...)");
+  if (!isCall(dtype, "numpy", "dtype") || dtype.args->items.empty())
+    fail("array dtype is not numpy.dtype(...)");
   std::string code = textOf(*dtype.args->items[0], "dtype code");
   char order = '=';
   if (!code.empty() && (code[0] == '<' || code[0] == '>' || code[0] == '|' || code[0] == '=')) {
@@ -704,8 +749,10 @@ ScalarType numpyType(const PyValue& dtype) {
 }  // namespace
 
 bool isNdArray(const PyValue& v) {
-  return isCall(v, "numpy.core.multiarray", "_reconstruct") || isCall(v, "numpy._core.multiarray", "_reconstruct") ||
-         isCall(v, "numpy.core.multiarray", "scalar") || isCall(v, "numpy._core.multiarray", "scalar");
+  return isCall(v, "numpy.core.multiarray", "_reconstruct") ||
+         isCall(v, "numpy._core.multiarray", "_reconstruct") ||
+         isCall(v, "numpy.core.multiarray", "scalar") ||
+         isCall(v, "numpy._core.multiarray", "scalar");
 }
 
 NdArray ndArray(const PyValue& v) {
@@ -716,20 +763,25 @@ NdArray ndArray(const PyValue& v) {
     if (v.args->items[1]->kind != PyKind::Bytes) fail("numpy scalar data is not bytes");
     a.data = &v.args->items[1]->text;
   } else {
-    if (!isNdArray(v) || !v.state || v.state->kind != PyKind::Tuple) fail("numpy array without its state");
+    if (!isNdArray(v) || !v.state || v.state->kind != PyKind::Tuple)
+      fail("numpy array without its state");
     const auto& s = v.state->items;
     // (version, shape, dtype, is_fortran, data) or, from old numpy, without the version.
     const size_t base = s.size() == 5 ? 1 : 0;
-    if (s.size() != 4 && s.size() != 5) fail("numpy array state has " + std::to_string(s.size()) + " fields");
+    if (s.size() != 4 && s.size() != 5)
+      fail("numpy array state has " + std::to_string(s.size()) + " fields");
     a.shape = intTuple(s[base], "array shape");
     a.type = numpyType(*s[base + 1]);
     a.fortranOrder = intOf(*s[base + 2], "array order") != 0;
-    if (s[base + 3]->kind != PyKind::Bytes && s[base + 3]->kind != PyKind::Str) fail("numpy array data is not bytes (object arrays are not supported)");
+    if (s[base + 3]->kind != PyKind::Bytes && s[base + 3]->kind != PyKind::Str)
+      fail("numpy array data is not bytes (object arrays are not supported)");
     a.data = &s[base + 3]->text;
   }
   int64_t bytes;
-  if (__builtin_mul_overflow(a.numel(), int64_t(scalarSize(a.type)), &bytes) || uint64_t(bytes) != a.data->size()) {
-    fail("numpy array data holds " + std::to_string(a.data->size()) + " bytes, its shape needs another count");
+  if (__builtin_mul_overflow(a.numel(), int64_t(scalarSize(a.type)), &bytes) ||
+      uint64_t(bytes) != a.data->size()) {
+    fail("numpy array data holds " + std::to_string(a.data->size()) +
+         " bytes, its shape needs another count");
   }
   return a;
 }

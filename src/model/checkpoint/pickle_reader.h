@@ -26,7 +26,21 @@
 
 namespace vidfeat::ckpt {
 
-enum class PyKind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Global, Object, PersistentId };
+enum class PyKind {
+  None,
+  Bool,
+  Int,
+  BigInt,
+  Float,
+  Str,
+  Bytes,
+  Tuple,
+  List,
+  Dict,
+  Global,
+  Object,
+  PersistentId
+};
 
 // One unpickled value. Owned by its PickleTree's arena; children are plain pointers into the same
 // arena (so shared and even cyclic references cost nothing and cannot leak).
@@ -35,12 +49,12 @@ struct PyValue {
   bool boolean = false;
   int64_t integer = 0;
   double real = 0.0;
-  std::string text;                      // Str (UTF-8), Bytes, BigInt (two's complement, LE)
-  std::vector<PyValue*> items;           // Tuple, List
+  std::string text;             // Str (UTF-8), Bytes, BigInt (two's complement, LE)
+  std::vector<PyValue*> items;  // Tuple, List
   std::vector<std::pair<PyValue*, PyValue*>> entries;  // Dict (insertion order)
-  std::string module, name;              // Global; Object: the global it was made from
-  PyValue* args = nullptr;               // Object: the argument tuple; PersistentId: the id
-  PyValue* state = nullptr;              // Object: what BUILD gave it
+  std::string module, name;  // Global; Object: the global it was made from
+  PyValue* args = nullptr;   // Object: the argument tuple; PersistentId: the id
+  PyValue* state = nullptr;  // Object: what BUILD gave it
 };
 
 constexpr size_t kSlotsPerByte = 4;
@@ -65,7 +79,18 @@ PickleTree parsePickle(const uint8_t* data, size_t size);
 
 // ---- interpreting the inert tree -------------------------------------------------------------
 
-enum class ScalarType { Float32, Float64, Float16, BFloat16, Int64, Int32, Int16, Int8, UInt8, Bool };
+enum class ScalarType {
+  Float32,
+  Float64,
+  Float16,
+  BFloat16,
+  Int64,
+  Int32,
+  Int16,
+  Int8,
+  UInt8,
+  Bool
+};
 size_t scalarSize(ScalarType t);
 const char* scalarName(ScalarType t);
 
@@ -81,8 +106,8 @@ bool isDict(const PyValue& v);
 struct TensorRef {
   std::string storageKey;
   ScalarType type = ScalarType::Float32;
-  int64_t storageNumel = 0;   // elements the storage holds (from the persistent id)
-  int64_t viewOffset = 0;     // legacy storage views: offset of this view into its root storage
+  int64_t storageNumel = 0;  // elements the storage holds (from the persistent id)
+  int64_t viewOffset = 0;    // legacy storage views: offset of this view into its root storage
   int64_t offset = 0;
   std::vector<int64_t> sizes, strides;
   int64_t numel() const;

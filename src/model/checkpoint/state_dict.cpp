@@ -23,16 +23,26 @@ using ckpt::PyValue;
 
 torch::Dtype torchType(ckpt::ScalarType t) {
   switch (t) {
-    case ckpt::ScalarType::Float32: return torch::kFloat32;
-    case ckpt::ScalarType::Float64: return torch::kFloat64;
-    case ckpt::ScalarType::Float16: return torch::kFloat16;
-    case ckpt::ScalarType::BFloat16: return torch::kBFloat16;
-    case ckpt::ScalarType::Int64: return torch::kInt64;
-    case ckpt::ScalarType::Int32: return torch::kInt32;
-    case ckpt::ScalarType::Int16: return torch::kInt16;
-    case ckpt::ScalarType::Int8: return torch::kInt8;
-    case ckpt::ScalarType::UInt8: return torch::kUInt8;
-    case ckpt::ScalarType::Bool: return torch::kBool;
+    case ckpt::ScalarType::Float32:
+      return torch::kFloat32;
+    case ckpt::ScalarType::Float64:
+      return torch::kFloat64;
+    case ckpt::ScalarType::Float16:
+      return torch::kFloat16;
+    case ckpt::ScalarType::BFloat16:
+      return torch::kBFloat16;
+    case ckpt::ScalarType::Int64:
+      return torch::kInt64;
+    case ckpt::ScalarType::Int32:
+      return torch::kInt32;
+    case ckpt::ScalarType::Int16:
+      return torch::kInt16;
+    case ckpt::ScalarType::Int8:
+      return torch::kInt8;
+    case ckpt::ScalarType::UInt8:
+      return torch::kUInt8;
+    case ckpt::ScalarType::Bool:
+      return torch::kBool;
   }
   return torch::kFloat32;
 }
@@ -58,7 +68,8 @@ void checkZipRecordsStored(const std::string& path) {
   if (!in) throw InputError(path, "cannot open");
   const uint64_t fileSize = uint64_t(in.tellg());
   auto readAt = [&](uint64_t at, size_t n) {
-    if (at > fileSize || n > fileSize - at) throw Error("zip container: a structure lies outside the file");
+    if (at > fileSize || n > fileSize - at)
+      throw Error("zip container: a structure lies outside the file");
     std::string b(n, '\0');
     in.seekg(std::streamoff(at));
     in.read(b.data(), std::streamsize(n));
@@ -69,7 +80,9 @@ void checkZipRecordsStored(const std::string& path) {
     return uint32_t(uint8_t(b[at])) | (uint32_t(uint8_t(b[at + 1])) << 8);
   };
   auto u32 = [&](const std::string& b, size_t at) { return u16(b, at) | (u16(b, at + 2) << 16); };
-  auto u64 = [&](const std::string& b, size_t at) { return uint64_t(u32(b, at)) | (uint64_t(u32(b, at + 4)) << 32); };
+  auto u64 = [&](const std::string& b, size_t at) {
+    return uint64_t(u32(b, at)) | (uint64_t(u32(b, at + 4)) << 32);
+  };
   const size_t tailSize = size_t(std::min<uint64_t>(fileSize, 22 + 65535));
   const std::string tail = readAt(fileSize - tailSize, tailSize);
   size_t eocd = std::string::npos;
@@ -80,14 +93,16 @@ void checkZipRecordsStored(const std::string& path) {
     }
   }
   if (eocd == std::string::npos) throw Error("zip container: no end of central directory record");
-  uint64_t entries = u16(tail, eocd + 10), cdSize = u32(tail, eocd + 12), cdOffset = u32(tail, eocd + 16);
+  uint64_t entries = u16(tail, eocd + 10), cdSize = u32(tail, eocd + 12),
+           cdOffset = u32(tail, eocd + 16);
   if (entries == 0xFFFF || cdSize == 0xFFFFFFFF || cdOffset == 0xFFFFFFFF) {  // zip64
     const uint64_t eocdAt = fileSize - tailSize + eocd;
     if (eocdAt < 20) throw Error("zip container: zip64 locator missing");
     const std::string loc = readAt(eocdAt - 20, 20);
     if (loc.compare(0, 4, "PK\x06\x07") != 0) throw Error("zip container: zip64 locator missing");
     const std::string z = readAt(u64(loc, 8), 56);
-    if (z.compare(0, 4, "PK\x06\x06") != 0) throw Error("zip container: zip64 end of central directory missing");
+    if (z.compare(0, 4, "PK\x06\x06") != 0)
+      throw Error("zip container: zip64 end of central directory missing");
     entries = u64(z, 32);
     cdSize = u64(z, 40);
     cdOffset = u64(z, 48);
@@ -95,13 +110,17 @@ void checkZipRecordsStored(const std::string& path) {
   const std::string cd = readAt(cdOffset, size_t(cdSize));
   size_t at = 0;
   for (uint64_t e = 0; e < entries; ++e) {
-    if (cd.size() - at < 46 || cd.compare(at, 4, "PK\x01\x02") != 0) throw Error("zip container: malformed central directory");
+    if (cd.size() - at < 46 || cd.compare(at, 4, "PK\x01\x02") != 0)
+      throw Error("zip container: malformed central directory");
     const uint32_t method = u16(cd, at + 10);
     uint64_t comp = u32(cd, at + 20), uncomp = u32(cd, at + 24), local = u32(cd, at + 42);
-    const size_t nameLen = u16(cd, at + 28), extraLen = u16(cd, at + 30), commentLen = u16(cd, at + 32);
-    if (cd.size() - at - 46 < nameLen + extraLen + commentLen) throw Error("zip container: malformed central directory");
+    const size_t nameLen = u16(cd, at + 28), extraLen = u16(cd, at + 30),
+                 commentLen = u16(cd, at + 32);
+    if (cd.size() - at - 46 < nameLen + extraLen + commentLen)
+      throw Error("zip container: malformed central directory");
     const std::string name = cd.substr(at + 46, nameLen);
-    for (size_t x = at + 46 + nameLen; x + 4 <= at + 46 + nameLen + extraLen;) {  // zip64 extra field
+    for (size_t x = at + 46 + nameLen;
+         x + 4 <= at + 46 + nameLen + extraLen;) {  // zip64 extra field
       const uint32_t id = u16(cd, x), len = u16(cd, x + 2);
       if (x + 4 + len > at + 46 + nameLen + extraLen) break;
       if (id == 0x0001) {
@@ -119,11 +138,13 @@ void checkZipRecordsStored(const std::string& path) {
       x += 4 + len;
     }
     if (method != 0 || comp != uncomp) {
-      throw Error("zip record " + name + " is compressed (method " + std::to_string(method) + ", " + std::to_string(comp) +
-                  " bytes declaring " + std::to_string(uncomp) + "); torch.save writes its records stored: refusing it");
+      throw Error("zip record " + name + " is compressed (method " + std::to_string(method) + ", " +
+                  std::to_string(comp) + " bytes declaring " + std::to_string(uncomp) +
+                  "); torch.save writes its records stored: refusing it");
     }
     if (local > fileSize || uncomp > fileSize - local) {
-      throw Error("zip record " + name + " of " + std::to_string(uncomp) + " bytes lies outside the file");
+      throw Error("zip record " + name + " of " + std::to_string(uncomp) +
+                  " bytes lies outside the file");
     }
     at += 46 + nameLen + extraLen + commentLen;
   }
@@ -148,16 +169,19 @@ class TorchFile {
   torch::Tensor tensor(const PyValue& v, bool dense = false) const {
     const ckpt::TensorRef ref = ckpt::tensorRef(v);
     auto it = storages_.find(ref.storageKey);
-    if (it == storages_.end()) throw Error("tensor storage '" + ref.storageKey + "' is not in the file");
+    if (it == storages_.end())
+      throw Error("tensor storage '" + ref.storageKey + "' is not in the file");
     const auto& [type, base] = it->second;
-    if (type != ref.type) throw Error("storage '" + ref.storageKey + "' is used with two element types");
+    if (type != ref.type)
+      throw Error("storage '" + ref.storageKey + "' is used with two element types");
     if (base.numel() < ref.storageNumel) {
-      throw Error("storage '" + ref.storageKey + "' holds " + std::to_string(base.numel()) + " elements, the pickle says " +
-                  std::to_string(ref.storageNumel));
+      throw Error("storage '" + ref.storageKey + "' holds " + std::to_string(base.numel()) +
+                  " elements, the pickle says " + std::to_string(ref.storageNumel));
     }
     if (dense && ref.numel() > base.numel()) {
-      throw Error("tensor of " + std::to_string(ref.numel()) + " elements on storage '" + ref.storageKey + "' of " +
-                  std::to_string(base.numel()) + " (zero or overlapping strides): refusing to materialise it");
+      throw Error("tensor of " + std::to_string(ref.numel()) + " elements on storage '" +
+                  ref.storageKey + "' of " + std::to_string(base.numel()) +
+                  " (zero or overlapping strides): refusing to materialise it");
     }
     // as_strided's offset counts from the storage's start, so a legacy view's offset adds in.
     return base.as_strided(ref.sizes, ref.strides, ref.viewOffset + ref.offset);
@@ -197,8 +221,9 @@ class TorchFile {
     if (n == 0) return torch::empty({0}, torch::TensorOptions().dtype(torchType(type)));
     auto owner = std::make_shared<at::DataPtr>(std::move(ptr));
     void* data = owner->get();
-    return torch::from_blob(data, {n}, [owner](void*) mutable { owner.reset(); },
-                            torch::TensorOptions().dtype(torchType(type)));
+    return torch::from_blob(
+        data, {n}, [owner](void*) mutable { owner.reset(); },
+        torch::TensorOptions().dtype(torchType(type)));
   }
 
   void readZip() {
@@ -229,9 +254,11 @@ class TorchFile {
     };
     next();  // magic number (detectCheckpointFormat checked it)
     auto protocol = next();
-    if (ckpt::intOf(*protocol.root(), "legacy protocol version") != 1001) throw Error("legacy protocol version is not 1001");
+    if (ckpt::intOf(*protocol.root(), "legacy protocol version") != 1001)
+      throw Error("legacy protocol version is not 1001");
     auto sysInfo = next();
-    if (const PyValue* le = ckpt::dictGet(*sysInfo.root(), "little_endian"); le && le->kind == PyKind::Bool && !le->boolean) {
+    if (const PyValue* le = ckpt::dictGet(*sysInfo.root(), "little_endian");
+        le && le->kind == PyKind::Bool && !le->boolean) {
       throw Error("written on a big-endian machine; not supported");
     }
     tree_ = next();
@@ -248,9 +275,11 @@ class TorchFile {
       at += 8;
       const size_t elem = ckpt::scalarSize(it->second);
       if (numel < 0 || uint64_t(numel) > (bytes_.size() - at) / elem) {
-        throw Error("truncated: storage '" + key + "' needs " + std::to_string(numel) + " elements");
+        throw Error("truncated: storage '" + key + "' needs " + std::to_string(numel) +
+                    " elements");
       }
-      storages_.emplace(key, std::make_pair(it->second, fromBytes(p + at, size_t(numel) * elem, it->second)));
+      storages_.emplace(
+          key, std::make_pair(it->second, fromBytes(p + at, size_t(numel) * elem, it->second)));
       at += size_t(numel) * elem;
     }
   }
@@ -275,7 +304,9 @@ StateDict tensorDict(const TorchFile& file, const PyValue& dict, const std::stri
 StateDict readTorch(const std::string& path, CheckpointFormat format) {
   TorchFile file(path, format);
   const PyValue& root = file.root();
-  if (!ckpt::isDict(root)) throw Error("the file holds no dict (a whole pickled model is not supported: save its state_dict)");
+  if (!ckpt::isDict(root))
+    throw Error(
+        "the file holds no dict (a whole pickled model is not supported: save its state_dict)");
   if (const PyValue* ms = ckpt::dictGet(root, "model_state")) {
     if (!ckpt::isDict(*ms)) throw Error("'model_state' is not a dict");
     return tensorDict(file, *ms, "");
@@ -308,7 +339,8 @@ StateDict readCaffe2(const std::string& path) {
   const auto bytes = readWholeFile(path);
   auto tree = ckpt::parsePickle(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   const PyValue* blobs = ckpt::dictGet(*tree.root(), "blobs");
-  if (!blobs || !ckpt::isDict(*blobs)) throw Error("a Caffe2 checkpoint is a dict with a 'blobs' dict; this pickle has none");
+  if (!blobs || !ckpt::isDict(*blobs))
+    throw Error("a Caffe2 checkpoint is a dict with a 'blobs' dict; this pickle has none");
   StateDict out;
   for (const auto& [k, v] : blobs->entries) {
     const std::string name = ckpt::textOf(*k, "blob name");
@@ -319,7 +351,8 @@ StateDict readCaffe2(const std::string& path) {
 }
 
 bool endsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string shapeText(at::IntArrayRef s) {
@@ -368,14 +401,16 @@ std::string caffe2ToPySlowFastName(const std::string& caffe2Name) {
         {R"(^t_res([0-9]+)_([0-9]+)_branch2c_bn_subsample_bn_(.*))", "s$1_fuse.bn.$3"},
         {R"(^t_res([0-9]+)_([0-9]+)_branch2c_bn_subsample_(.*))", "s$1_fuse.conv_f2s.$3"},
         // slow (or only) pathway
-        {R"(^res([0-9]+)_([0-9]+)_branch([0-9]+)([a-z])_(.*))", "s$1.pathway0_res$2.branch$3.$4_$5"},
+        {R"(^res([0-9]+)_([0-9]+)_branch([0-9]+)([a-z])_(.*))",
+         "s$1.pathway0_res$2.branch$3.$4_$5"},
         {R"(^res_conv1_bn_(.*))", "s1.pathway0_stem.bn.$1"},
         {R"(^conv1_xy(.*))", "s1.pathway0_stem.conv_xy$1"},
         {R"(^conv1_(.*))", "s1.pathway0_stem.conv.$1"},
         {R"(^res([0-9]+)_([0-9]+)_branch([0-9]+)_(.*))", "s$1.pathway0_res$2.branch$3_$4"},
         {R"(^res_conv1_(.*))", "s1.pathway0_stem.conv.$1"},
         // fast pathway
-        {R"(^t_res([0-9]+)_([0-9]+)_branch([0-9]+)([a-z])_(.*))", "s$1.pathway1_res$2.branch$3.$4_$5"},
+        {R"(^t_res([0-9]+)_([0-9]+)_branch([0-9]+)([a-z])_(.*))",
+         "s$1.pathway1_res$2.branch$3.$4_$5"},
         {R"(^t_res_conv1_bn_(.*))", "s1.pathway1_stem.bn.$1"},
         {R"(^t_conv1_(.*))", "s1.pathway1_stem.conv.$1"},
         {R"(^t_res([0-9]+)_([0-9]+)_branch([0-9]+)_(.*))", "s$1.pathway1_res$2.branch$3_$4"},
@@ -402,7 +437,8 @@ std::string caffe2ToPySlowFastName(const std::string& caffe2Name) {
   return name;
 }
 
-void conformCaffe2(StateDict& dict, const torch::nn::Module& module, std::vector<std::string>* notes) {
+void conformCaffe2(StateDict& dict, const torch::nn::Module& module,
+                   std::vector<std::string>* notes) {
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const auto& p : module.named_parameters()) shapes[p.key()] = p.value().sizes().vec();
   for (const auto& b : module.named_buffers()) shapes[b.key()] = b.value().sizes().vec();
@@ -411,7 +447,8 @@ void conformCaffe2(StateDict& dict, const torch::nn::Module& module, std::vector
     auto it = shapes.find(key);
     if (it == shapes.end()) {
       // Training state of a Caffe2 run; PySlowFast skips it silently too.
-      const bool training = key.find("momentum") != std::string::npos || key.find("lr") != std::string::npos ||
+      const bool training = key.find("momentum") != std::string::npos ||
+                            key.find("lr") != std::string::npos ||
                             key.find("model_iter") != std::string::npos;
       if (!training) out.emplace_back(key, t);  // applyStateDict reports it
       continue;
@@ -423,8 +460,11 @@ void conformCaffe2(StateDict& dict, const torch::nn::Module& module, std::vector
       if (notes) notes->push_back(key + ": " + shapeText(t.sizes()) + " -> " + shapeText(s));
       t = t.reshape(s);
     }
-    if (t.dim() == 1 && want.size() == 1 && want[0] > t.size(0) && t.size(0) > 0 && want[0] % t.size(0) == 0) {
-      if (notes) notes->push_back(key + ": repeated " + std::to_string(want[0] / t.size(0)) + "x (BN statistics to sub-BN)");
+    if (t.dim() == 1 && want.size() == 1 && want[0] > t.size(0) && t.size(0) > 0 &&
+        want[0] % t.size(0) == 0) {
+      if (notes)
+        notes->push_back(key + ": repeated " + std::to_string(want[0] / t.size(0)) +
+                         "x (BN statistics to sub-BN)");
       t = t.repeat({want[0] / t.size(0)});
     }
     out.emplace_back(key, t);
@@ -448,7 +488,8 @@ ApplyResult applyStateDict(torch::nn::Module& module, const StateDict& dict) {
     if (it == targets.end()) {
       if (!endsWith(k, "num_batches_tracked")) unexpected.push_back(k + " " + shapeText(t.sizes()));
     } else if (it->second.sizes() != t.sizes()) {
-      mismatched.push_back(k + ": checkpoint " + shapeText(t.sizes()) + ", model " + shapeText(it->second.sizes()));
+      mismatched.push_back(k + ": checkpoint " + shapeText(t.sizes()) + ", model " +
+                           shapeText(it->second.sizes()));
     }
   }
   ApplyResult result;
@@ -462,10 +503,17 @@ ApplyResult applyStateDict(torch::nn::Module& module, const StateDict& dict) {
   }
   if (!missing.empty() || !unexpected.empty() || !mismatched.empty() || !duplicated.empty()) {
     std::string msg = "checkpoint does not fit the model built from the config:";
-    if (!missing.empty()) msg += "\n  missing keys (" + std::to_string(missing.size()) + "):" + listed(missing);
-    if (!unexpected.empty()) msg += "\n  unexpected keys (" + std::to_string(unexpected.size()) + "):" + listed(unexpected);
-    if (!mismatched.empty()) msg += "\n  shape mismatches (" + std::to_string(mismatched.size()) + "):" + listed(mismatched);
-    if (!duplicated.empty()) msg += "\n  keys given twice (" + std::to_string(duplicated.size()) + "):" + listed(duplicated);
+    if (!missing.empty())
+      msg += "\n  missing keys (" + std::to_string(missing.size()) + "):" + listed(missing);
+    if (!unexpected.empty())
+      msg +=
+          "\n  unexpected keys (" + std::to_string(unexpected.size()) + "):" + listed(unexpected);
+    if (!mismatched.empty())
+      msg +=
+          "\n  shape mismatches (" + std::to_string(mismatched.size()) + "):" + listed(mismatched);
+    if (!duplicated.empty())
+      msg +=
+          "\n  keys given twice (" + std::to_string(duplicated.size()) + "):" + listed(duplicated);
     throw Error(msg);
   }
   torch::NoGradGuard noGrad;
@@ -480,7 +528,8 @@ ApplyResult applyStateDict(torch::nn::Module& module, const StateDict& dict) {
 
 IoFile readIoFile(const std::string& path) {
   const CheckpointFormat format = detectCheckpointFormat(path);
-  if (format == CheckpointFormat::Caffe2Pickle) throw InputError(path, "an .io.pt file is a torch.save file, not a plain pickle");
+  if (format == CheckpointFormat::Caffe2Pickle)
+    throw InputError(path, "an .io.pt file is a torch.save file, not a plain pickle");
   try {
     TorchFile file(path, format);
     const PyValue* inputs = ckpt::dictGet(file.root(), "inputs");

@@ -28,7 +28,8 @@ std::string caffe2ToPySlowFastName(const std::string& caffe2Name);
 // and are training state (momentum, lr, model_iter) are dropped; a blob with fewer dimensions
 // than its parameter gets trailing 1s (FC -> 1x1x1 conv); a 1-D BN blob shorter than its
 // parameter by a whole factor is repeated. `notes` receives one line per change.
-void conformCaffe2(StateDict& dict, const torch::nn::Module& module, std::vector<std::string>* notes = nullptr);
+void conformCaffe2(StateDict& dict, const torch::nn::Module& module,
+                   std::vector<std::string>* notes = nullptr);
 
 // True for the classifier's keys, which may be absent when only features are wanted.
 bool isHeadClassifierKey(const std::string& key);

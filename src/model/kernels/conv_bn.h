@@ -43,7 +43,8 @@ class ConvBn {
   void fold(bool on);
   bool folded() const { return weight_.defined(); }
   // A depth-wise 3-D conv (one filter per channel): folded, it runs depthwise_conv.h's kernel on a
-  // dense float CPU input (give it a dense x: on a blocked one it runs MKL-DNN's slow grouped path).
+  // dense float CPU input (give it a dense x: on a blocked one it runs MKL-DNN's slow grouped
+  // path).
   bool depthwise() const { return depthwise_; }
   explicit operator bool() const { return bool(unfolded_); }
 
@@ -54,16 +55,16 @@ class ConvBn {
 
   std::function<torch::Tensor(const torch::Tensor&)> unfolded_;
   std::function<bool()> training_;
-  torch::Tensor convWeight_, convBias_;                    // the module's own tensors
-  torch::Tensor gamma_, beta_, mean_, var_;               // the BN's own tensors
+  torch::Tensor convWeight_, convBias_;      // the module's own tensors
+  torch::Tensor gamma_, beta_, mean_, var_;  // the BN's own tensors
   double eps_ = 1e-5;
   std::vector<int64_t> stride_, padding_, dilation_;
   int64_t groups_ = 1;
   bool depthwise_ = false;
-  torch::Tensor weight_, bias_;  // folded (dense); undefined when not folded
-  torch::Tensor packed_;         // folded weight in MKL-DNN's layout, when prepacked
-  int64_t split_ = 0;                               // setInputSplit
-  torch::Tensor packedMain_, packedLateral_;        // the two parts, prepacked, when split
+  torch::Tensor weight_, bias_;               // folded (dense); undefined when not folded
+  torch::Tensor packed_;                      // folded weight in MKL-DNN's layout, when prepacked
+  int64_t split_ = 0;                         // setInputSplit
+  torch::Tensor packedMain_, packedLateral_;  // the two parts, prepacked, when split
 };
 
 // A module holding ConvBn pairs: foldBatchNorms() finds it among the network's modules.

@@ -16,8 +16,8 @@ namespace vidfeat::model {
 
 namespace {
 
-constexpr size_t kAlignment = 64;           // as c10's default CPU allocator (AVX-512 loads)
-constexpr size_t kHeader = kAlignment;      // the block's size, in front of the data
+constexpr size_t kAlignment = 64;       // as c10's default CPU allocator (AVX-512 loads)
+constexpr size_t kHeader = kAlignment;  // the block's size, in front of the data
 constexpr size_t kMinCached = size_t(1) << 20;
 constexpr size_t kPage = 4096;
 
@@ -93,7 +93,9 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
-  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
 #endif
 };
 

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <typeinfo>
 
-#include "vidfeat/common/error.h"
 #include "kernels/conv_bn.h"  // pool3d
+#include "vidfeat/common/error.h"
 
 namespace vidfeat::model {
 
@@ -20,9 +20,12 @@ int64_t roundWidthF32(int64_t width, float multiplier, int64_t minWidth, int64_t
   return out;
 }
 
-nn::LayerNorm mvitLayerNorm(int64_t dim) { return nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-6)); }
+nn::LayerNorm mvitLayerNorm(int64_t dim) {
+  return nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-6));
+}
 
-torch::Tensor attentionPool(torch::Tensor x, nn::AnyModule& pool, Thw& thw, bool hasCls, nn::LayerNorm norm) {
+torch::Tensor attentionPool(torch::Tensor x, nn::AnyModule& pool, Thw& thw, bool hasCls,
+                            nn::LayerNorm norm) {
   if (pool.is_empty()) return x;
   const bool threeD = x.dim() == 3;
   if (threeD) {
@@ -38,8 +41,9 @@ torch::Tensor attentionPool(torch::Tensor x, nn::AnyModule& pool, Thw& thw, bool
   const int64_t B = x.size(0), N = x.size(1), C = x.size(3);
   x = x.reshape({B * N, thw[0], thw[1], thw[2], C}).permute({0, 4, 1, 2, 3}).contiguous();
   // A conv pool runs in the weights' type; a max/avg pool may need pool3d's bf16 fallback.
-  x = pool.type_info() == typeid(nn::Conv3dImpl) ? pool.forward(x)
-                                                 : pool3d([&](const torch::Tensor& t) { return pool.forward(t); }, x);
+  x = pool.type_info() == typeid(nn::Conv3dImpl)
+          ? pool.forward(x)
+          : pool3d([&](const torch::Tensor& t) { return pool.forward(t); }, x);
   thw = {x.size(2), x.size(3), x.size(4)};
   x = x.reshape({B, N, C, thw[0] * thw[1] * thw[2]}).transpose(2, 3);
   if (hasCls) x = torch::cat({cls, x}, 2);
@@ -62,24 +66,29 @@ int64_t product(const std::vector<int64_t>& v) {
   return p;
 }
 
-nn::AnyModule makePool(const std::string& mode, int64_t channels, const std::vector<int64_t>& kernel,
-                       const std::vector<int64_t>& stride) {
+nn::AnyModule makePool(const std::string& mode, int64_t channels,
+                       const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride) {
   if (kernel.size() != 3 || stride.size() != 3) {
-    throw Error("MVIT.POOL_Q_STRIDE / MVIT.POOL_KV_STRIDE / MVIT.POOL_KVQ_KERNEL: pooling needs 3 sizes (T, H, W)");
+    throw Error(
+        "MVIT.POOL_Q_STRIDE / MVIT.POOL_KV_STRIDE / MVIT.POOL_KVQ_KERNEL: pooling needs 3 sizes "
+        "(T, H, W)");
   }
   std::vector<int64_t> padding;
   for (auto k : kernel) padding.push_back(k / 2);
   if (mode == "conv") {
-    return nn::AnyModule(nn::Conv3d(nn::Conv3dOptions(channels, channels, torch::IntArrayRef(kernel))
-                                        .stride(stride)
-                                        .padding(padding)
-                                        .groups(channels)
-                                        .bias(false)));
+    return nn::AnyModule(
+        nn::Conv3d(nn::Conv3dOptions(channels, channels, torch::IntArrayRef(kernel))
+                       .stride(stride)
+                       .padding(padding)
+                       .groups(channels)
+                       .bias(false)));
   }
   if (mode == "max") {
-    return nn::AnyModule(nn::MaxPool3d(nn::MaxPool3dOptions(torch::IntArrayRef(kernel)).stride(stride).padding(padding)));
+    return nn::AnyModule(nn::MaxPool3d(
+        nn::MaxPool3dOptions(torch::IntArrayRef(kernel)).stride(stride).padding(padding)));
   }
-  return nn::AnyModule(nn::AvgPool3d(nn::AvgPool3dOptions(torch::IntArrayRef(kernel)).stride(stride).padding(padding)));
+  return nn::AnyModule(nn::AvgPool3d(
+      nn::AvgPool3dOptions(torch::IntArrayRef(kernel)).stride(stride).padding(padding)));
 }
 
 // get_rel_pos: the table linearly resized to `d` rows when its size differs (a pooled grid larger
@@ -89,7 +98,10 @@ torch::Tensor relPosTable(const torch::Tensor& relPos, int64_t d) {
   if (rows == d) return relPos;
   namespace F = torch::nn::functional;
   auto t = F::interpolate(relPos.reshape({1, rows, -1}).permute({0, 2, 1}),
-                          F::InterpolateFuncOptions().size(std::vector<int64_t>{d}).mode(torch::kLinear).align_corners(false));
+                          F::InterpolateFuncOptions()
+                              .size(std::vector<int64_t>{d})
+                              .mode(torch::kLinear)
+                              .align_corners(false));
   return t.reshape({-1, d}).permute({1, 0});
 }
 
@@ -106,13 +118,14 @@ torch::Tensor relDistance(int64_t q, int64_t k) {
 // The attention logits between grid tokens (cls row / column excluded), viewed as
 // [B, heads, qT, qH, qW, kT, kH, kW]; adding into it writes into `attn`.
 torch::Tensor gridView(torch::Tensor& attn, int64_t sp, const Thw& qs, const Thw& ks) {
-  return attn.slice(2, sp).slice(3, sp).view({attn.size(0), -1, qs[0], qs[1], qs[2], ks[0], ks[1], ks[2]});
+  return attn.slice(2, sp).slice(3, sp).view(
+      {attn.size(0), -1, qs[0], qs[1], qs[2], ks[0], ks[1], ks[2]});
 }
 
 // cal_rel_pos_spatial, added in place (PySlowFast adds into a new tensor and copies it back: the
 // same sums, in the same order, one attention-sized buffer less).
-void addRelPosSpatial(torch::Tensor& attn, const torch::Tensor& q, bool hasCls, const Thw& qs, const Thw& ks,
-                      const torch::Tensor& relPosH, const torch::Tensor& relPosW) {
+void addRelPosSpatial(torch::Tensor& attn, const torch::Tensor& q, bool hasCls, const Thw& qs,
+                      const Thw& ks, const torch::Tensor& relPosH, const torch::Tensor& relPosW) {
   const int64_t sp = hasCls ? 1 : 0;
   const int64_t dh = 2 * std::max(qs[1], ks[1]) - 1;
   const int64_t dw = 2 * std::max(qs[2], ks[2]) - 1;
@@ -128,8 +141,8 @@ void addRelPosSpatial(torch::Tensor& attn, const torch::Tensor& q, bool hasCls, 
 }
 
 // cal_rel_pos_temporal, added in place likewise.
-void addRelPosTemporal(torch::Tensor& attn, const torch::Tensor& q, bool hasCls, const Thw& qs, const Thw& ks,
-                       const torch::Tensor& relPosT) {
+void addRelPosTemporal(torch::Tensor& attn, const torch::Tensor& q, bool hasCls, const Thw& qs,
+                       const Thw& ks, const torch::Tensor& relPosT) {
   const int64_t sp = hasCls ? 1 : 0;
   const int64_t dt = 2 * std::max(qs[0], ks[0]) - 1;
   auto Rt = relPosTable(relPosT, dt).index({relDistance(qs[0], ks[0])});
@@ -160,16 +173,19 @@ MultiScaleAttentionImpl::MultiScaleAttentionImpl(const AttentionOptions& o)
     k = register_module("k", nn::Linear(nn::LinearOptions(o.dim, o.dimOut).bias(o.qkvBias)));
     v = register_module("v", nn::Linear(nn::LinearOptions(o.dim, o.dimOut).bias(o.qkvBias)));
   } else {
-    qkv = register_module("qkv", nn::Linear(nn::LinearOptions(o.dim, o.dimOut * 3).bias(o.qkvBias)));
+    qkv =
+        register_module("qkv", nn::Linear(nn::LinearOptions(o.dim, o.dimOut * 3).bias(o.qkvBias)));
   }
   proj = register_module("proj", nn::Linear(o.dimOut, o.dimOut));
 
   if (o.mode != "conv" && o.mode != "avg" && o.mode != "max") {
-    throw Error("MVIT.MODE '" + o.mode + "' is not supported (conv, avg, max; conv_unshared needs MVIT.POOL_FIRST)");
+    throw Error("MVIT.MODE '" + o.mode +
+                "' is not supported (conv, avg, max; conv_unshared needs MVIT.POOL_FIRST)");
   }
   // PySlowFast skips a pooling whose kernel and stride are both 1x1x1.
   const bool poolQ = !(product(o.kernelQ) == 1 && product(o.strideQ) == 1) && !o.kernelQ.empty();
-  const bool poolKv = !(product(o.kernelKv) == 1 && product(o.strideKv) == 1) && !o.kernelKv.empty();
+  const bool poolKv =
+      !(product(o.kernelKv) == 1 && product(o.strideKv) == 1) && !o.kernelKv.empty();
   const int64_t dimConv = o.dimOut / o.numHeads;
   if (poolQ) {
     pool_q = makePool(o.mode, dimConv, o.kernelQ, o.strideQ);
@@ -187,7 +203,9 @@ MultiScaleAttentionImpl::MultiScaleAttentionImpl(const AttentionOptions& o)
 
   if (o.relPosSpatial) {
     if (o.inputSize[1] != o.inputSize[2]) {
-      throw Error("MVIT.REL_POS_SPATIAL needs a square token grid (DATA.TRAIN_CROP_SIZE / MVIT.PATCH_STRIDE)");
+      throw Error(
+          "MVIT.REL_POS_SPATIAL needs a square token grid (DATA.TRAIN_CROP_SIZE / "
+          "MVIT.PATCH_STRIDE)");
     }
     const int64_t size = o.inputSize[1];
     const int64_t qSize = o.strideQ.empty() ? size : size / o.strideQ[1];
@@ -201,7 +219,8 @@ MultiScaleAttentionImpl::MultiScaleAttentionImpl(const AttentionOptions& o)
   }
 }
 
-std::pair<torch::Tensor, Thw> MultiScaleAttentionImpl::forward(const torch::Tensor& x, const Thw& thw) {
+std::pair<torch::Tensor, Thw> MultiScaleAttentionImpl::forward(const torch::Tensor& x,
+                                                               const Thw& thw) {
   const int64_t B = x.size(0), N = x.size(1);
   Thw qShape = thw, kShape = thw, vShape = thw;
   torch::Tensor qt, kt, vt;
@@ -259,8 +278,8 @@ MultiScaleBlockImpl::MultiScaleBlockImpl(const MViTBlockOptions& o)
     std::vector<int64_t> kernel, padding;
     for (auto s : o.attn.strideQ) kernel.push_back(s > 1 ? s + 1 : s);
     for (auto k : kernel) padding.push_back(k / 2);
-    pool_skip = nn::AnyModule(
-        nn::MaxPool3d(nn::MaxPool3dOptions(torch::IntArrayRef(kernel)).stride(o.attn.strideQ).padding(padding)));
+    pool_skip = nn::AnyModule(nn::MaxPool3d(
+        nn::MaxPool3dOptions(torch::IntArrayRef(kernel)).stride(o.attn.strideQ).padding(padding)));
     register_module("pool_skip", pool_skip.ptr());
   }
 }

@@ -37,7 +37,8 @@ std::string nopoolArch(const std::string& arch) {
 }
 
 void checkBackboneConfig(const Config& cfg) {
-  if (cfg.get<bool>("DETECTION.ENABLE")) throw Error("DETECTION.ENABLE: detection heads are not supported");
+  if (cfg.get<bool>("DETECTION.ENABLE"))
+    throw Error("DETECTION.ENABLE: detection heads are not supported");
   const auto norm = cfg.get<std::string>("BN.NORM_TYPE");
   // At inference every one of these is a plain BatchNorm3d with the same state-dict keys.
   if (norm != "batchnorm" && norm != "sync_batchnorm" && norm != "sync_batchnorm_apex") {
@@ -62,27 +63,32 @@ void setNonlocal(ResStageImpl::PathwaySpec& spec, const Config& cfg, size_t stag
   spec.nonlocalGroup = group[stage][pathway];
   const auto pool = cfg.get<std::vector<std::vector<std::vector<int>>>>("NONLOCAL.POOL");
   if (stage >= pool.size() || pathway >= pool[stage].size() || pool[stage][pathway].size() != 3) {
-    throw Error("NONLOCAL.POOL must give a [T, H, W] size per stage and pathway with non-local blocks");
+    throw Error(
+        "NONLOCAL.POOL must give a [T, H, W] size per stage and pathway with non-local blocks");
   }
   spec.nonlocalPool.assign(pool[stage][pathway].begin(), pool[stage][pathway].end());
 }
 
 namespace {
-const char* pathwayCount(size_t n) { return n == 1 ? "one pathway" : n == 2 ? "two pathways" : "more pathways"; }
+const char* pathwayCount(size_t n) {
+  return n == 1 ? "one pathway" : n == 2 ? "two pathways" : "more pathways";
+}
 }  // namespace
 
-BackboneSettings readBackbone(const Config& cfg, const std::string& arch, size_t pathways, const std::string& family) {
+BackboneSettings readBackbone(const Config& cfg, const std::string& arch, size_t pathways,
+                              const std::string& family) {
   BackboneSettings b;
   b.tables = archTables(arch);
   if (b.tables.pool1.size() != pathways) {
-    throw Error("MODEL.ARCH '" + arch + "' has " + pathwayCount(b.tables.pool1.size()) + "; MODEL.MODEL_NAME " +
-                family + " needs " + (pathways == 2 ? "a two-pathway arch (slowfast)" : "a one-pathway arch"));
+    throw Error("MODEL.ARCH '" + arch + "' has " + pathwayCount(b.tables.pool1.size()) +
+                "; MODEL.MODEL_NAME " + family + " needs " +
+                (pathways == 2 ? "a two-pathway arch (slowfast)" : "a one-pathway arch"));
   }
   checkBackboneConfig(cfg);
   const auto channels = cfg.get<std::vector<int>>("DATA.INPUT_CHANNEL_NUM");
   if (channels.size() != pathways) {
-    throw Error("DATA.INPUT_CHANNEL_NUM must list " + std::string(pathwayCount(pathways)) + " for MODEL.MODEL_NAME " +
-                family + " (MODEL.ARCH '" + arch + "')");
+    throw Error("DATA.INPUT_CHANNEL_NUM must list " + std::string(pathwayCount(pathways)) +
+                " for MODEL.MODEL_NAME " + family + " (MODEL.ARCH '" + arch + "')");
   }
   b.channels.assign(channels.begin(), channels.end());
   // PySlowFast asserts a known depth even for X3D, which does not use it.
@@ -95,13 +101,15 @@ BackboneSettings readBackbone(const Config& cfg, const std::string& arch, size_t
   return b;
 }
 
-std::vector<std::vector<int>> stageList(const Config& cfg, const std::string& key, size_t pathways) {
+std::vector<std::vector<int>> stageList(const Config& cfg, const std::string& key,
+                                        size_t pathways) {
   auto v = cfg.get<std::vector<std::vector<int>>>(key);
   if (v.size() != 4) throw Error(key + " must have 4 stages");
   for (const auto& s : v) {
     if (pathways > 1 ? s.size() != pathways : s.empty()) {
-      throw Error(key + " must give a value per pathway" +
-                  (pathways > 1 ? " (" + std::to_string(pathways) + " for this model)" : std::string()));
+      throw Error(
+          key + " must give a value per pathway" +
+          (pathways > 1 ? " (" + std::to_string(pathways) + " for this model)" : std::string()));
     }
   }
   return v;

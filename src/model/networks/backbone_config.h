@@ -27,8 +27,8 @@ std::vector<int64_t> stageDepths(int depth);
 // The arch MODEL.MODEL_NAME ResNet_nopool builds for MODEL.ARCH. PySlowFast's published
 // configs/Kinetics/c2/C2D_NOPOOL_8x8_R50.yaml says ARCH c2d, MODEL_NAME ResNet_nopool, but no
 // ResNet_nopool was ever registered: the config dates from PySlowFast's first release, where it
-// read ARCH c2d_nopool (built by the ResNet class from the c2d_nopool / i3d_nopool table rows: c2d /
-// i3d temporal kernels, pool1 [1, 1, 1]); those rows were renamed slow_c2d / slow_i3d in commit
+// read ARCH c2d_nopool (built by the ResNet class from the c2d_nopool / i3d_nopool table rows: c2d
+// / i3d temporal kernels, pool1 [1, 1, 1]); those rows were renamed slow_c2d / slow_i3d in commit
 // 99a655b. So c2d -> c2d_nopool, i3d -> i3d_nopool; anything else is an error naming the keys.
 std::string nopoolArch(const std::string& arch);
 
@@ -44,11 +44,12 @@ struct BackboneSettings {
   int64_t groups = 1;             // RESNET.NUM_GROUPS
   int64_t width = 64;             // RESNET.WIDTH_PER_GROUP
   int64_t inner() const { return groups * width; }
-  BlockOptions block;             // RESNET.TRANS_FUNC, RESNET.STRIDE_1X1, NONLOCAL.INSTANTIATION
+  BlockOptions block;  // RESNET.TRANS_FUNC, RESNET.STRIDE_1X1, NONLOCAL.INSTANTIATION
 };
 // checkBackboneConfig, then `arch`'s tables and DATA.INPUT_CHANNEL_NUM must have `pathways`
 // pathways: Error naming MODEL.ARCH / DATA.INPUT_CHANNEL_NUM and `family` (MODEL.MODEL_NAME) else.
-BackboneSettings readBackbone(const Config& cfg, const std::string& arch, size_t pathways, const std::string& family);
+BackboneSettings readBackbone(const Config& cfg, const std::string& arch, size_t pathways,
+                              const std::string& family);
 
 // A per-stage RESNET list (RESNET.SPATIAL_STRIDES, ..., [stage][pathway]): 4 stages, each with a
 // value per pathway (exactly `pathways` for two-pathway models, at least one otherwise). Error

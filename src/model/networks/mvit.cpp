@@ -16,7 +16,8 @@ std::vector<int64_t> toInt64(const std::vector<int>& v) { return {v.begin(), v.e
 
 std::vector<int64_t> threeSizes(const Config& cfg, const std::string& key) {
   auto v = toInt64(cfg.get<std::vector<int>>(key));
-  if (v.size() != 3) throw Error(key + " must give 3 sizes (T, H, W); MVIT.PATCH_2D is not supported");
+  if (v.size() != 3)
+    throw Error(key + " must give 3 sizes (T, H, W); MVIT.PATCH_2D is not supported");
   return v;
 }
 
@@ -37,7 +38,8 @@ std::vector<float> multiplierTable(const Config& cfg, const std::string& key, in
   std::vector<float> table(size_t(depth + 1), 1.0f);
   for (const auto& e : cfg.get<std::vector<std::vector<double>>>(key)) {
     if (e.size() != 2 || e[0] < 0 || int64_t(e[0]) > depth) {
-      throw Error(key + ": each entry must be [block index in 0.." + std::to_string(depth) + ", multiplier]");
+      throw Error(key + ": each entry must be [block index in 0.." + std::to_string(depth) +
+                  ", multiplier]");
     }
     table[size_t(e[0])] = float(e[1]);
   }
@@ -45,7 +47,8 @@ std::vector<float> multiplierTable(const Config& cfg, const std::string& key, in
 }
 
 struct PoolingPlan {
-  std::vector<std::vector<int64_t>> kernelQ, kernelKv, strideQ, strideKv;  // per block, empty = none
+  std::vector<std::vector<int64_t>> kernelQ, kernelKv, strideQ,
+      strideKv;  // per block, empty = none
 };
 
 // PySlowFast's pool_q / pool_kv / stride_q / stride_kv tables, POOL_KV_STRIDE_ADAPTIVE included.
@@ -101,9 +104,12 @@ PoolingPlan poolingPlan(const Config& cfg, int64_t depth) {
 }  // namespace
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t dimIn, int64_t dimOut, const std::vector<int64_t>& kernel,
-                               const std::vector<int64_t>& stride, const std::vector<int64_t>& padding) {
-  proj = register_module(
-      "proj", nn::Conv3d(nn::Conv3dOptions(dimIn, dimOut, torch::IntArrayRef(kernel)).stride(stride).padding(padding)));
+                               const std::vector<int64_t>& stride,
+                               const std::vector<int64_t>& padding) {
+  proj = register_module("proj",
+                         nn::Conv3d(nn::Conv3dOptions(dimIn, dimOut, torch::IntArrayRef(kernel))
+                                        .stride(stride)
+                                        .padding(padding)));
 }
 
 std::pair<torch::Tensor, Thw> PatchEmbedImpl::forward(const torch::Tensor& x) {
@@ -112,7 +118,8 @@ std::pair<torch::Tensor, Thw> PatchEmbedImpl::forward(const torch::Tensor& x) {
   return {y.flatten(2).transpose(1, 2), grid};
 }
 
-TransformerBasicHeadImpl::TransformerBasicHeadImpl(int64_t dimIn, int64_t numClasses, const std::string& act_)
+TransformerBasicHeadImpl::TransformerBasicHeadImpl(int64_t dimIn, int64_t numClasses,
+                                                   const std::string& act_)
     : act(act_) {
   if (act != "softmax" && act != "sigmoid" && act != "none") {
     throw Error("MODEL.HEAD_ACT '" + act + "' is not supported (softmax, sigmoid, none)");
@@ -128,28 +135,34 @@ torch::Tensor TransformerBasicHeadImpl::forward(const torch::Tensor& x) {
 }
 
 MViTImpl::MViTImpl(const Config& cfg) {
-  if (cfg.get<bool>("DETECTION.ENABLE")) throw Error("DETECTION.ENABLE: vidfeat extracts clip features only");
+  if (cfg.get<bool>("DETECTION.ENABLE"))
+    throw Error("DETECTION.ENABLE: vidfeat extracts clip features only");
   if (cfg.get<int>("CONTRASTIVE.NUM_MLP_LAYERS") != 1) {
     throw Error("CONTRASTIVE.NUM_MLP_LAYERS other than 1 (an MLP head) is not supported");
   }
   if (cfg.get<std::string>("MVIT.NORM") != "layernorm") {
-    throw Error("MVIT.NORM '" + cfg.get<std::string>("MVIT.NORM") + "': PySlowFast's MViT supports layernorm only");
+    throw Error("MVIT.NORM '" + cfg.get<std::string>("MVIT.NORM") +
+                "': PySlowFast's MViT supports layernorm only");
   }
-  if (cfg.get<bool>("MVIT.POOL_FIRST")) throw Error("MVIT.POOL_FIRST True is not supported by vidfeat");
+  if (cfg.get<bool>("MVIT.POOL_FIRST"))
+    throw Error("MVIT.POOL_FIRST True is not supported by vidfeat");
   if (cfg.get<bool>("MVIT.PATCH_2D")) throw Error("MVIT.PATCH_2D True is not supported by vidfeat");
   const int64_t trainCrop = cfg.get<int>("DATA.TRAIN_CROP_SIZE");
   const int64_t testCrop = cfg.get<int>("DATA.TEST_CROP_SIZE");
   if (trainCrop != testCrop) {
     // PySlowFast's MViT asserts this: its positional embeddings and relative position tables are
     // sized for the train crop and its forward accepts no other grid.
-    throw Error("DATA.TEST_CROP_SIZE (" + std::to_string(testCrop) + ") must equal DATA.TRAIN_CROP_SIZE (" +
-                std::to_string(trainCrop) + ") for MViT, as PySlowFast asserts");
+    throw Error("DATA.TEST_CROP_SIZE (" + std::to_string(testCrop) +
+                ") must equal DATA.TRAIN_CROP_SIZE (" + std::to_string(trainCrop) +
+                ") for MViT, as PySlowFast asserts");
   }
   const bool rev = cfg.get<bool>("MVIT.REV.ENABLE");
   clsEmbed_ = cfg.get<bool>("MVIT.CLS_EMBED_ON");
   if (rev && clsEmbed_) {
-    throw Error("MVIT.CLS_EMBED_ON True with MVIT.REV.ENABLE True: PySlowFast's reversible MViT has no cls "
-                "token (its own REV_MVIT_B_16x4_CONV.yaml sets both and fails to build); set MVIT.CLS_EMBED_ON False");
+    throw Error(
+        "MVIT.CLS_EMBED_ON True with MVIT.REV.ENABLE True: PySlowFast's reversible MViT has no cls "
+        "token (its own REV_MVIT_B_16x4_CONV.yaml sets both and fails to build); set "
+        "MVIT.CLS_EMBED_ON False");
   }
   const auto channels = cfg.get<std::vector<int>>("DATA.INPUT_CHANNEL_NUM");
   if (channels.size() != 1) throw Error("DATA.INPUT_CHANNEL_NUM must list one pathway for MViT");
@@ -171,25 +184,31 @@ MViTImpl::MViTImpl(const Config& cfg) {
   fixedSincos_ = cfg.get<bool>("MVIT.USE_FIXED_SINCOS_POS");
   if (fixedSincos_ && (!absPos || sepPos)) {
     // PySlowFast then reads a pos_embed it never made.
-    throw Error("MVIT.USE_FIXED_SINCOS_POS needs MVIT.USE_ABS_POS True and MVIT.SEP_POS_EMBED False");
+    throw Error(
+        "MVIT.USE_FIXED_SINCOS_POS needs MVIT.USE_ABS_POS True and MVIT.SEP_POS_EMBED False");
   }
   // MVIT.LAYER_SCALE_INIT_VALUE is read by PySlowFast's MViT but never passed to its blocks: no
   // gamma parameters whatever its value.
 
-  patch_embed = register_module("patch_embed", PatchEmbed(channels[0], embedDim, kernel, stride, padding));
+  patch_embed =
+      register_module("patch_embed", PatchEmbed(channels[0], embedDim, kernel, stride, padding));
   if (clsEmbed_) cls_token = register_parameter("cls_token", torch::zeros({1, 1, embedDim}));
   if (absPos) {
     if (sepPos) {
-      pos_embed_spatial =
-          register_parameter("pos_embed_spatial", torch::zeros({1, patchDims_[1] * patchDims_[2], embedDim}));
-      pos_embed_temporal = register_parameter("pos_embed_temporal", torch::zeros({1, patchDims_[0], embedDim}));
-      if (clsEmbed_) pos_embed_class = register_parameter("pos_embed_class", torch::zeros({1, 1, embedDim}));
+      pos_embed_spatial = register_parameter(
+          "pos_embed_spatial", torch::zeros({1, patchDims_[1] * patchDims_[2], embedDim}));
+      pos_embed_temporal =
+          register_parameter("pos_embed_temporal", torch::zeros({1, patchDims_[0], embedDim}));
+      if (clsEmbed_)
+        pos_embed_class = register_parameter("pos_embed_class", torch::zeros({1, 1, embedDim}));
     } else {
-      pos_embed = register_parameter("pos_embed", torch::zeros({1, numPatches + (clsEmbed_ ? 1 : 0), embedDim}),
+      pos_embed = register_parameter("pos_embed",
+                                     torch::zeros({1, numPatches + (clsEmbed_ ? 1 : 0), embedDim}),
                                      /*requires_grad=*/!fixedSincos_);
     }
   }
-  if (cfg.get<bool>("MVIT.NORM_STEM")) norm_stem = register_module("norm_stem", mvitLayerNorm(embedDim));
+  if (cfg.get<bool>("MVIT.NORM_STEM"))
+    norm_stem = register_module("norm_stem", mvitLayerNorm(embedDim));
 
   const auto dimMul = multiplierTable(cfg, "MVIT.DIM_MUL", depth);
   const auto headMul = multiplierTable(cfg, "MVIT.HEAD_MUL", depth);
@@ -227,7 +246,8 @@ MViTImpl::MViTImpl(const Config& cfg) {
   if (rev) {
     if (cfg.get<std::string>("MVIT.REV.RES_PATH") != "conv") {
       // PySlowFast's "max" path reads F.attn.thw, which its attention never sets.
-      throw Error("MVIT.REV.RES_PATH '" + cfg.get<std::string>("MVIT.REV.RES_PATH") + "' is not supported (conv)");
+      throw Error("MVIT.REV.RES_PATH '" + cfg.get<std::string>("MVIT.REV.RES_PATH") +
+                  "' is not supported (conv)");
     }
     const auto preQ = cfg.get<std::string>("MVIT.REV.PRE_Q_FUSION");
     const auto buffers = cfg.get<std::vector<int>>("MVIT.REV.BUFFER_LAYERS");
@@ -252,7 +272,8 @@ MViTImpl::MViTImpl(const Config& cfg) {
     for (float m : dimMul) mulAll *= m;
     embedDim = roundWidthF32(embedDim, mulAll, 1, numHeads);
     const auto fuseMode = cfg.get<std::string>("MVIT.REV.RESPATH_FUSE");
-    fuse = register_module("fuse", TwoStreamFusion(fuseMode, 2 * embedDim, "MVIT.REV.RESPATH_FUSE"));
+    fuse =
+        register_module("fuse", TwoStreamFusion(fuseMode, 2 * embedDim, "MVIT.REV.RESPATH_FUSE"));
     headDimIn = fuseMode.find("concat") != std::string::npos ? 2 * embedDim : embedDim;
     norm = register_module("norm", mvitLayerNorm(headDimIn));
   } else {
@@ -261,8 +282,10 @@ MViTImpl::MViTImpl(const Config& cfg) {
     for (int64_t i = 0; i < depth; ++i) {
       const size_t u = size_t(i);
       numHeads = roundWidthF32(numHeads, headMul[u]);
-      const int64_t dimOut = inAtt ? roundWidthF32(embedDim, dimMul[u], 1, roundWidthF32(numHeads, headMul[u]))
-                                   : roundWidthF32(embedDim, dimMul[u + 1], 1, roundWidthF32(numHeads, headMul[u + 1]));
+      const int64_t dimOut =
+          inAtt
+              ? roundWidthF32(embedDim, dimMul[u], 1, roundWidthF32(numHeads, headMul[u]))
+              : roundWidthF32(embedDim, dimMul[u + 1], 1, roundWidthF32(numHeads, headMul[u + 1]));
       MViTBlockOptions b;
       b.attn = attnAt(u, embedDim, dimOut, numHeads, inputSize);
       b.mlpRatio = mlpRatio;
@@ -276,20 +299,25 @@ MViTImpl::MViTImpl(const Config& cfg) {
     norm = register_module("norm", mvitLayerNorm(embedDim));
   }
   numClasses_ = cfg.get<int>("MODEL.NUM_CLASSES");
-  head = register_module("head", TransformerBasicHead(headDimIn, numClasses_, cfg.get<std::string>("MODEL.HEAD_ACT")));
+  head = register_module(
+      "head", TransformerBasicHead(headDimIn, numClasses_, cfg.get<std::string>("MODEL.HEAD_ACT")));
   featureDim_ = headDimIn;
   const std::string dim = std::to_string(featureDim_) + "-d: ";
   if (rev) {
     const std::string streams = "the two reversible streams (" + std::to_string(embedDim) + " + " +
                                 std::to_string(embedDim) + ") fused (MVIT.REV.RESPATH_FUSE " +
                                 cfg.get<std::string>("MVIT.REV.RESPATH_FUSE") + ")";
-    description_ = dim + (meanPooling_ ? streams + ", the mean over tokens, then the final norm"
-                                       : "after the final norm, " + streams + ", the mean over tokens");
+    description_ =
+        dim + (meanPooling_ ? streams + ", the mean over tokens, then the final norm"
+                            : "after the final norm, " + streams + ", the mean over tokens");
   } else if (meanPooling_) {
-    description_ = dim + (clsEmbed_ ? "the mean over the patch tokens (cls token left out), then the final norm"
-                                    : "the mean over tokens, then the final norm");
+    description_ =
+        dim + (clsEmbed_
+                   ? "the mean over the patch tokens (cls token left out), then the final norm"
+                   : "the mean over tokens, then the final norm");
   } else {
-    description_ = dim + (clsEmbed_ ? "the cls token after the final norm" : "the mean over tokens after the final norm");
+    description_ = dim + (clsEmbed_ ? "the cls token after the final norm"
+                                    : "the mean over tokens after the final norm");
   }
   description_ += "; the input of head.projection";
 }
@@ -299,9 +327,11 @@ NetOutput MViTImpl::forwardFeatures(std::vector<torch::Tensor> pathways, bool wi
   auto [x, grid] = patch_embed(pathways[0]);
   pathways.clear();
   if (grid != patchDims_) {
-    throw Error("MViT: the clip gives a " + std::to_string(grid[0]) + "x" + std::to_string(grid[1]) + "x" +
-                std::to_string(grid[2]) + " token grid, the config (DATA.NUM_FRAMES, DATA.TRAIN_CROP_SIZE, "
-                "MVIT.PATCH_*) " + std::to_string(patchDims_[0]) + "x" + std::to_string(patchDims_[1]) + "x" +
+    throw Error("MViT: the clip gives a " + std::to_string(grid[0]) + "x" +
+                std::to_string(grid[1]) + "x" + std::to_string(grid[2]) +
+                " token grid, the config (DATA.NUM_FRAMES, DATA.TRAIN_CROP_SIZE, "
+                "MVIT.PATCH_*) " +
+                std::to_string(patchDims_[0]) + "x" + std::to_string(patchDims_[1]) + "x" +
                 std::to_string(patchDims_[2]) + "; PySlowFast's MViT asserts they are equal");
   }
   const int64_t B = x.size(0);

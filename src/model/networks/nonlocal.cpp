@@ -29,8 +29,8 @@ NonlocalImpl::NonlocalImpl(int64_t dim, int64_t dimInner, const std::vector<int6
   outBn = ConvBn(conv_out, bn);
   addPair(outBn);
   if (std::any_of(poolSize.begin(), poolSize.end(), [](int64_t s) { return s > 1; })) {
-    pool = register_module(
-        "pool", nn::MaxPool3d(nn::MaxPool3dOptions(torch::IntArrayRef(poolSize)).stride(torch::IntArrayRef(poolSize))));
+    pool = register_module("pool", nn::MaxPool3d(nn::MaxPool3dOptions(torch::IntArrayRef(poolSize))
+                                                     .stride(torch::IntArrayRef(poolSize))));
   }
 }
 

@@ -5,10 +5,10 @@
 // ("s3.pathway0_nonlocal1.conv_theta.weight", ...).
 #include <torch/torch.h>
 
-#include "kernels/conv_bn.h"
-
 #include <string>
 #include <vector>
+
+#include "kernels/conv_bn.h"
 
 namespace vidfeat::model {
 

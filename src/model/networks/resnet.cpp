@@ -16,7 +16,8 @@ ResNetBasicHeadImpl::ResNetBasicHeadImpl(const std::vector<int64_t>& dimIn, int6
     if (poolSize.empty()) {
       pool = nn::AnyModule(nn::AdaptiveAvgPool3d(nn::AdaptiveAvgPool3dOptions({1, 1, 1})));
     } else {
-      pool = nn::AnyModule(nn::AvgPool3d(nn::AvgPool3dOptions(torch::IntArrayRef(poolSize[p])).stride(1)));
+      pool = nn::AnyModule(
+          nn::AvgPool3d(nn::AvgPool3dOptions(torch::IntArrayRef(poolSize[p])).stride(1)));
     }
     register_module("pathway" + std::to_string(p) + "_avgpool", pool.ptr());
     avgpools.push_back(std::move(pool));
@@ -32,7 +33,8 @@ ResNetBasicHeadImpl::ResNetBasicHeadImpl(const std::vector<int64_t>& dimIn, int6
 NetOutput ResNetBasicHeadImpl::forward(const std::vector<torch::Tensor>& x, bool withLogits) {
   std::vector<torch::Tensor> pooled;
   for (size_t p = 0; p < x.size(); ++p) {
-    pooled.push_back(pool3d([&](const torch::Tensor& t) { return avgpools[p].forward(t); }, toDense(x[p])));
+    pooled.push_back(
+        pool3d([&](const torch::Tensor& t) { return avgpools[p].forward(t); }, toDense(x[p])));
   }
   torch::Tensor h = torch::cat(pooled, 1).permute({0, 2, 3, 4, 1});  // B, T, H, W, C
   NetOutput out;
@@ -64,20 +66,30 @@ ResNetImpl::ResNetImpl(const Config& cfg, bool nopool) {
   const auto& tk = tables.temporalKernels;
   const int64_t kt = tk[0][0][0];
   using Lists = std::vector<std::vector<int64_t>>;
-  s1 = register_module("s1", VideoModelStem(std::vector<int64_t>{channels[0]}, std::vector<int64_t>{width},
-                                            Lists{{kt, 7, 7}}, Lists{{1, 2, 2}}, Lists{{kt / 2, 3, 3}}));
+  s1 = register_module(
+      "s1", VideoModelStem(std::vector<int64_t>{channels[0]}, std::vector<int64_t>{width},
+                           Lists{{kt, 7, 7}}, Lists{{1, 2, 2}}, Lists{{kt / 2, 3, 3}}));
   // Stage widths as PySlowFast: dim_out = width * {4, 8, 16, 32}, dim_inner = inner * {1, 2, 4, 8}
   // (whatever RESNET.TRANS_FUNC is).
   auto stage = [&](int i, int64_t dimIn, int64_t dimOut, int64_t dimInner) {
-    ResStageImpl::PathwaySpec s{dimIn, dimOut, dimInner, groups, depths[size_t(i)], strides[size_t(i)][0],
-                                dilations[size_t(i)][0], tk[size_t(i) + 1][0], tempBlocks[size_t(i)][0]};
+    ResStageImpl::PathwaySpec s{dimIn,
+                                dimOut,
+                                dimInner,
+                                groups,
+                                depths[size_t(i)],
+                                strides[size_t(i)][0],
+                                dilations[size_t(i)][0],
+                                tk[size_t(i) + 1][0],
+                                tempBlocks[size_t(i)][0]};
     setNonlocal(s, cfg, size_t(i), 0);
     return ResStage(std::vector<ResStageImpl::PathwaySpec>{s}, opt);
   };
   const int64_t m = 4;
   s2 = register_module("s2", stage(0, width, width * m, inner));
   const auto& p1 = tables.pool1[0];
-  pathway0_pool = register_module("pathway0_pool", nn::MaxPool3d(nn::MaxPool3dOptions(torch::IntArrayRef(p1)).stride(torch::IntArrayRef(p1))));
+  pathway0_pool = register_module(
+      "pathway0_pool",
+      nn::MaxPool3d(nn::MaxPool3dOptions(torch::IntArrayRef(p1)).stride(torch::IntArrayRef(p1))));
   s3 = register_module("s3", stage(1, width * m, width * m * 2, inner * 2));
   s4 = register_module("s4", stage(2, width * m * 2, width * m * 4, inner * 4));
   s5 = register_module("s5", stage(3, width * m * 4, width * m * 8, inner * 8));
@@ -85,7 +97,8 @@ ResNetImpl::ResNetImpl(const Config& cfg, bool nopool) {
   const int64_t dimOut = width * m * 8;
   std::vector<std::vector<int64_t>> pool;
   if (!cfg.get<bool>("MULTIGRID.SHORT_CYCLE")) {
-    const int64_t frames = cfg.get<int>("DATA.NUM_FRAMES"), crop = cfg.get<int>("DATA.TRAIN_CROP_SIZE");
+    const int64_t frames = cfg.get<int>("DATA.NUM_FRAMES"),
+                  crop = cfg.get<int>("DATA.TRAIN_CROP_SIZE");
     pool.push_back({frames / p1[0], crop / 32 / p1[1], crop / 32 / p1[2]});
   }
   numClasses_ = cfg.get<int>("MODEL.NUM_CLASSES");
@@ -93,8 +106,9 @@ ResNetImpl::ResNetImpl(const Config& cfg, bool nopool) {
                                                  cfg.get<std::string>("MODEL.HEAD_ACT")));
   // The head pools all NUM_FRAMES / pool1 frames into one step, so the feature is C wide.
   featureDim_ = dimOut;
-  description_ = std::to_string(featureDim_) + "-d: res5 output of the R" + std::to_string(cfg.get<int>("RESNET.DEPTH")) +
-                 " (" + std::to_string(dimOut) + " channels), average-pooled over T, H and W; the input of head.projection";
+  description_ = std::to_string(featureDim_) + "-d: res5 output of the R" +
+                 std::to_string(cfg.get<int>("RESNET.DEPTH")) + " (" + std::to_string(dimOut) +
+                 " channels), average-pooled over T, H and W; the input of head.projection";
 }
 
 NetOutput ResNetImpl::forwardFeatures(std::vector<torch::Tensor> x, bool withLogits) {

@@ -104,11 +104,11 @@ TORCH_MODULE(ResBlock);
 struct ResStageImpl : torch::nn::Module {
   struct PathwaySpec {
     int64_t dimIn, dimOut, dimInner, numGroups, numBlocks, stride, dilation;
-    std::vector<int64_t> tempKernelBasis;  // repeated over the blocks...
-    int64_t numBlockTempKernel;            // ...for this many blocks, then 1
-    std::vector<int64_t> nonlocalInds = {};   // blocks followed by a non-local block
-    int64_t nonlocalGroup = 1;                // T is folded into the batch in this many groups
-    std::vector<int64_t> nonlocalPool = {};   // {T, H, W} pool in front of phi and g
+    std::vector<int64_t> tempKernelBasis;    // repeated over the blocks...
+    int64_t numBlockTempKernel;              // ...for this many blocks, then 1
+    std::vector<int64_t> nonlocalInds = {};  // blocks followed by a non-local block
+    int64_t nonlocalGroup = 1;               // T is folded into the batch in this many groups
+    std::vector<int64_t> nonlocalPool = {};  // {T, H, W} pool in front of phi and g
     // Of dimIn, the last lateralChannels come apart (SlowFast's fused Fast channels, pathway 0).
     int64_t lateralChannels = 0;
   };

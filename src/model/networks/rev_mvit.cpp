@@ -6,16 +6,20 @@ namespace vidfeat::model {
 
 namespace nn = torch::nn;
 
-TwoStreamFusionImpl::TwoStreamFusionImpl(const std::string& mode_, int64_t dim, const std::string& key)
+TwoStreamFusionImpl::TwoStreamFusionImpl(const std::string& mode_, int64_t dim,
+                                         const std::string& key)
     : mode(mode_) {
   if (mode == "add" || mode == "max" || mode == "min" || mode == "avg" || mode == "concat") return;
   if (mode.find("concat_linear") == std::string::npos) {
-    throw Error(key + " '" + mode + "' is not a fusion PySlowFast knows (add, max, min, avg, concat, concat_linear...)");
+    throw Error(
+        key + " '" + mode +
+        "' is not a fusion PySlowFast knows (add, max, min, avg, concat, concat_linear...)");
   }
   // The suffixes after '_' give the hidden width multiplier and the dropout rate.
   std::vector<std::string> parts;
   size_t start = 0;
-  for (size_t p; (p = mode.find('_', start)) != std::string::npos; start = p + 1) parts.push_back(mode.substr(start, p - start));
+  for (size_t p; (p = mode.find('_', start)) != std::string::npos; start = p + 1)
+    parts.push_back(mode.substr(start, p - start));
   parts.push_back(mode.substr(start));
   const std::string bad = key + " '" + mode + "': expected concat_linear[_MULT[_DROP]]";
   if (parts.size() < 2 || parts.size() > 4) throw Error(bad);
@@ -28,7 +32,8 @@ TwoStreamFusionImpl::TwoStreamFusionImpl(const std::string& mode_, int64_t dim, 
   Mlp mlp(dim, int64_t(double(dim) * mult), dim);
   if (mode.rfind("ln+", 0) == 0) {
     // nn.LayerNorm(dim) with PyTorch's default epsilon, not MViT's.
-    fuse_ln_mlp = register_module("fuse_fn", nn::Sequential(nn::LayerNorm(nn::LayerNormOptions({dim})), mlp));
+    fuse_ln_mlp =
+        register_module("fuse_fn", nn::Sequential(nn::LayerNorm(nn::LayerNormOptions({dim})), mlp));
   } else {
     fuse_mlp = register_module("fuse_fn", mlp);
   }
@@ -46,12 +51,15 @@ torch::Tensor TwoStreamFusionImpl::forward(const torch::Tensor& x) {
   return halves.mean(0);
 }
 
-AttentionSubBlockImpl::AttentionSubBlockImpl(const AttentionOptions& o, const Thw& thw_) : thw(thw_) {
+AttentionSubBlockImpl::AttentionSubBlockImpl(const AttentionOptions& o, const Thw& thw_)
+    : thw(thw_) {
   norm = register_module("norm", mvitLayerNorm(o.dim));
   attn = register_module("attn", MultiScaleAttention(o));
 }
 
-torch::Tensor AttentionSubBlockImpl::forward(const torch::Tensor& x) { return attn(norm(x), thw).first; }
+torch::Tensor AttentionSubBlockImpl::forward(const torch::Tensor& x) {
+  return attn(norm(x), thw).first;
+}
 
 MLPSubblockImpl::MLPSubblockImpl(int64_t dim, double mlpRatio) {
   norm = register_module("norm", mvitLayerNorm(dim));
@@ -60,7 +68,8 @@ MLPSubblockImpl::MLPSubblockImpl(int64_t dim, double mlpRatio) {
 
 torch::Tensor MLPSubblockImpl::forward(const torch::Tensor& x) { return mlp(norm(x)); }
 
-ReversibleBlockImpl::ReversibleBlockImpl(const AttentionOptions& o, const Thw& thw, double mlpRatio) {
+ReversibleBlockImpl::ReversibleBlockImpl(const AttentionOptions& o, const Thw& thw,
+                                         double mlpRatio) {
   F = register_module("F", AttentionSubBlock(o, thw));
   G = register_module("G", MLPSubblock(o.dim, mlpRatio));
 }
@@ -70,11 +79,12 @@ void ReversibleBlockImpl::forward(torch::Tensor& x1, torch::Tensor& x2) {
   x2 = x2 + G(x1);
 }
 
-StageTransitionBlockImpl::StageTransitionBlockImpl(const AttentionOptions& o, const Thw& thw, double mlpRatio,
-                                                   const std::string& preQFusion) {
+StageTransitionBlockImpl::StageTransitionBlockImpl(const AttentionOptions& o, const Thw& thw,
+                                                   double mlpRatio, const std::string& preQFusion) {
   F = register_module("F", AttentionSubBlock(o, thw));
   G = register_module("G", MLPSubblock(o.dimOut, mlpRatio));
-  pre_q_fuse = register_module("pre_q_fuse", TwoStreamFusion(preQFusion, o.dim, "MVIT.REV.PRE_Q_FUSION"));
+  pre_q_fuse =
+      register_module("pre_q_fuse", TwoStreamFusion(preQFusion, o.dim, "MVIT.REV.PRE_Q_FUSION"));
   if (o.dim != o.dimOut) res_proj = register_module("res_proj", nn::Linear(o.dim, o.dimOut));
 }
 

@@ -62,7 +62,8 @@ TORCH_MODULE(ReversibleBlock);
 // The non-reversible block where the stage changes: fuse the two streams, then a MultiScaleBlock
 // whose skip path is projected (res_proj) and pooled with the attention's own pool_q / norm_q.
 struct StageTransitionBlockImpl : torch::nn::Module {
-  StageTransitionBlockImpl(const AttentionOptions& o, const Thw& thw, double mlpRatio, const std::string& preQFusion);
+  StageTransitionBlockImpl(const AttentionOptions& o, const Thw& thw, double mlpRatio,
+                           const std::string& preQFusion);
   torch::Tensor forward(torch::Tensor x);
 
   TwoStreamFusion pre_q_fuse{nullptr};
@@ -78,13 +79,14 @@ struct ReversibleMViTImpl : torch::nn::Module {
     Thw thw{};
     bool transition = false;
   };
-  ReversibleMViTImpl(const std::vector<LayerSpec>& specs, double mlpRatio, const std::string& preQFusion);
+  ReversibleMViTImpl(const std::vector<LayerSpec>& specs, double mlpRatio,
+                     const std::string& preQFusion);
   // [B, N, C] -> [B, N', 2 C'] (the two streams concatenated, as PySlowFast returns them).
   torch::Tensor forward(torch::Tensor x);
 
   torch::nn::ModuleList layers;
-  std::vector<ReversibleBlock> reversible;         // per layer, null where a transition
-  std::vector<StageTransitionBlock> transitions;   // per layer, null where reversible
+  std::vector<ReversibleBlock> reversible;        // per layer, null where a transition
+  std::vector<StageTransitionBlock> transitions;  // per layer, null where reversible
 };
 TORCH_MODULE(ReversibleMViT);
 

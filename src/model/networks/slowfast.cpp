@@ -14,7 +14,8 @@ FuseFastToSlowImpl::FuseFastToSlowImpl(int64_t dimIn, int64_t channelRatio, int6
                                  .stride({alpha, 1, 1})
                                  .padding({kernel / 2, 0, 0})
                                  .bias(false)));
-  bn = register_module("bn", nn::BatchNorm3d(nn::BatchNorm3dOptions(dimIn * channelRatio).eps(eps).momentum(0.1)));
+  bn = register_module(
+      "bn", nn::BatchNorm3d(nn::BatchNorm3dOptions(dimIn * channelRatio).eps(eps).momentum(0.1)));
   convBn = ConvBn(conv_f2s, bn);
   addPair(convBn);
 }
@@ -38,8 +39,9 @@ SlowFastImpl::SlowFastImpl(const Config& cfg) {
   const int64_t fuseKernel = cfg.get<int>("SLOWFAST.FUSION_KERNEL_SZ");
   if (alpha < 1) throw Error("SLOWFAST.ALPHA must be >= 1");
   if (betaInv < 1 || width / betaInv < 1) {
-    throw Error("SLOWFAST.BETA_INV must be >= 1 and leave the Fast pathway at least one channel "
-                "(RESNET.WIDTH_PER_GROUP / SLOWFAST.BETA_INV >= 1)");
+    throw Error(
+        "SLOWFAST.BETA_INV must be >= 1 and leave the Fast pathway at least one channel "
+        "(RESNET.WIDTH_PER_GROUP / SLOWFAST.BETA_INV >= 1)");
   }
   if (ratio < 1 || betaInv / ratio < 1) {
     throw Error("SLOWFAST.FUSION_CONV_CHANNEL_RATIO must be between 1 and SLOWFAST.BETA_INV");
@@ -49,8 +51,10 @@ SlowFastImpl::SlowFastImpl(const Config& cfg) {
   // c / (BETA_INV / RATIO) more; PySlowFast only works where the two agree.
   for (int64_t c : {width, width * 4, width * 8, width * 16}) {
     if (c / betaInv * ratio != c / outDimRatio) {
-      throw Error("SLOWFAST.BETA_INV / FUSION_CONV_CHANNEL_RATIO do not divide RESNET.WIDTH_PER_GROUP evenly (" +
-                  std::to_string(c) + " channels)");
+      throw Error(
+          "SLOWFAST.BETA_INV / FUSION_CONV_CHANNEL_RATIO do not divide RESNET.WIDTH_PER_GROUP "
+          "evenly (" +
+          std::to_string(c) + " channels)");
     }
   }
   const auto strides = stageList(cfg, "RESNET.SPATIAL_STRIDES", 2);
@@ -65,10 +69,11 @@ SlowFastImpl::SlowFastImpl(const Config& cfg) {
   const auto& tk = tables.temporalKernels;
   using Lists = std::vector<std::vector<int64_t>>;
   const int64_t kSlow = tk[0][0][0], kFast = tk[0][1][0];
-  s1 = register_module("s1", VideoModelStem(std::vector<int64_t>{channels[0], channels[1]},
-                                            std::vector<int64_t>{width, width / betaInv},
-                                            Lists{{kSlow, 7, 7}, {kFast, 7, 7}}, Lists{{1, 2, 2}, {1, 2, 2}},
-                                            Lists{{kSlow / 2, 3, 3}, {kFast / 2, 3, 3}}));
+  s1 = register_module(
+      "s1", VideoModelStem(std::vector<int64_t>{channels[0], channels[1]},
+                           std::vector<int64_t>{width, width / betaInv},
+                           Lists{{kSlow, 7, 7}, {kFast, 7, 7}}, Lists{{1, 2, 2}, {1, 2, 2}},
+                           Lists{{kSlow / 2, 3, 3}, {kFast / 2, 3, 3}}));
   auto fuse = [&](int64_t fastDim) { return FuseFastToSlow(fastDim, ratio, fuseKernel, alpha); };
   // Stage i (0 = res2) with Slow channels c (input), cOut and inner width d: the Slow pathway takes
   // the fused Fast channels on top of its own.
@@ -78,7 +83,8 @@ SlowFastImpl::SlowFastImpl(const Config& cfg) {
     const int64_t dimOut[2] = {cOut, cOut / betaInv};
     const int64_t dimInner[2] = {d, d / betaInv};
     for (size_t p = 0; p < 2; ++p) {
-      ResStageImpl::PathwaySpec s{dimIn[p], dimOut[p], dimInner[p], groups, depths[i], strides[i][p],
+      ResStageImpl::PathwaySpec s{dimIn[p],        dimOut[p],    dimInner[p],
+                                  groups,          depths[i],    strides[i][p],
                                   dilations[i][p], tk[i + 1][p], tempBlocks[i][p]};
       setNonlocal(s, cfg, i, p);
       if (p == 0) s.lateralChannels = c / outDimRatio;  // the fused Fast channels
@@ -91,9 +97,13 @@ SlowFastImpl::SlowFastImpl(const Config& cfg) {
   s2_fuse = register_module("s2_fuse", fuse(width * 4 / betaInv));
   const auto& p1 = tables.pool1;
   pathway0_pool = register_module(
-      "pathway0_pool", nn::MaxPool3d(nn::MaxPool3dOptions(torch::IntArrayRef(p1[0])).stride(torch::IntArrayRef(p1[0]))));
+      "pathway0_pool",
+      nn::MaxPool3d(
+          nn::MaxPool3dOptions(torch::IntArrayRef(p1[0])).stride(torch::IntArrayRef(p1[0]))));
   pathway1_pool = register_module(
-      "pathway1_pool", nn::MaxPool3d(nn::MaxPool3dOptions(torch::IntArrayRef(p1[1])).stride(torch::IntArrayRef(p1[1]))));
+      "pathway1_pool",
+      nn::MaxPool3d(
+          nn::MaxPool3dOptions(torch::IntArrayRef(p1[1])).stride(torch::IntArrayRef(p1[1]))));
   s3 = register_module("s3", stage(1, width * 4, width * 8, inner * 2));
   s3_fuse = register_module("s3_fuse", fuse(width * 8 / betaInv));
   s4 = register_module("s4", stage(2, width * 8, width * 16, inner * 4));
@@ -103,17 +113,20 @@ SlowFastImpl::SlowFastImpl(const Config& cfg) {
   std::vector<std::vector<int64_t>> pool;
   // Multigrid training's short cycle varies the clip size, so its head pools adaptively.
   if (!cfg.get<bool>("MULTIGRID.SHORT_CYCLE")) {
-    const int64_t frames = cfg.get<int>("DATA.NUM_FRAMES"), crop = cfg.get<int>("DATA.TRAIN_CROP_SIZE");
+    const int64_t frames = cfg.get<int>("DATA.NUM_FRAMES"),
+                  crop = cfg.get<int>("DATA.TRAIN_CROP_SIZE");
     pool.push_back({frames / alpha / p1[0][0], crop / 32 / p1[0][1], crop / 32 / p1[0][2]});
     pool.push_back({frames / p1[1][0], crop / 32 / p1[1][1], crop / 32 / p1[1][2]});
   }
   numClasses_ = cfg.get<int>("MODEL.NUM_CLASSES");
   const std::vector<int64_t> headDims = {width * 32, width * 32 / betaInv};
-  head = register_module("head", ResNetBasicHead(headDims, numClasses_, pool, cfg.get<std::string>("MODEL.HEAD_ACT")));
+  head = register_module(
+      "head", ResNetBasicHead(headDims, numClasses_, pool, cfg.get<std::string>("MODEL.HEAD_ACT")));
   featureDim_ = headDims[0] + headDims[1];
-  description_ = std::to_string(featureDim_) + "-d: Slow res5 (" + std::to_string(headDims[0]) + ") and Fast res5 (" +
-                 std::to_string(headDims[1]) +
-                 ") outputs, each average-pooled over T, H and W, concatenated; the input of head.projection";
+  description_ =
+      std::to_string(featureDim_) + "-d: Slow res5 (" + std::to_string(headDims[0]) +
+      ") and Fast res5 (" + std::to_string(headDims[1]) +
+      ") outputs, each average-pooled over T, H and W, concatenated; the input of head.projection";
 }
 
 NetOutput SlowFastImpl::forwardFeatures(std::vector<torch::Tensor> x, bool withLogits) {
@@ -124,7 +137,8 @@ NetOutput SlowFastImpl::forwardFeatures(std::vector<torch::Tensor> x, bool withL
   x = s2_fuse->forward(std::move(x));
   x[0] = maxPool3d(pathway0_pool, x[0]);
   x[1] = maxPool3d(pathway1_pool, x[1]);
-  x[2] = maxPool3d(pathway0_pool, x[2]);  // the Slow pathway's lateral channels: a channel-wise pool
+  x[2] =
+      maxPool3d(pathway0_pool, x[2]);  // the Slow pathway's lateral channels: a channel-wise pool
   x = s3->forward(std::move(x));
   x = s3_fuse->forward(std::move(x));
   x = s4->forward(std::move(x));

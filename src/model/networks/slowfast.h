@@ -16,7 +16,8 @@ namespace vidfeat::model {
 // Fast -> Slow lateral: a [k,1,1] conv with temporal stride alpha (so Fast's frames line up with
 // Slow's), BN and ReLU, concatenated onto the Slow pathway's channels.
 struct FuseFastToSlowImpl : torch::nn::Module, BnFoldable {
-  FuseFastToSlowImpl(int64_t dimIn, int64_t channelRatio, int64_t kernel, int64_t alpha, double eps = 1e-5);
+  FuseFastToSlowImpl(int64_t dimIn, int64_t channelRatio, int64_t kernel, int64_t alpha,
+                     double eps = 1e-5);
   std::vector<torch::Tensor> forward(std::vector<torch::Tensor> x);
 
   torch::nn::Conv3d conv_f2s{nullptr};

@@ -1,8 +1,8 @@
 #include "networks/tsm.h"
 
+#include "networks/backbone_config.h"
 #include "vidfeat/common/error.h"
 #include "vidfeat/config/config.h"
-#include "networks/backbone_config.h"
 
 namespace vidfeat::model {
 
@@ -86,7 +86,9 @@ torch::Tensor TvBottleneckImpl::forward(const torch::Tensor& x) {
   // TemporalShift(conv1) is conv1 on the shifted input: conv1 and bn1 fold as any pair. The shift
   // moves slices of the strided layout; the convs run blocked when the switch is on.
   const torch::Tensor in = toBlocked(x);
-  auto out = bn1Pair(shift ? toBlocked(temporalShift(toDense(x), shift->segments, shift->foldDiv)) : in).relu_();
+  auto out =
+      bn1Pair(shift ? toBlocked(temporalShift(toDense(x), shift->segments, shift->foldDiv)) : in)
+          .relu_();
   out = bn2Pair(out).relu_();
   out = bn3Pair(out);
   out.add_(downsample ? downsamplePair(in) : in);
@@ -161,7 +163,8 @@ TsnImpl::TsnImpl(const Config& cfg) {
   description_ = std::to_string(featureDim_) + "-d: torchvision ResNet-" + std::to_string(depth) +
                  " output, globally pooled per frame, averaged over the clip's " +
                  std::to_string(cfg.get<int>("DATA.NUM_FRAMES")) + " frames (" +
-                 (arch == "tsm" ? "TSM consensus; 1/" + std::to_string(foldDiv) + " of the channels shifted each way"
+                 (arch == "tsm" ? "TSM consensus; 1/" + std::to_string(foldDiv) +
+                                      " of the channels shifted each way"
                                 : std::string("TSN consensus")) +
                  "), before dropout and new_fc";
 }

@@ -4,13 +4,13 @@
 
 #include <cmath>
 
-#include "vidfeat/common/error.h"
-#include "vidfeat/config/config.h"
+#include "networks/mvit.h"
 #include "networks/resnet.h"
 #include "networks/slowfast.h"
-#include "networks/x3d.h"
 #include "networks/tsm.h"
-#include "networks/mvit.h"
+#include "networks/x3d.h"
+#include "vidfeat/common/error.h"
+#include "vidfeat/config/config.h"
 
 namespace vidfeat::model {
 
@@ -23,14 +23,23 @@ struct NetBuilder {
   std::shared_ptr<VideoNet> (*build)(const Config&);
 };
 const NetBuilder kNetBuilders[] = {
-    {"ResNet", [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<ResNetImpl>(c); }},
+    {"ResNet",
+     [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<ResNetImpl>(c); }},
     {"ResNet_nopool",
-     [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<ResNetImpl>(c, /*nopool=*/true); }},
-    {"SlowFast", [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<SlowFastImpl>(c); }},
-    {"X3D", [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<X3DImpl>(c); }},
+     [](const Config& c) -> std::shared_ptr<VideoNet> {
+       return std::make_shared<ResNetImpl>(c, /*nopool=*/true);
+     }},
+    {"SlowFast",
+     [](const Config& c) -> std::shared_ptr<VideoNet> {
+       return std::make_shared<SlowFastImpl>(c);
+     }},
+    {"X3D",
+     [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<X3DImpl>(c); }},
     // TSN and TSM (MODEL.ARCH tsn / tsm).
-    {"TSN", [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<TsnImpl>(c); }},
-    {"MViT", [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<MViTImpl>(c); }},
+    {"TSN",
+     [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<TsnImpl>(c); }},
+    {"MViT",
+     [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<MViTImpl>(c); }},
 };
 
 }  // namespace
@@ -58,7 +67,9 @@ std::vector<torch::Tensor> packPathways(const Config& cfg, const torch::Tensor& 
   const int64_t alpha = cfg.get<int>("SLOWFAST.ALPHA");
   const int64_t T = clip.size(2);
   // torch.linspace(0, T-1, T // alpha).long(): float32 linspace, truncated.
-  auto idx = torch::linspace(0, double(T - 1), T / alpha, torch::kFloat32).to(torch::kLong).to(clip.device());
+  auto idx = torch::linspace(0, double(T - 1), T / alpha, torch::kFloat32)
+                 .to(torch::kLong)
+                 .to(clip.device());
   return {torch::index_select(clip, 2, idx), clip};
 }
 
@@ -71,7 +82,8 @@ void randomizeParameters(torch::nn::Module& module, uint64_t seed) {
     torch::Tensor v;
     auto endsWith = [&](const char* s) {
       std::string suffix(s);
-      return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+      return name.size() >= suffix.size() &&
+             name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
     };
     if (endsWith("running_var")) {
       v = torch::rand(t.sizes(), gen, opts) + 0.5;
