@@ -1,7 +1,8 @@
 #pragma once
 // Agreeing on when all ranks write a wave, without making a busy rank stop early.
 //
-// Each rank calls poll() at safe points (between decoded frames and between videos). poll()
+// Each rank's run loop (src/run/extraction.cpp) calls poll() at its safe point: after each model
+// batch (at most every 50 ms while it waits for decoded clips), never inside a forward. poll()
 // keeps one non-blocking all-reduce (MPI_Iallreduce) of three flags in flight: "I want a wave"
 // (my buffer is full, or the wave interval passed), "I have no work left" and "stop" (a stop
 // signal reached me). When it completes every rank sees the same sums, so all take the same
