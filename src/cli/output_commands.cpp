@@ -2,6 +2,7 @@
 // export.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "options.h"
@@ -26,9 +27,12 @@ int modelsCommand(const std::vector<std::string>& argv) {
   CommandOptions opts("models",
                       "vidfeat models: the published models vidfeat knows by name (--model NAME)");
   if (!opts.parse(argv)) return 0;
-  fmt::print("{:<30} {:>7} {:>8} {:>6}  {:<17} {}\n", "name", "feature", "frames", "crop",
+  const auto models = zooModels();  // a broken models.yaml fails before anything is printed
+  size_t width = 30;
+  for (const auto& m : models) width = std::max(width, m.name.size() + 1);
+  fmt::print("{:<{}} {:>7} {:>8} {:>6}  {:<17} {}\n", "name", width, "feature", "frames", "crop",
              "checkpoint", "config");
-  for (const auto& m : zooModels()) {
+  for (const auto& m : models) {
     std::string frames = "?", crop = "?";
     try {
       Config c = Config::load(m.config);
@@ -38,7 +42,7 @@ int modelsCommand(const std::vector<std::string>& argv) {
     } catch (const std::exception& e) {
       spdlog::debug("{}: {}", m.name, e.what());
     }
-    fmt::print("{:<30} {:>7} {:>8} {:>6}  {:<17} {}{}\n", m.name, m.featureDim, frames, crop,
+    fmt::print("{:<{}} {:>7} {:>8} {:>6}  {:<17} {}{}\n", m.name, width, m.featureDim, frames, crop,
                formatOf(m.url), m.config.substr(configDir().size() + 1),
                m.note.empty() ? "" : "  (" + m.note + ")");
   }
