@@ -56,6 +56,7 @@ struct ExtractArgs {
   long long randomWeights = -1;
   int batch = 1, queue = 0, stride = 0, threads = 0, wave = 16, crops = 1;
   double fps = 0.0, waveSeconds = 60.0, videoTimeout = -1.0, watchdog = 600.0;
+  double clipSeconds = 0.0, clipStrideSeconds = 0.0;
   unsigned long long tailSeed = 0;
   bool overwrite = false, skipInvalid = false, retryFailed = false;
   std::string shard = "0/1";
@@ -102,6 +103,11 @@ void declareOptions(CommandOptions& opts, ExtractArgs& a) {
       "frames between clip starts (default NUM_FRAMES x SAMPLING_RATE; smaller overlaps)")(
       "fps", po::value(&a.fps)->default_value(0.0),
       "resample to this frame rate by presentation time before cutting clips (0 = native)")(
+      "clip-seconds", po::value(&a.clipSeconds)->default_value(0.0),
+      "clips by time: one clip per window of this many seconds of presentation time, its "
+      "NUM_FRAMES frames taken evenly across it (0 = frame-based clips; not with --fps or "
+      "--stride)")("clip-stride-seconds", po::value(&a.clipStrideSeconds)->default_value(0.0),
+                   "seconds between window starts with --clip-seconds (0 = --clip-seconds)")(
       "set", po::value(&a.sets)->composing(),
       "override a config value: --set KEY=VALUE (repeatable)")(
       "threads", po::value(&a.threads)->default_value(0),
@@ -182,6 +188,8 @@ ExtractionPlan planRun(const ExtractArgs& a, const Config& cfg) {
   eo.buckets.samplingRate = cfg.get<int>("DATA.SAMPLING_RATE");
   eo.buckets.stride = a.stride;
   eo.buckets.tail = parseTailPolicy(a.tail);
+  eo.buckets.clipSeconds = a.clipSeconds;
+  eo.buckets.clipStrideSeconds = a.clipStrideSeconds;
   eo.preprocess = PreprocessSpec::fromConfig(cfg);
   eo.targetFps = a.fps;
   eo.tailSeed = a.tailSeed;
@@ -262,9 +270,14 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   const LoadedWeights weights = setWeights(*model, cfg, {a.checkpoint, a.randomWeights}, rank == 0);
   plan.meta = runMetadata(modelName, cfg, *model, weights, plan.extract);
   if (rank == 0) {
-    spdlog::info("{} rank(s), model {} ({}), feature dim {}, clips of {}x{} at {}px", size,
-                 plan.meta.modelName, plan.meta.modelArch, plan.meta.featureDim,
-                 plan.meta.numFrames, plan.meta.samplingRate, plan.extract.preprocess.cropSize);
+    const BucketSpec& b = plan.extract.buckets;
+    const std::string clips = b.byTime()
+                                  ? fmt::format("{}-frame clips of {:g} s every {:g} s",
+                                                b.numFrames, b.clipSeconds, b.windowStride())
+                                  : fmt::format("clips of {}x{}", b.numFrames, b.samplingRate);
+    spdlog::info("{} rank(s), model {} ({}), feature dim {}, {} at {}px", size, plan.meta.modelName,
+                 plan.meta.modelArch, plan.meta.featureDim, clips,
+                 plan.extract.preprocess.cropSize);
   }
   spdlog::info("device {}, {} LibTorch thread(s)", device, threads);
 

@@ -1,6 +1,8 @@
 #include "vidfeat/clip/bucket_plan.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <random>
 
 #include "vidfeat/common/error.h"
@@ -32,6 +34,95 @@ void BucketSpec::validate() const {
     throw Error("DATA.SAMPLING_RATE must be >= 1, got " + std::to_string(samplingRate));
   }
   if (stride < 0) throw Error("--stride must be >= 0, got " + std::to_string(stride));
+  if (!(clipSeconds >= 0) || !std::isfinite(clipSeconds)) {
+    throw Error("--clip-seconds must be a positive number of seconds, got " +
+                std::to_string(clipSeconds));
+  }
+  if (!(clipStrideSeconds >= 0) || !std::isfinite(clipStrideSeconds)) {
+    throw Error("--clip-stride-seconds must be a positive number of seconds, got " +
+                std::to_string(clipStrideSeconds));
+  }
+  if (clipStrideSeconds > 0 && !byTime()) {
+    throw Error("--clip-stride-seconds needs --clip-seconds (frame-based clips use --stride)");
+  }
+  if (byTime() && stride > 0) {
+    throw Error(
+        "--stride counts frames and --clip-seconds cuts by time: give --clip-stride-seconds "
+        "instead of --stride");
+  }
+}
+
+namespace {
+std::string seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", s);
+  return buf;
+}
+}  // namespace
+
+ClipSequence clipSequence(const BucketSpec& spec, double targetFps) {
+  spec.validate();
+  ClipSequence seq;
+  seq.buckets = spec;
+  if (!spec.byTime()) {
+    seq.fps = targetFps > 0 ? targetFps : 0.0;
+    return seq;
+  }
+  if (targetFps > 0) {
+    throw Error(
+        "--fps and --clip-seconds both given: --clip-seconds already takes each window's "
+        "NUM_FRAMES frames by presentation time, whatever the frame rate; drop --fps");
+  }
+  const double S = spec.clipSeconds, D = spec.windowStride();
+  const int T = spec.numFrames;
+  const double sampleInterval = S / T;
+  // The stride in sample intervals, q = D*T/S, must be a fraction step/r with a small r: the
+  // grid then has r slots per sample interval and clips start every `step` slots.
+  const double q = D / sampleInterval;
+  int r = 0;
+  int64_t step = 0;
+  for (int cand = 1; cand <= kMaxGridRefinement; ++cand) {
+    const double x = q * cand;
+    const double rounded = std::round(x);
+    if (rounded >= 1 && std::fabs(x - rounded) <= 1e-9 * std::max(1.0, x)) {
+      r = cand;
+      step = int64_t(rounded);
+      break;
+    }
+  }
+  if (r == 0) {
+    throw Error("--clip-stride-seconds " + seconds(D) + " is not a simple fraction (at most 1/" +
+                std::to_string(kMaxGridRefinement) + ") of the sample interval --clip-seconds / " +
+                "NUM_FRAMES = " + seconds(S) + "/" + std::to_string(T) + " = " +
+                seconds(sampleInterval) + " s");
+  }
+  const double fps = double(T) * r / S;
+  if (fps > kMaxSlotsPerSecond) {
+    throw Error("--clip-seconds " + seconds(S) + " with NUM_FRAMES " + std::to_string(T) +
+                (r > 1 ? " and --clip-stride-seconds " + seconds(D) : std::string()) + " samples " +
+                seconds(fps) + " times a second; at most " + seconds(kMaxSlotsPerSecond) +
+                " (give longer windows)");
+  }
+  if (step > int64_t(1) << 30) {
+    throw Error("--clip-stride-seconds " + seconds(D) + " is too long for --clip-seconds " +
+                seconds(S));
+  }
+  seq.byTime = true;
+  seq.fps = fps;
+  seq.phase = sampleInterval / 2;
+  seq.buckets.samplingRate = r;
+  seq.buckets.stride = int(step);
+  seq.buckets.clipSeconds = 0;  // the spec of slot positions is frame-based
+  seq.buckets.clipStrideSeconds = 0;
+  return seq;
+}
+
+std::string timeWindowsDescription(const BucketSpec& spec) {
+  if (!spec.byTime()) return {};
+  return "one row per " + seconds(spec.clipSeconds) + " s window of presentation time every " +
+         seconds(spec.windowStride()) + " s (--clip-seconds), its " +
+         std::to_string(spec.numFrames) + " frames at window start + (i + 0.5) x " +
+         seconds(spec.clipSeconds / spec.numFrames) + " s";
 }
 
 int64_t fullClipCount(int64_t n, const BucketSpec& spec) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <utility>
 
+#include "vidfeat/clip/bucket_plan.h"
 #include "vidfeat/clip/clip_assembler.h"
 #include "vidfeat/clip/fps_resampler.h"
 #include "vidfeat/common/error.h"
@@ -194,7 +195,9 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
       return px;
     };
 
-    ClipAssembler assembler(opt_.buckets, tailSeedFor(opt_.tailSeed, video.videoId));
+    // The sequence clips are cut from: the decoded frames, or a time grid (--fps, --clip-seconds).
+    const ClipSequence sequence = clipSequence(opt_.buckets, opt_.targetFps);
+    ClipAssembler assembler(sequence.buckets, tailSeedFor(opt_.tailSeed, video.videoId));
     auto drain = [&](const std::vector<AssembledClip>& clips) {
       for (const auto& c : clips) {
         WorkerItem item;
@@ -220,7 +223,10 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
     };
 
     std::optional<FpsResampler> resampler;
-    if (opt_.targetFps > 0) resampler.emplace(opt_.targetFps);
+    if (sequence.fps > 0) {
+      resampler.emplace(sequence.fps, sequence.phase,
+                        sequence.byTime ? FpsResampler::Gaps::Fail : FpsResampler::Gaps::Break);
+    }
     FramePixels previous;  // --fps: a frame's slots are known only when the next frame arrives
 
     DecodedFrame f;
@@ -257,7 +263,7 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
                        assembler.needsPixels(assembler.nextPosition()) ? previous : nullptr);
       }
       drain(assembler.takeReady());
-      sequenceStep = 1.0 / opt_.targetFps;
+      sequenceStep = 1.0 / sequence.fps;
     }
     drain(assembler.finish(
         sequenceStep, [&]() -> FramePixels { return resampler ? previous : convertCurrent(); }));

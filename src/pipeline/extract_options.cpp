@@ -8,6 +8,7 @@ namespace vidfeat {
 void ExtractOptions::validate() const {
   buckets.validate();
   if (targetFps < 0) throw Error("--fps must be positive");
+  (void)clipSequence(buckets, targetFps);  // --clip-seconds with --fps, a stride it cannot cut
   if (batch < 1) throw Error("--batch must be at least 1");
   if (queueClips < 0) throw Error("--queue must be >= 0");
   if (crops != 1 && crops != 3) throw Error("--crops must be 1 or 3");

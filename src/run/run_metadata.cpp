@@ -53,6 +53,12 @@ FileMetadata runMetadata(const std::string& modelName, const Config& cfg, const 
   meta.samplingRate = options.buckets.samplingRate;
   meta.stride = int32_t(options.buckets.step());
   meta.targetFps = options.targetFps;
+  if (options.buckets.byTime()) {
+    // Clips by time: what a row is (the window, its stride, where its frames are taken) is part
+    // of feature_name, which resume and merge compare; no frame stride applies (0).
+    meta.featureName += "; " + timeWindowsDescription(options.buckets);
+    meta.stride = 0;
+  }
   return meta;
 }
 

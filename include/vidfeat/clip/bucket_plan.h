@@ -10,6 +10,17 @@
 //   sample  T frames picked at random (seeded, sorted) among the tail's real frames;
 //   drop    no tail clip.
 // A video shorter than one clip therefore yields one (tail) segment unless the policy is drop.
+//
+// Clips by time (--clip-seconds S, --clip-stride-seconds D, default S): window k is
+// [t0 + k*D, t0 + k*D + S) seconds of presentation time, t0 the first frame's time; its T frames
+// are the frames on screen (the last frame whose presentation time is <= the sample time) at the
+// sample times t0 + k*D + (i + 0.5) * S/T, i = 0..T-1: evenly across the window, the same
+// temporal extent whatever the frame rate. clipSequence() realises this on the frame positions
+// above: a grid of slots every g = S/(T*r) seconds (r = 1 unless D is not a whole number of
+// sample intervals S/T), slot j showing the frame on screen at t0 + j*g + S/(2T); a clip is T
+// slots every r, clips every D/g slots. A window is full when all its sample times fall before
+// the video's end; the last partial window (its first sample before the end) follows the tail
+// policy on slots. docs/DESIGN.md, "Clips by time".
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -26,11 +37,38 @@ struct BucketSpec {
   int samplingRate = 8;  // r (DATA.SAMPLING_RATE)
   int stride = 0;        // frames between clip starts; 0 = T*r
   TailPolicy tail = TailPolicy::Repeat;
+  double clipSeconds = 0.0;        // --clip-seconds S: clips by time; 0 = frame-based clips
+  double clipStrideSeconds = 0.0;  // --clip-stride-seconds D: 0 = S
+
+  bool byTime() const { return clipSeconds > 0; }
+  double windowStride() const { return clipStrideSeconds > 0 ? clipStrideSeconds : clipSeconds; }
 
   int64_t span() const { return int64_t(numFrames) * samplingRate; }
   int64_t step() const { return stride > 0 ? stride : span(); }
   void validate() const;  // throws Error naming the bad value
 };
+
+// The sequence the clips are cut from and the frame-position spec that cuts it.
+struct ClipSequence {
+  BucketSpec buckets;   // what ClipAssembler runs: as given, or (by time) T slots every r, step D/g
+  double fps = 0.0;     // slots per second: --fps F, 1/g by time; 0 = the decoded frames themselves
+  double phase = 0.0;   // by time: S/(2T), from a slot's time to the time its frame is taken at
+  bool byTime = false;  // a timestamp break (FpsResampler) then fails the video
+};
+
+// Bounds of clips by time: the grid refinement r and the slots per second.
+constexpr int kMaxGridRefinement = 64;
+constexpr double kMaxSlotsPerSecond = 1000.0;
+
+// The sequence for `spec` (with `targetFps`, --fps, 0 = native). Throws Error naming the options
+// for contradictory settings: --fps or --stride with --clip-seconds, --clip-stride-seconds without
+// it, a stride that is no simple fraction of S/T, more than kMaxSlotsPerSecond slots a second.
+ClipSequence clipSequence(const BucketSpec& spec, double targetFps);
+
+// What a feature row is by time, for the output's feature_name (and so for resume's check):
+// "one row per 2 s window of presentation time every 2 s (--clip-seconds), its 32 frames at
+// window start + (i + 0.5) x 0.0625 s". Empty for frame-based clips.
+std::string timeWindowsDescription(const BucketSpec& spec);
 
 struct ClipPlan {
   int32_t index = 0;

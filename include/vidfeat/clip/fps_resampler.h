@@ -9,6 +9,11 @@
 // output interval of slots and the grid starts again at the next frame's time. So the slots are
 // at most (frames + 1) * (kMaxGapSeconds * F + 1), whatever the timestamps say; a non-finite time
 // is an Error.
+//
+// Clips by time (--clip-seconds, ClipSequence in bucket_plan.h) use the same grid with a phase:
+// slot k keeps its time t0 + k/F (the segments' times) but shows the frame on screen at
+// t0 + k/F + phase (the window's sample time). There a break cannot be bridged without moving
+// every later window, so a gap over kMaxGapSeconds fails the video instead (Gaps::Fail).
 #include <cstdint>
 #include <vector>
 
@@ -18,11 +23,13 @@ constexpr double kMaxGapSeconds = 60.0;
 
 class FpsResampler {
  public:
-  explicit FpsResampler(double fps);  // throws Error unless fps > 0
+  enum class Gaps { Break, Fail };
+  // Throws Error unless fps > 0 and 0 <= phase < kMaxGapSeconds.
+  explicit FpsResampler(double fps, double phase = 0.0, Gaps gaps = Gaps::Break);
 
   struct Slot {
     int64_t sourceIndex;  // which decoded frame the slot shows
-    double time;          // slot time in seconds
+    double time;          // slot time in seconds (the frame is the one on screen at time + phase)
   };
 
   // Feeds the next decoded frame (increasing times). Returns the slots now known to show the
@@ -33,9 +40,12 @@ class FpsResampler {
   std::vector<Slot> finish(double lastDuration);
 
  private:
-  std::vector<Slot> settle(double until);  // slots with time < until go to the previous frame
+  // Slots whose time + phase is < until go to the previous frame.
+  std::vector<Slot> settle(double until);
 
   double fps_;
+  double phase_;
+  Gaps gaps_;
   bool started_ = false;
   double t0_ = 0.0;
   int64_t nextSlot_ = 0;
