@@ -24,7 +24,7 @@ const char* kUsage =
     "  merge     join the part files of a job array into one file\n"
     "  models    list the published models known by name (--model NAME)\n"
     "  locate    the segments of a video covering a time span\n"
-    "  export    one .npy per video (the seed's layout)\n"
+    "  export    features per video: .npy, .npz or one HDF5 file (grounding layouts)\n"
     "\n"
     "options of every command (on stderr):\n"
     "  -v, --verbose   one log line per video; -vv: debug detail too\n"

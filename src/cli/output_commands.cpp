@@ -95,23 +95,44 @@ int locateCommand(const std::vector<std::string>& argv) {
 }
 
 int exportCommand(const std::vector<std::string>& argv) {
-  std::string file, dir, ids;
-  CommandOptions opts("export",
-                      "vidfeat export FILE --npy DIR [--ids a,b,...]: one <video_id>.npy "
-                      "[segments, D] float32 per\n"
-                      "complete video (the seed's layout, for existing grounding code)");
+  std::string file, ids, concat;
+  ExportRequest request;
+  CommandOptions opts(
+      "export",
+      "vidfeat export FILE [--npy DIR] [--npz DIR] [--h5-per-video FILE] [--concat A,B] "
+      "[--ids a,b,...]:\n"
+      "the features of every complete video (or --ids) in the layouts grounding code reads");
   opts.add()("file", po::value(&file)->required(), "output file")(
-      "npy", po::value(&dir)->required(), "folder to write into")(
+      "npy", po::value(&request.npyDir),
+      "folder to write one <video_id>.npy [segments, D] float32 per video into (the seed's "
+      "layout)")("npz", po::value(&request.npzDir),
+                 "folder to write one <video_id>.npz per video into: key `features` [segments, D] "
+                 "float32 (Moment-DETR / QD-DETR), `start_time` / `end_time` [segments] seconds")(
+      "h5-per-video", po::value(&request.h5PerVideo),
+      "new HDF5 file with one dataset [segments, D] per video, named by its id (a/b: group a, "
+      "dataset b; 2D-TAN / MAD), its start_time / end_time attributes in seconds")(
+      "concat", po::value(&concat),
+      "comma-separated model names whose features are joined along D, in this order (default: "
+      "the file's model; one output holds one model today)")(
       "ids", po::value(&ids), "comma-separated video ids (default: all)");
   opts.positional("file");
   if (!opts.parse(argv)) return 0;
-  std::vector<std::string> list;
-  std::stringstream ss(ids);
-  for (std::string id; std::getline(ss, id, ',');) {
-    if (!id.empty()) list.push_back(id);
+  auto split = [](const std::string& text) {
+    std::vector<std::string> list;
+    std::stringstream ss(text);
+    for (std::string item; std::getline(ss, item, ',');) {
+      if (!item.empty()) list.push_back(item);
+    }
+    return list;
+  };
+  request.ids = split(ids);
+  request.concat = split(concat);
+  int64_t n = exportFeatures(file, request);
+  for (const auto& [what, where] : {std::pair{".npy files into", request.npyDir},
+                                    {".npz files into", request.npzDir},
+                                    {"datasets into", request.h5PerVideo}}) {
+    if (!where.empty()) spdlog::info("wrote {} {} {}", n, what, where);
   }
-  int64_t n = exportNpy(file, dir, list);
-  spdlog::info("wrote {} .npy file(s) into {}", n, dir);
   return 0;
 }
 

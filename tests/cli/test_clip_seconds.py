@@ -1,0 +1,218 @@
+"""Clips by time and the grounding layouts, end to end (issue 19).
+
+  test_clip_seconds.py MODE VIDFEAT SOURCE_DIR      MODE: windows | export
+
+windows: videos generated here with Debian's ffmpeg at 24, 25, 29.97 (30000/1001), 30 and 60 fps
+and one with a variable frame rate, extracted with --clip-seconds 2 (and --clip-stride-seconds 1,
+--tail drop); their /segments (window bounds, first and last frame taken, padding, the last
+window) against the plan computed here from the frame times the videos were made with
+(docs/DESIGN.md, "Clips by time"). Contradictory options and a resume with other windows are
+refused.
+export: --npz / --h5-per-video read back with numpy and h5py equal the output's /features rows;
+--concat with the file's model, an unknown model named in the error, unsafe ids refused.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from fractions import Fraction
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
+from vftest import TINY, check, failures  # noqa: E402
+
+MODE, VIDFEAT, SRC = sys.argv[1:4]
+CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
+T = 4  # DATA.NUM_FRAMES of TINY
+
+
+def run(*args):
+    return subprocess.run([VIDFEAT] + list(args), capture_output=True, text=True, env=vftest.MPI_ENV)
+
+
+def extract(manifest, out, *extra):
+    return run("extract", "--config", CONFIG, "--random-weights", "1", "--threads", "1", *TINY,
+               "--manifest", manifest, "--output", out, *extra)
+
+
+def ffmpeg(out, *args):
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y"] + list(args) + [out], check=True)
+
+
+def constant_rate(tmp, name, rate, frames):
+    """A video of `frames` frames at `rate` (a Fraction): frame i at i/rate."""
+    path = os.path.join(tmp, name)
+    ffmpeg(path, "-f", "lavfi", "-i", f"testsrc2=size=96x64:rate={rate.numerator}/{rate.denominator}",
+           "-frames:v", str(frames), "-c:v", "libx264", "-bf", "0", "-pix_fmt", "yuv420p")
+    return path, [Fraction(i) / rate for i in range(frames)]
+
+
+def variable_rate(tmp):
+    """40 frames: 20 every 40 ms, then 20 every 100 ms (millisecond time base: exact)."""
+    path = os.path.join(tmp, "vfr.mp4")
+    ffmpeg(path, "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-frames:v", "40",
+           "-vf", "settb=1/1000,setpts='if(lt(N,20),N*0.04,0.8+(N-20)*0.1)/TB'", "-fps_mode", "passthrough", "-enc_time_base:v", "1:1000",
+           "-video_track_timescale", "1000", "-c:v", "libx264", "-bf", "0", "-pix_fmt", "yuv420p")
+    times = [Fraction(i * 40, 1000) if i < 20 else Fraction(800 + (i - 20) * 100, 1000) for i in range(40)]
+    return path, times
+
+
+def plan(times, S, D, repeat=True):
+    """The windows of a video whose frames show at `times` (seconds from the first frame; the last
+    lasting the mean interval, as vidfeat takes it): rows (index, first_frame, last_frame,
+    padded_frames, start, end) relative to the first frame's time."""
+    n_frames = len(times)
+    end = times[-1] + (times[-1] - times[0]) / (n_frames - 1)
+    g = Fraction(S) / T  # the sample interval (stride a whole number of them here: r = 1)
+    step = int(Fraction(D) / g)
+    assert Fraction(D) / g == step
+
+    def frame_at(t):
+        return max(i for i, ti in enumerate(times) if ti <= t)
+
+    slots = 0
+    while slots * g + g / 2 < end:
+        slots += 1
+    rows = []
+    k = 0
+    while True:
+        first = k * step
+        span_end = min(first + T, slots)
+        row_end = span_end * g
+        if first + T - 1 < slots:  # full
+            rows.append((k, frame_at(first * g + g / 2), frame_at((span_end - 1) * g + g / 2), 0,
+                         first * g, row_end))
+            k += 1
+            continue
+        if repeat and first < slots and not (k > 0 and (k - 1) * step + T >= slots):
+            padded = first + T - slots
+            rows.append((k, frame_at(first * g + g / 2), frame_at((slots - 1) * g + g / 2), padded,
+                         first * g, row_end))
+        return rows
+
+
+def stored(out):
+    with h5py.File(out) as f:
+        res = {}
+        segs = f["segments"][:]
+        for v in f["videos"][:]:
+            a, n = int(v["first_row"]), int(v["segment_count"])
+            rows = segs[a:a + n]
+            res[v["video_id"].decode()] = [(int(s["segment"]), int(s["first_frame"]), int(s["last_frame"]),
+                                            int(s["padded_frames"]), float(s["start_time"]),
+                                            float(s["end_time"])) for s in rows]
+        return res, f.attrs["feature_name"]
+
+
+def same(got, want):
+    if len(got) != len(want):
+        return False
+    t0 = got[0][4] if got else 0.0
+    for g, w in zip(got, want):
+        if g[:4] != w[:4] or abs(g[4] - t0 - float(w[4])) > 1e-6 or abs(g[5] - t0 - float(w[5])) > 1e-6:
+            return False
+    return True
+
+
+def mode_windows(tmp):
+    videos = {}
+    for name, rate, frames in [("r24", Fraction(24), 137), ("r25", Fraction(25), 131),
+                               ("ntsc", Fraction(30000, 1001), 150), ("r30", Fraction(30), 151),
+                               ("r60", Fraction(60), 283)]:
+        videos[name] = constant_rate(tmp, name + ".mp4", rate, frames)
+    videos["vfr"] = variable_rate(tmp)
+    manifest = vftest.write_manifest(tmp, [(k, p) for k, (p, _) in videos.items()])
+    for extra, S, D, repeat in [((), 2, 2, True), (("--clip-stride-seconds", "1"), 2, 1, True),
+                                (("--tail", "drop"), 2, 2, False), (("--clip-seconds", "1"), 1, 1, True)]:
+        out = os.path.join(tmp, "o.h5")
+        args = list(extra) if "--clip-seconds" in extra else ["--clip-seconds", str(S)] + list(extra)
+        r = extract(manifest, out, "--overwrite", *args)
+        if not check(r.returncode == 0, f"extract {' '.join(args)}"):
+            print(r.stderr[-2000:])
+            continue
+        got, feature_name = stored(out)
+        for name, (_, times) in videos.items():
+            want = plan(times, S, D, repeat)
+            check(len(want) >= 1 and same(got[name], want),
+                  f"{name} {' '.join(args)}: windows, frames taken, last window as planned\n"
+                  f"     got  {got[name]}\n     want {[(a, b, c, d, float(e), float(f)) for a, b, c, d, e, f in want]}")
+        check(f"one row per {S} s window" in feature_name and f"every {D} s" in feature_name,
+              f"feature_name records the windows: {feature_name}")
+    # Resuming with other windows, or frame-based clips, is refused, naming the difference.
+    out = os.path.join(tmp, "o.h5")
+    r = extract(manifest, out, "--clip-seconds", "2")
+    check(r.returncode != 0 and "window" in r.stderr and "feature" in r.stderr,
+          "resuming a --clip-seconds 1 output with --clip-seconds 2 is refused")
+    r = extract(manifest, out)
+    check(r.returncode != 0 and "feature" in r.stderr, "resuming it with frame-based clips is refused")
+    for args, word in [(["--clip-seconds", "2", "--fps", "10"], "--fps"),
+                       (["--clip-seconds", "2", "--stride", "4"], "--stride"),
+                       (["--clip-stride-seconds", "1"], "--clip-stride-seconds needs --clip-seconds"),
+                       (["--clip-seconds", "2", "--clip-stride-seconds", "0.3333"], "not a simple fraction")]:
+        bad = os.path.join(tmp, "bad.h5")
+        r = extract(manifest, bad, *args)
+        check(r.returncode != 0 and word in r.stderr and not os.path.exists(bad),
+              f"{' '.join(args)} is refused naming {word}, nothing written")
+
+
+def mode_export(tmp):
+    path, _ = constant_rate(tmp, "r25.mp4", Fraction(25), 131)
+    short, _ = constant_rate(tmp, "short.mp4", Fraction(25), 20)
+    manifest = vftest.write_manifest(tmp, [("clips/r25", path), ("plain", path), ("short", short)])
+    out = os.path.join(tmp, "o.h5")
+    r = extract(manifest, out, "--clip-seconds", "2", "--tail", "drop")
+    check(r.returncode == 0, "extract --clip-seconds 2 --tail drop")
+    with h5py.File(out) as f:
+        feats, segs, model = f["features"][:], f["segments"][:], f.attrs["model_name"]
+        model = model.decode() if isinstance(model, bytes) else str(model)
+        rows = {v["video_id"].decode(): (int(v["first_row"]), int(v["segment_count"])) for v in f["videos"][:]}
+    check(rows["short"][1] == 0, "a video shorter than one window has no window with --tail drop")
+    npz, h5 = os.path.join(tmp, "npz"), os.path.join(tmp, "per_video.h5")
+    r = run("export", out, "--npz", npz, "--h5-per-video", h5, "--concat", model)
+    check(r.returncode == 0, f"export --npz --h5-per-video --concat {model}: {r.stderr[-500:]}")
+    with h5py.File(h5) as g:
+        for vid, (a, n) in rows.items():
+            z = np.load(os.path.join(npz, vid + ".npz"))
+            want = feats[a:a + n]
+            check(z["features"].dtype == np.float32 and z["features"].shape == want.shape
+                  and (z["features"] == want).all(), f"{vid}.npz['features'] equals its rows {want.shape}")
+            check((z["start_time"] == segs[a:a + n]["start_time"]).all()
+                  and (z["end_time"] == segs[a:a + n]["end_time"]).all(), f"{vid}.npz carries the window times")
+            d = g[vid]
+            check(d.dtype == np.float32 and d.shape == want.shape and (d[:] == want).all(),
+                  f"per-video HDF5 dataset {vid} equals its rows")
+            check((d.attrs["start_time"] == segs[a:a + n]["start_time"]).all()
+                  and (d.attrs["end_time"] == segs[a:a + n]["end_time"]).all(),
+                  f"dataset {vid}: start_time / end_time attributes")
+        check(isinstance(g["clips"], h5py.Group), "a nested id is a group and a dataset")
+    check(not any(x.endswith(".part") for x in os.listdir(tmp)), "no .part file left")
+    r = run("export", out, "--npz", os.path.join(tmp, "npz2"), "--concat", f"{model},CLIP_ViT_B32")
+    check(r.returncode != 0 and "CLIP_ViT_B32" in r.stderr and model in r.stderr
+          and not os.path.exists(os.path.join(tmp, "npz2")),
+          "--concat with a model the file does not hold names it, nothing written")
+    r = run("export", out)
+    check(r.returncode != 0 and "--npz" in r.stderr, "export without a layout says which to give")
+    # Unsafe ids: refused for .npz like .npy; an id that is both a dataset and a group.
+    m2 = vftest.write_manifest(tmp, [("../escaped", short), ("a", short), ("a/b", short)], name="m2.csv")
+    out2 = os.path.join(tmp, "o2.h5")
+    extract(m2, out2, "--clip-seconds", "0.5")
+    r = run("export", out2, "--npz", os.path.join(tmp, "inner", "npz"), "--ids", "../escaped")
+    check(r.returncode != 0 and "refusing to write outside" in r.stderr
+          and not os.path.exists(os.path.join(tmp, "inner", "escaped.npz")), "an id with '..' is refused for --npz")
+    bad = os.path.join(tmp, "conflict.h5")
+    r = run("export", out2, "--h5-per-video", bad, "--ids", "a,a/b")
+    check(r.returncode != 0 and "group" in r.stderr and not os.path.exists(bad),
+          "ids 'a' and 'a/b' in one per-video HDF5 file are refused, nothing written")
+
+
+tmp = tempfile.mkdtemp(prefix="vidfeat_clip_seconds_")
+try:
+    {"windows": mode_windows, "export": mode_export}[MODE](tmp)
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+print(f"{len(failures)} failed")
+sys.exit(1 if failures else 0)
