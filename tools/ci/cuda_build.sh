@@ -4,16 +4,24 @@
 # non-blocking copies, c10::cuda streams, --precision on the device) and the LibTorch 2.x API are
 # compiled on every CI run, next to the Debian CPU LibTorch 1.13 build that runs the tests.
 #
-# Usage: tools/ci/cuda_build.sh [BUILD_DIR]      (default: build-cuda)
+# Usage: tools/ci/cuda_build.sh [BUILD_DIR [EXTRA CMAKE ARGS...]]     (default: build-cuda)
+#   The extra arguments go to the configure step (tools/bundle/build.sh passes its static FFmpeg,
+#   static HDF5 and a Release build of the vidfeat target only through them).
 # Environment:
 #   VIDFEAT_CUDA_TORCH   torch wheel version to build against (default below)
 #   VIDFEAT_CI_CACHE     where the wheel and its unpacked LibTorch are kept (default ~/.cache/vidfeat-ci;
 #                        outside the clone, so a fresh clone reuses them)
 #   CUDA_HOME            the CUDA toolkit (default /usr/local/cuda)
+#   VIDFEAT_CI_JOBS      build jobs (default: nproc)
+#   VIDFEAT_CI_TARGETS   what to build (default: all)
+#   VIDFEAT_BUILD_LOCK   every compile takes this lock (default /tmp/vidfeat-build.lock; a shared
+#                        machine's builds run one at a time)
 #
 # Which wheel: PyPI's x86_64 torch wheels carry one CUDA each (their cuda-toolkit / nvidia-*
-# requirements say which): 2.10.0 is CUDA 12.8, 2.12.1 is CUDA 13.0 (cuda-toolkit==13.0.2),
-# 2.15.0 is CUDA 13.2. The toolkit here is 13.0, so 2.12.1: its libtorch_cuda.so needs
+# requirements say which): 2.10.0 is CUDA 12.8, 2.11.0 and 2.12.1 are CUDA 13.0
+# (cuda-toolkit==13.0.2), 2.15.0 is CUDA 13.2. The toolkit here is 13.0, so 2.11.0 (the PyTorch of
+# the GPU nodes the relocatable bundle, tools/bundle/, is built for: CI needs that one wheel only).
+# Its libtorch_cuda.so needs
 # libcudart.so.13, libcublas(Lt).so.13, libcufft.so.12, libcusparse.so.12, libnvrtc.so.13,
 # libcudnn.so.9 and libnccl.so.2, which the toolkit (with cuDNN and NCCL) has, with the same minor
 # version, and the toolkit's headers compile torch's c10/cuda headers. What the toolkit lacks is
@@ -27,7 +35,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD_DIR=${1:-build-cuda}
-TORCH_VERSION=${VIDFEAT_CUDA_TORCH:-2.12.1}
+shift $(( $# > 0 ? 1 : 0 ))
+LOCK=${VIDFEAT_BUILD_LOCK:-/tmp/vidfeat-build.lock}
+TORCH_VERSION=${VIDFEAT_CUDA_TORCH:-2.11.0}
 CACHE=${VIDFEAT_CI_CACHE:-$HOME/.cache/vidfeat-ci}
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 started=$(date +%s)
@@ -85,7 +95,7 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVIDFEAT_BUILD_T
   -DCMAKE_CXX_FLAGS="-I$fmt_dir" \
   -DCMAKE_PREFIX_PATH="$root/torch" -DCUDAToolkit_ROOT="$CUDA_HOME" \
   -DTORCH_CUDA_ARCH_LIST="9.0" \
-  -DCMAKE_EXE_LINKER_FLAGS="-Wl,--unresolved-symbols=ignore-in-shared-libs"
+  -DCMAKE_EXE_LINKER_FLAGS="-Wl,--unresolved-symbols=ignore-in-shared-libs" "$@"
 grep -q '^VIDFEAT_TORCH_CUDA:INTERNAL=ON' "$BUILD_DIR/CMakeCache.txt" || {
   echo "ci_cuda_build: LibTorch at $root was configured without CUDA" >&2
   exit 1
@@ -94,5 +104,7 @@ if ! grep -q "^TORCH_LIBRARY:FILEPATH=$root/torch/lib/libtorch.so" "$BUILD_DIR/C
   echo "ci_cuda_build: configured with $(grep '^TORCH_LIBRARY:' "$BUILD_DIR/CMakeCache.txt"), not the wheel's" >&2
   exit 1
 fi
-cmake --build "$BUILD_DIR" -j "${VIDFEAT_CI_JOBS:-$(nproc)}"
+targets=()
+for t in ${VIDFEAT_CI_TARGETS:-}; do targets+=(--target "$t"); done
+flock "$LOCK" cmake --build "$BUILD_DIR" -j "${VIDFEAT_CI_JOBS:-$(nproc)}" "${targets[@]}"
 echo "ci_cuda_build: built $BUILD_DIR/vidfeat against CUDA LibTorch $TORCH_VERSION in $(( $(date +%s) - started )) s"
