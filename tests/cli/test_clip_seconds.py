@@ -12,7 +12,6 @@ export: --npz / --h5-per-video read back with numpy and h5py equal the output's 
 --concat with the file's model, an unknown model named in the error, unsafe ids refused.
 """
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import vftest  # noqa: E402
-from vftest import TINY, check, failures  # noqa: E402
+from vftest import TINY, check  # noqa: E402
 
 MODE, VIDFEAT, SRC = sys.argv[1:4]
 CONFIG = os.path.join(SRC, "configs/Kinetics/SLOW_8x8_R50.yaml")
@@ -213,6 +212,4 @@ tmp = tempfile.mkdtemp(prefix="vidfeat_clip_seconds_")
 try:
     {"windows": mode_windows, "export": mode_export}[MODE](tmp)
 finally:
-    shutil.rmtree(tmp, ignore_errors=True)
-print(f"{len(failures)} failed")
-sys.exit(1 if failures else 0)
+    vftest.finish(tmp)
