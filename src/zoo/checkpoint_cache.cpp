@@ -1,6 +1,9 @@
 #include "vidfeat/zoo/checkpoint_cache.h"
 
+#include "vidfeat/build_config.h"
+#if VIDFEAT_DOWNLOADS
 #include <curl/curl.h>
+#endif
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +19,7 @@ namespace vidfeat {
 
 namespace fs = std::filesystem;
 
+#if VIDFEAT_DOWNLOADS
 namespace {
 
 struct CurlDeleter {
@@ -67,6 +71,7 @@ CURLcode fetchInto(const std::string& url, const std::string& part, long& httpSt
 }
 
 }  // namespace
+#endif
 
 CachedCheckpoint ensureCheckpoint(const ZooModel& model, const std::string& cacheDir) {
   CachedCheckpoint out;
@@ -100,6 +105,12 @@ CachedCheckpoint ensureCheckpoint(const ZooModel& model, const std::string& cach
     throw Error("checkpoint of " + model.name +
                 " is not in the cache and VIDFEAT_OFFLINE is set: " + advice);
   }
+#if !VIDFEAT_DOWNLOADS
+  throw Error("checkpoint of " + model.name +
+              " is not in the cache and this vidfeat was built without downloads "
+              "(VIDFEAT_DOWNLOADS=OFF, as the relocatable bundle is): " +
+              advice);
+#else
   fs::create_directories(cacheDir, ec);
   if (ec) throw InputError(cacheDir, "cannot create the checkpoint cache: " + ec.message());
 
@@ -133,6 +144,7 @@ CachedCheckpoint ensureCheckpoint(const ZooModel& model, const std::string& cach
   throw Error(
       "cannot download the checkpoint of " + model.name + " (" + why + "): " + advice +
       (fs::exists(part, ec) ? "; the partial download " + part + " resumes next time" : ""));
+#endif
 }
 
 }  // namespace vidfeat

@@ -14,7 +14,7 @@
 #     and an mca-params.conf, relocated through OPAL_* / PMIX_* variables (bin/mpirun);
 #   - every other shared library of that closure, libstdc++ and libgcc_s included, in lib/ with
 #     $ORIGIN-relative RUNPATHs; only glibc's own libraries are taken from the machine;
-#   - ffmpeg/ffprobe (same static FFmpeg) in bin/, to make test videos on the node (h264_nvenc,
+#   - ffmpeg (same static FFmpeg; no ffprobe) in bin/, to make test videos on the node (h264_nvenc,
 #     hevc_nvenc, and CPU encoders mpeg4/mjpeg/ffv1).
 # tools/bundle/check.sh runs the result in an empty root. CI: .ci/run runs both.
 #
@@ -52,7 +52,7 @@ want=()
 ff_private=$(pkg-config --static --libs-only-l libavformat libavcodec libswscale libavutil | tr ' ' '\n' |
   grep -vE '^-l(avformat|avcodec|swscale|avutil)$' | sort -u | tr '\n' ' ')
 VIDFEAT_CI_JOBS=$JOBS VIDFEAT_CI_TARGETS="vidfeat" tools/ci/cuda_build.sh "$BUILD" \
-  -DHDF5_USE_STATIC_LIBRARIES=ON -DCMAKE_CXX_STANDARD_LIBRARIES="$ff_private -lsz -laec -lz" \
+  -DHDF5_USE_STATIC_LIBRARIES=ON -DVIDFEAT_DOWNLOADS=OFF -DCMAKE_CXX_STANDARD_LIBRARIES="$ff_private -lsz -laec -lz" \
   >&2
 known=$(ninja -C "$BUILD" -t targets all 2>/dev/null | cut -d: -f1)
 for t in $TARGETS; do
@@ -80,7 +80,7 @@ for t in "${want[@]}"; do install -m 755 tools/bundle/launcher.sh "$S/bin/$t"; d
 install -m 755 tools/bundle/mpirun.sh "$S/bin/mpirun"
 install -m 755 tools/bundle/vidfeat-env.sh "$S/bin/vidfeat-env"
 install -m 644 tools/bundle/bundle-env.sh "$S/libexec/bundle-env.sh"
-cp "$FF/bin/ffmpeg" "$FF/bin/ffprobe" "$S/bin/"
+cp "$FF/bin/ffmpeg" "$S/bin/"
 cp /usr/bin/orterun /usr/bin/orted "$S/libexec/"
 OMPI_PKGLIB=$MA/openmpi/lib/openmpi3
 PMIX_PKGLIB=$MA/pmix2/lib/pmix
@@ -137,7 +137,7 @@ add_closure() {  # FILE...
     done < <(deps "$f")
   done
 }
-main_elves=("$S"/libexec/vidfeat "$S"/libexec/orterun "$S"/libexec/orted "$S"/bin/ffmpeg "$S"/bin/ffprobe)
+main_elves=("$S"/libexec/vidfeat "$S"/libexec/orterun "$S"/libexec/orted "$S"/bin/ffmpeg)
 for t in "${want[@]}"; do main_elves+=("$S/libexec/$t"); done
 # Open MPI's PMIx glue (libpmix, libmunge) and libmca_common_* (its components' own helpers) are
 # loaded by components only.
@@ -171,11 +171,11 @@ for f in "$S"/lib/*.so*; do
   if readelf -d "$f" | grep -q '(NEEDED)'; then patchelf --set-rpath '$ORIGIN' "$f"; fi
 done
 for f in "$S"/lib/openmpi/*.so "$S"/lib/pmix/*.so; do patchelf --set-rpath '$ORIGIN/..' "$f"; done
-for f in "$S"/libexec/* "$S"/bin/ffmpeg "$S"/bin/ffprobe; do
+for f in "$S"/libexec/* "$S"/bin/ffmpeg; do
   head -c 4 "$f" | grep -q ELF || continue
   patchelf --set-rpath '$ORIGIN/../lib' "$f"
 done
-strip --strip-unneeded "$S"/libexec/vidfeat "$S"/bin/ffmpeg "$S"/bin/ffprobe "$S"/lib/*.so* "$S"/lib/openmpi/*.so "$S"/lib/pmix/*.so 2>/dev/null || true
+strip --strip-unneeded "$S"/libexec/vidfeat "$S"/bin/ffmpeg "$S"/lib/*.so* "$S"/lib/openmpi/*.so "$S"/lib/pmix/*.so 2>/dev/null || true
 for t in "${want[@]}"; do strip --strip-unneeded "$S/libexec/$t" 2>/dev/null || true; done
 
 # 5. The glibc floor: the newest GLIBC_x.y symbol version any file needs.

@@ -5,7 +5,7 @@
 # wheels bind-mounted read-only at /torch-env, the stand-in for a node's PyTorch), entered with
 # chroot in a private mount namespace, so none of the Debian -dev packages' libraries can be found.
 # There, with LibTorch's CPU fallback:
-#   1. the bundle's ffmpeg makes two test videos (MPEG-4 in .mp4, MJPEG in .mkv) and ffprobe reads them;
+#   1. the bundle's ffmpeg makes two test videos (MPEG-4 in .mp4, MJPEG in .mkv) and decodes them back;
 #   2. `vidfeat verify` of tests/fixtures' C2D reference passes, and fails against I3D's reference;
 #   3. `bin/mpirun -n 2 bin/vidfeat extract` of the two videos succeeds, `vidfeat inspect` reads it;
 # and outside the root Debian's h5py (or h5ls) reads the output: both videos complete, one finite,
@@ -78,8 +78,15 @@ cd /work
 echo "-- ffmpeg: two test videos"
 \$B/bin/ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=160x120:rate=25:duration=3 -c:v mpeg4 -q:v 4 v/a.mp4
 \$B/bin/ffmpeg -nostdin -loglevel error -f lavfi -i mandelbrot=size=128x96:rate=15,trim=duration=4 -pix_fmt yuvj420p -c:v mjpeg v/b.mkv
-\$B/bin/ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=codec_name,nb_read_frames -of csv=p=0 v/a.mp4
-\$B/bin/ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=codec_name,nb_read_frames -of csv=p=0 v/b.mkv
+frames() {  # decoded frames of \$1 (framecrc lines of stream 0), POSIX sh only: no grep in here
+  n=0
+  \$B/bin/ffmpeg -nostdin -v error -i "\$1" -f framecrc - > v/crc.txt
+  while read -r l; do case "\$l" in 0,*) n=\$((n + 1)) ;; esac; done < v/crc.txt
+  echo \$n
+}
+na=\$(frames v/a.mp4); nb=\$(frames v/b.mkv)
+echo "decoded back: a.mp4 \$na frames (75 made), b.mkv \$nb frames (60 made)"
+[ "\$na" = 75 ] && [ "\$nb" = 60 ]
 printf 'video_id,path\na,v/a.mp4\nb,v/b.mkv\n' > manifest.csv
 cfg=\$B/share/vidfeat/configs/Kinetics/C2D_8x8_R50.yaml
 small="--set DATA.NUM_FRAMES=8 --set DATA.TRAIN_CROP_SIZE=64 --set DATA.TEST_CROP_SIZE=96 --set MODEL.NUM_CLASSES=10 --set RESNET.WIDTH_PER_GROUP=4"

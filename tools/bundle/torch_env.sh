@@ -15,8 +15,13 @@ if [ ! -f "$env_dir/.complete" ]; then
   echo "bundle/torch_env: pip install torch==$TORCH_VERSION and its CUDA wheels into $env_dir (once)" >&2
   rm -rf "$env_dir" "$env_dir.partial"
   # The wheel tools/ci/cuda_build.sh downloaded is reused (--find-links); cp311 like that one.
+  # With --platform pip takes only the tags named: torch's is manylinux_2_28, the nvidia-* wheels'
+  # older (cuDNN 2_27, NCCL 2_18, ...): every glibc 2.17..2.28 tag.
+  platforms=(--platform manylinux2014_x86_64)
+  for minor in $(seq 17 28); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done
+  mkdir -p "$CACHE/wheels"
   python3 -m pip install --disable-pip-version-check --no-cache-dir --only-binary=:all: \
-    --python-version 3.11 --platform manylinux_2_28_x86_64 --target "$env_dir.partial" \
+    --python-version 3.11 --target "$env_dir.partial" "${platforms[@]}" \
     --find-links "$CACHE/wheels" "torch==$TORCH_VERSION" >&2
   touch "$env_dir.partial/.complete"
   mv "$env_dir.partial" "$env_dir"
