@@ -92,6 +92,9 @@ cat >"$S/etc/openmpi-mca-params.conf" <<'EOF'
 # OMPI_MCA_* variables still override.
 btl = self,vader
 pml = ob1
+# Processes are started on this node only (no ssh/rsh needed: a singleton's MPI_Init, e.g.
+# `vidfeat verify`, starts its daemon with it too).
+plm = isolated
 btl_base_warn_component_unused = 0
 # Single-copy through CMA (process_vm_readv) is refused in many containers and namespaces.
 btl_vader_single_copy_mechanism = none
@@ -142,9 +145,12 @@ for t in "${want[@]}"; do main_elves+=("$S/libexec/$t"); done
 # Open MPI's PMIx glue (libpmix, libmunge) and libmca_common_* (its components' own helpers) are
 # loaded by components only.
 commons=()
+# Copied under their SONAMEs (libmca_common_ompio.so.41: what the components' NEEDED entries say).
 for c in sm ompio monitoring; do
-  cp -L "$MA/openmpi/lib/libmca_common_$c.so" "$S/lib/" && bundled[libmca_common_$c.so]=1
-  commons+=("$MA/openmpi/lib/libmca_common_$c.so")
+  lib=$MA/openmpi/lib/libmca_common_$c.so
+  soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+  cp -L "$lib" "$S/lib/$soname" && bundled[$soname]=1
+  commons+=("$lib")
 done
 add_closure "${main_elves[@]}" "$OMPI_PKGLIB/mca_pmix_ext3x.so" "${commons[@]}"
 # MCA components: those whose whole closure is already in the bundle (this leaves out the network

@@ -99,11 +99,12 @@ fi
 echo "-- mpirun -n 2 vidfeat extract"
 \$B/bin/mpirun -n 2 --bind-to none \$B/bin/vidfeat extract --config \$cfg \$small --random-weights 0 \
   --manifest manifest.csv --output features.h5 --threads 1 --batch 2
-\$B/bin/vidfeat inspect features.h5 | tee inspect.txt
+\$B/bin/vidfeat inspect features.h5 > inspect.txt
 EOF
 
 # Enter it: a private mount namespace (unshare -m as root, else a user namespace mapping us to
-# root), /dev, /proc, /sys and the torch env mounted, chroot, and a clean environment.
+# root), /dev, /proc, /sys and the torch env mounted, then a clean environment (env -i, outside:
+# the root has no env) and chroot.
 inner_env=(env -i PATH="$B/bin" HOME=/work TMPDIR=/tmp LANG=C VIDFEAT_TORCH=/torch-env/torch
   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 VIDFEAT_OFFLINE=1)
 [ -n "${OPENBLAS_CORETYPE:-}" ] && inner_env+=(OPENBLAS_CORETYPE="$OPENBLAS_CORETYPE")
@@ -120,13 +121,15 @@ set +e
   mount --rbind /sys "$R/sys"
   mount --bind "$T" "$R/torch-env"
   mount -o remount,bind,ro "$R/torch-env" 2>/dev/null || true
-  exec chroot "$R" "$@"
-' check "$R" "$TORCH_ENV" "${inner_env[@]}" /bin/sh /work/inside.sh 2>&1 | tee "$W/inside.log"
+  exec "$@"
+' check "$R" "$TORCH_ENV" "${inner_env[@]}" "$(command -v chroot)" "$R" /bin/sh /work/inside.sh 2>&1 |
+  tee "$W/inside.log"
 rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" -eq 0 ] || fail "inside the empty root (exit $rc; log $W/inside.log)"
 
 # Outside: the output as another reader sees it.
+cat "$R/work/inspect.txt"
 grep -q '^videos: *2 (2 complete, 0 failed, 0 pending)' "$R/work/inspect.txt" || fail "vidfeat inspect: not 2 complete videos"
 py=/usr/bin/python3
 if "$py" -c 'import h5py, numpy' 2>/dev/null; then
