@@ -586,7 +586,8 @@ class Check:
             wall, model_s, wait_s, write_s = float(rank.group(2)), float(rank.group(3)), float(rank.group(4)), float(rank.group(5))
             shares = {"decoding": wait_s / wall, "model": model_s / wall, "writing": write_s / wall}
             bound = max(shares, key=shares.get)
-            nvdec_fallback = dec == "cuda" and ("fall" in t.lower() and "back" in t.lower())
+            # extract's warning when NVDEC cannot start: "--decode-device cuda: ...; decoding on the CPU"
+            nvdec_fallback = dec == "cuda" and re.search(r"decoding on the CPU|fall(s|ing)? back", t) is not None
             detail = (f"{n_videos} videos ({share_1080:.0%} 1080p, {frames} frames), {done.group(1)} clips in "
                       f"{wall:.1f} s; model {model_s:.1f} s, waiting {wait_s:.1f} s, writing {write_s:.2f} s; "
                       f"bound by {bound}")
