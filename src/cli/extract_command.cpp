@@ -6,6 +6,7 @@
 #include <thread>
 #include <tuple>
 
+#include "clip_options.h"
 #include "failure_report.h"
 #include "options.h"
 #include "vidfeat/cli/commands.h"
@@ -50,14 +51,13 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ExtractArgs {
-  std::string model, config, manifest, output, checkpoint, device = "auto", tail = "repeat",
+  std::string model, config, manifest, output, checkpoint, device = "auto",
                                                            decodePriority = "normal";
   std::vector<std::string> sets;
   long long randomWeights = -1;
-  int batch = 1, queue = 0, stride = 0, threads = 0, wave = 16, crops = 1;
-  double fps = 0.0, waveSeconds = 60.0, videoTimeout = -1.0, watchdog = 600.0;
-  double clipSeconds = 0.0, clipStrideSeconds = 0.0;
-  unsigned long long tailSeed = 0;
+  int batch = 1, queue = 0, threads = 0, wave = 16;
+  double waveSeconds = 60.0, videoTimeout = -1.0, watchdog = 600.0;
+  ClipArgs clip;
   bool overwrite = false, skipInvalid = false, retryFailed = false;
   std::string shard = "0/1";
   std::string precision = "fp32", decodeDevice = "cpu";
@@ -93,23 +93,8 @@ void declareOptions(CommandOptions& opts, ExtractArgs& a) {
       "free and is preempted by the model at once)")(
       "queue", po::value(&a.queue)->default_value(0),
       "decoded, preprocessed clips a rank may hold ready ahead of the model (0 = 2 x --batch); "
-      "bounds memory")("crops", po::value(&a.crops)->default_value(1),
-                       "spatial crops per clip: 1 (centre) or 3 (PySlowFast's left/centre/right), "
-                       "an extra /features axis")(
-      "tail", po::value(&a.tail)->default_value("repeat"),
-      "last partial clip: repeat (the last frame), sample (seeded random tail frames), drop")(
-      "tail-seed", po::value(&a.tailSeed)->default_value(0), "seed of --tail sample")(
-      "stride", po::value(&a.stride)->default_value(0),
-      "frames between clip starts (default NUM_FRAMES x SAMPLING_RATE; smaller overlaps)")(
-      "fps", po::value(&a.fps)->default_value(0.0),
-      "resample to this frame rate by presentation time before cutting clips (0 = native)")(
-      "clip-seconds", po::value(&a.clipSeconds)->default_value(0.0),
-      "clips by time: one clip per window of this many seconds of presentation time, its "
-      "NUM_FRAMES frames taken evenly across it (0 = frame-based clips; not with --fps or "
-      "--stride)")("clip-stride-seconds", po::value(&a.clipStrideSeconds)->default_value(0.0),
-                   "seconds between window starts with --clip-seconds (0 = --clip-seconds)")(
-      "set", po::value(&a.sets)->composing(),
-      "override a config value: --set KEY=VALUE (repeatable)")(
+      "bounds memory")("set", po::value(&a.sets)->composing(),
+                       "override a config value: --set KEY=VALUE (repeatable)")(
       "threads", po::value(&a.threads)->default_value(0),
       "LibTorch threads per rank (0 = the node's cores / ranks on the node)")(
       "wave", po::value(&a.wave)->default_value(16),
@@ -131,6 +116,7 @@ void declareOptions(CommandOptions& opts, ExtractArgs& a) {
                                           "this many seconds: a rank is stuck (0 = off)")(
       "overwrite", po::bool_switch(&a.overwrite),
       "start afresh even if the output exists (default: resume it)");
+  declareClipOptions(opts, a.clip);
 }
 
 // "K/N" -> {K, N}.
@@ -184,19 +170,10 @@ ExtractionPlan planRun(const ExtractArgs& a, const Config& cfg) {
   plan.watchdogSeconds = a.watchdog;
   plan.outputLocked = true;
   ExtractOptions& eo = plan.extract;
-  eo.buckets.numFrames = cfg.get<int>("DATA.NUM_FRAMES");
-  eo.buckets.samplingRate = cfg.get<int>("DATA.SAMPLING_RATE");
-  eo.buckets.stride = a.stride;
-  eo.buckets.tail = parseTailPolicy(a.tail);
-  eo.buckets.clipSeconds = a.clipSeconds;
-  eo.buckets.clipStrideSeconds = a.clipStrideSeconds;
-  eo.preprocess = PreprocessSpec::fromConfig(cfg);
-  eo.targetFps = a.fps;
-  eo.tailSeed = a.tailSeed;
+  eo = clipOptions(a.clip, cfg);
   eo.batch = a.batch;
   eo.queueClips = a.queue;
   eo.decodePriority = parseDecodePriority(a.decodePriority);
-  eo.crops = a.crops;
   eo.timeoutSeconds = a.videoTimeout;
   eo.validate();
   return plan;

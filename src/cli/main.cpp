@@ -25,6 +25,7 @@ const char* kUsage =
     "  models    list the published models known by name (--model NAME)\n"
     "  locate    the segments of a video covering a time span\n"
     "  export    features per video: .npy, .npz or one HDF5 file (grounding layouts)\n"
+    "  bench     bench decode: the decode side alone (no model), frames/s per video\n"
     "\n"
     "options of every command (on stderr):\n"
     "  -v, --verbose   one log line per video; -vv: debug detail too\n"
@@ -77,6 +78,7 @@ int main(int argc, char** argv) {
     if (command == "models") return mpi.rank() == 0 ? vidfeat::cli::modelsCommand(args) : 0;
     if (command == "locate") return mpi.rank() == 0 ? vidfeat::cli::locateCommand(args) : 0;
     if (command == "export") return mpi.rank() == 0 ? vidfeat::cli::exportCommand(args) : 0;
+    if (command == "bench") return mpi.rank() == 0 ? vidfeat::cli::benchCommand(args) : 0;
     std::fprintf(stderr, "vidfeat: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const vidfeat::CollectiveError& e) {

@@ -110,7 +110,7 @@ void DecodeWorker::loop() {
     WorkerItem end;
     end.ticket = job.ticket;
     try {
-      end.end = decode(job);
+      end.end = decode(job, end.framesConverted);
     } catch (const WorkerStopped&) {
       return;
     }
@@ -137,21 +137,22 @@ void DecodeWorker::loop() {
 // one thread, and only that decode counts: FFmpeg's frame-threaded concealment depends on the
 // thread count and on timing. The clips already sent are withdrawn first (a restart item). A
 // good stream is decoded once.
-VideoResult DecodeWorker::decode(const Job& job) {
+VideoResult DecodeWorker::decode(const Job& job, int64_t& framesConverted) {
   try {
-    return decodeOnce(job, opt_.decodeThreads, true);
+    return decodeOnce(job, opt_.decodeThreads, true, framesConverted);
   } catch (const DecodeAgainSingleThreaded&) {
     WorkerItem restart;
     restart.ticket = job.ticket;
     restart.restart = true;
     emit(std::move(restart));
   }
-  return decodeOnce(job, 1, false);
+  return decodeOnce(job, 1, false, framesConverted);
 }
 
 // `mayRestart`: a damaged stream decoded by several codec threads throws
 // DecodeAgainSingleThreaded (only then).
-VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayRestart) {
+VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayRestart,
+                                     int64_t& framesConverted) {
   const VideoEntry& video = job.video;
   VideoResult result;
   const char* stage = "open";
@@ -273,6 +274,7 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
     result.duration = lastPts - firstPts + frameDuration;
     result.fps = frameDuration > 0 ? 1.0 / frameDuration : info.avgFps;
     result.decodeErrors = dec.stats().decodeErrors;
+    framesConverted = dec.stats().framesConverted;
     if (result.decodeErrors > 0) {
       spdlog::warn("{}: {} broken packets/frames skipped", video.path, result.decodeErrors);
     }

@@ -25,7 +25,8 @@ struct WorkerItem {
   // clip: crops x C x T x H x W, as normalised floats (packClip), or as bytes (cropClip) when the
   // model normalises on its device (FeatureModel::uploadsBytes)
   std::vector<unsigned char> pixels;
-  VideoResult end;  // end of the video
+  VideoResult end;              // end of the video
+  int64_t framesConverted = 0;  // end: of end.decodedFrames, those scaled to RGB for a clip
   // The video is decoded again from the start: what came of it so far (clips, features,
   // segments) is dropped (docs/DESIGN.md, "Determinism").
   bool restart = false;
@@ -67,8 +68,10 @@ class DecodeWorker {
   std::vector<unsigned char> takeBuffer();
   void emit(WorkerItem item);
   void loop();
-  VideoResult decode(const Job& job);
-  VideoResult decodeOnce(const Job& job, int codecThreads, bool mayRestart);
+  // `framesConverted`: set to the frames of the (last) decode that were converted to RGB.
+  VideoResult decode(const Job& job, int64_t& framesConverted);
+  VideoResult decodeOnce(const Job& job, int codecThreads, bool mayRestart,
+                         int64_t& framesConverted);
 
   const ExtractOptions opt_;
   const size_t clipValues_;  // per crop

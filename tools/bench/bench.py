@@ -686,10 +686,18 @@ def main():
           f"{(ceiling.get('openblas') or {}).get('corename')}", flush=True)
     results, flat = [], None
 
+    # tools/bench/decode.py's section of the file (between its markers) is kept as it is.
+    kept = ""
+    if os.path.exists(a.out):
+        old = open(a.out, encoding="utf-8").read()
+        begin, end = "<!-- tools/bench/decode.py: begin -->", "<!-- tools/bench/decode.py: end -->"
+        if begin in old and end in old:
+            kept = "\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+
     def write():
         run["total_s"] = time.perf_counter() - t_start
         with open(a.out + ".tmp", "w") as f:
-            f.write(render(run, ceiling, results, flat, argv))
+            f.write(render(run, ceiling, results, flat, argv) + kept)
         os.replace(a.out + ".tmp", a.out)
 
     for spec in wanted:

@@ -15,5 +15,6 @@ int mergeCommand(const std::vector<std::string>& args);   // serial (rank 0)
 int modelsCommand(const std::vector<std::string>& args);
 int locateCommand(const std::vector<std::string>& args);
 int exportCommand(const std::vector<std::string>& args);
+int benchCommand(const std::vector<std::string>& args);  // serial (rank 0)
 
 }  // namespace vidfeat::cli
