@@ -90,10 +90,13 @@ int benchCommand(const std::vector<std::string>& argv) {
       runs.push_back(measureDecodeRate(eo, {path, path}));
       if (runs.back().status != VideoStatus::Complete) break;
     }
+    if (runs.back().status != VideoStatus::Complete) {  // the failed run is reported, not a median
+      results.push_back({path, runs.back()});
+      continue;
+    }
     std::sort(runs.begin(), runs.end(),
               [](const DecodeRate& a, const DecodeRate& b) { return a.seconds < b.seconds; });
     results.push_back({path, runs[runs.size() / 2]});
-    if (runs.back().status != VideoStatus::Complete) results.back().rate = runs.back();
   }
 
   const BucketSpec& b = eo.buckets;
