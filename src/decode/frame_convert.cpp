@@ -112,6 +112,13 @@ void BilinearResizer::resize(const uint8_t* src, int srcW, int srcH, size_t srcS
   }
 }
 
+void BilinearResizer::rowsRead(int srcH, int dstH, std::vector<uint8_t>& used) {
+  std::vector<Tap> taps;
+  computeTaps(srcH, dstH, taps);
+  used.assign(static_cast<size_t>(srcH), 0);
+  for (const Tap& t : taps) used[static_cast<size_t>(t.i0)] = used[static_cast<size_t>(t.i1)] = 1;
+}
+
 void BilinearResizer::computeTaps(int in, int out, std::vector<Tap>& taps) {
   taps.resize(out);
   const double scale = static_cast<double>(in) / out;
@@ -141,6 +148,42 @@ const float* BilinearResizer::horizontalRow(const uint8_t* row, int srcRow) {
   }
   rowIndex_[slot] = srcRow;
   return out;
+}
+
+// A downscale reads at most two source rows per output row (1080 -> 256: at most 512 of 1080),
+// so only the 4:2:0 row pairs holding a row it reads are converted, each as its own 2-row image.
+// libswscale's unscaled yuv420p -> RGB24 converter takes each output row from its luma row and
+// the chroma row it shares with its pair, nothing else, so a pair converted alone is the same
+// bytes as in the whole-frame conversion (test DecodeResize.RowSelectionIsByteEqual); other
+// formats, odd heights and upscales take the whole-frame route.
+bool FrameConverter::convertRowsRead(const AVFrame* f, int targetH, uint8_t* native,
+                                     size_t stride) {
+  const bool yuv420 = f->format == AV_PIX_FMT_YUV420P || f->format == AV_PIX_FMT_YUVJ420P;
+  if (!yuv420 || f->height % 2 != 0 || f->height < 4 || targetH >= f->height) return false;
+  if (rowsUsedFor_[0] != f->height || rowsUsedFor_[1] != targetH) {
+    BilinearResizer::rowsRead(f->height, targetH, rowsUsed_);
+    rowsUsedFor_[0] = f->height;
+    rowsUsedFor_[1] = targetH;
+  }
+  pairSws_.reset(sws_getCachedContext(pairSws_.release(), f->width, 2,
+                                      static_cast<AVPixelFormat>(f->format), f->width, 2,
+                                      AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr));
+  if (!pairSws_) return false;
+  int dstLinesize[4] = {static_cast<int>(stride), 0, 0, 0};
+  for (int pair = 0; pair < f->height / 2; ++pair) {
+    const int y = 2 * pair;
+    if (!rowsUsed_[size_t(y)] && !rowsUsed_[size_t(y) + 1]) continue;
+    const uint8_t* src[4] = {f->data[0] + size_t(y) * size_t(f->linesize[0]),
+                             f->data[1] + size_t(pair) * size_t(f->linesize[1]),
+                             f->data[2] + size_t(pair) * size_t(f->linesize[2]), nullptr};
+    uint8_t* dst[4] = {native + size_t(y) * stride, nullptr, nullptr, nullptr};
+    int rc = sws_scale(pairSws_.get(), src, f->linesize, 0, 2, dst, dstLinesize);
+    if (rc != 2) {
+      throw InputError(
+          path_, "colour conversion failed: " + ffmpeg::errorString(rc < 0 ? rc : AVERROR_BUG));
+    }
+  }
+  return true;
 }
 
 // Route: one libswscale pass converts the frame to RGB24 at its decoded size, then our own
@@ -180,12 +223,14 @@ void FrameConverter::convert(const AVFrame* f, int rotation, int outWidth, int o
     throw InputError(
         path_, std::string("cannot convert pixel format ") + (name ? name : "unknown") + " to RGB");
   }
-  uint8_t* dstData[4] = {native, nullptr, nullptr, nullptr};
-  int dstLinesize[4] = {static_cast<int>(stride), 0, 0, 0};
-  int rc = sws_scale(sws_.get(), f->data, f->linesize, 0, f->height, dstData, dstLinesize);
-  if (rc != f->height) {
-    throw InputError(path_,
-                     "colour conversion failed: " + ffmpeg::errorString(rc < 0 ? rc : AVERROR_BUG));
+  if (!(resize && selectRows_ && convertRowsRead(f, targetH, native, stride))) {
+    uint8_t* dstData[4] = {native, nullptr, nullptr, nullptr};
+    int dstLinesize[4] = {static_cast<int>(stride), 0, 0, 0};
+    int rc = sws_scale(sws_.get(), f->data, f->linesize, 0, f->height, dstData, dstLinesize);
+    if (rc != f->height) {
+      throw InputError(
+          path_, "colour conversion failed: " + ffmpeg::errorString(rc < 0 ? rc : AVERROR_BUG));
+    }
   }
 
   if (!resize && !rotate) {

@@ -34,6 +34,9 @@ class BilinearResizer {
  public:
   void resize(const uint8_t* src, int srcW, int srcH, size_t srcStride, uint8_t* dst, int dstW,
               int dstH);
+  // used[r] = 1 for each source row r that resize() reads when scaling srcH rows to dstH (the
+  // two taps of every output row), 0 for the others; `used` gets srcH entries.
+  static void rowsRead(int srcH, int dstH, std::vector<uint8_t>& used);
 
  private:
   struct Tap {
@@ -61,10 +64,20 @@ class FrameConverter {
   // orientation after a clockwise rotation by `rotation` degrees (0, 90, 180, 270). Throws
   // InputError naming the file when libswscale cannot convert the frame's pixel format.
   void convert(const AVFrame* frame, int rotation, int outWidth, int outHeight, uint8_t* rgb);
+  // Off: every row is colour-converted, also those the resize never reads (tests compare both).
+  void setRowSelection(bool on) { selectRows_ = on; }
 
  private:
+  // Converts only the row pairs the resize reads (see convert); false when the frame's format
+  // or size is not one this is proven byte-equal for, and nothing was converted.
+  bool convertRowsRead(const AVFrame* f, int targetH, uint8_t* native, size_t stride);
+
   std::string path_;
+  bool selectRows_ = true;
   ffmpeg::UniqueSwsContext sws_;
+  ffmpeg::UniqueSwsContext pairSws_;  // width x 2 rows: one 4:2:0 row pair at a time
+  std::vector<uint8_t> rowsUsed_;
+  int rowsUsedFor_[2] = {0, 0};      // {source rows, output rows} of rowsUsed_
   std::vector<uint8_t> nativeRgb_;   // colour-converted frame at its decoded size, padded rows
   std::vector<uint8_t> resizedRgb_;  // resized, before rotation
   BilinearResizer resizer_;
