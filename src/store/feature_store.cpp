@@ -93,8 +93,13 @@ FeatureStore FeatureStore::create(const std::string& path, MPI_Comm comm,
                                "where each /features row comes from in its video");
   impl->videos = createTable(impl->file, "videos", impl->videoType.id(), {0},
                              {std::max<hsize_t>(1, kChunkBytes / sizeof(VideoRow))},
-                             "one row per manifest video; its features are rows "
+                             "one row per manifest video (its id and path: the same row of "
+                             "/manifest); its features are rows "
                              "[first_row, first_row + segment_count) of /features");
+  impl->manifest = createTable(impl->file, "manifest", impl->manifestType.id(), {0},
+                               {std::max<hsize_t>(1, kChunkBytes / sizeof(ManifestRow))},
+                               "the id and path of each /videos row, as the manifest gave them",
+                               h5::Deflate{kManifestDeflateLevel});
   impl->failures = createTable(impl->file, "failures", impl->failureType.id(), {0},
                                {std::max<hsize_t>(1, kChunkBytes / sizeof(FailureRow))},
                                "one row per failed attempt at a video: where and why it failed");
@@ -118,7 +123,12 @@ FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm, const 
     try {
       StoreSummary existing = readStoreSummary(path);
       auto diffs = metadataDifferences(existing.meta, meta);
-      if (!diffs.empty()) {
+      if (existing.formatVersion != kFormatVersion) {
+        refusal = "cannot resume " + path + ": it has format_version " + existing.formatVersion +
+                  ", written by an older vidfeat, and this one continues only format " +
+                  kFormatVersion + " files; convert it with `vidfeat merge " + path +
+                  " --output NEW.h5` and resume NEW.h5, or pass --overwrite to start afresh";
+      } else if (!diffs.empty()) {
         refusal = path +
                   " was written with different settings, so its features could not be "
                   "mixed with this run's (pass --overwrite to start afresh):";
@@ -145,34 +155,40 @@ FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm, const 
   impl->segments =
       h5::Dataset::take(H5Dopen2(root, "segments", H5P_DEFAULT), "H5Dopen2", "/segments");
   impl->videos = h5::Dataset::take(H5Dopen2(root, "videos", H5P_DEFAULT), "H5Dopen2", "/videos");
+  impl->manifest =
+      h5::Dataset::take(H5Dopen2(root, "manifest", H5P_DEFAULT), "H5Dopen2", "/manifest");
   impl->failures =
       h5::Dataset::take(H5Dopen2(root, "failures", H5P_DEFAULT), "H5Dopen2", "/failures");
   impl->videoRows = static_cast<int64_t>(h5::dimsOf(impl->videos, "/videos")[0]);
   impl->failureRows = static_cast<int64_t>(h5::dimsOf(impl->failures, "/failures")[0]);
   const int64_t featureExtent = static_cast<int64_t>(h5::dimsOf(impl->features, "/features")[0]);
 
-  // Every rank reads the whole table (collectively): all need it to plan the remaining work.
+  // Every rank reads the whole tables (collectively): all need them to plan the remaining work.
+  // (readStoreSummary on rank 0 checked that they have the same number of rows.)
   std::vector<VideoRow> rows(static_cast<size_t>(std::max<int64_t>(impl->videoRows, 1)));
-  {
-    h5::Dataspace fileSpace = h5::spaceOf(impl->videos, "/videos");
-    h5::Dataspace memSpace = h5::simpleSpace({static_cast<hsize_t>(rows.size())});
-    if (impl->videoRows == 0) {
-      h5::check(H5Sselect_none(fileSpace.id()), "H5Sselect_none", "/videos");
-      h5::check(H5Sselect_none(memSpace.id()), "H5Sselect_none", "/videos");
-    }
-    h5::check(H5Dread(impl->videos.id(), impl->videoType.id(), memSpace.id(), fileSpace.id(),
-                      impl->collective.id(), rows.data()),
-              "H5Dread", "/videos");
-  }
+  std::vector<ManifestRow> names(rows.size());
+  impl->readAll(impl->videos, impl->videoType.id(), impl->videoRows, rows.data(), "/videos");
+  impl->readAll(impl->manifest, impl->manifestType.id(), impl->videoRows, names.data(),
+                "/manifest");
+  std::vector<FailureRow> failureRows(static_cast<size_t>(std::max<int64_t>(impl->failureRows, 1)));
+  impl->readAll(impl->failures, impl->failureType.id(), impl->failureRows, failureRows.data(),
+                "/failures");
   videos.clear();
   int64_t referencedEnd = 0;
   for (int64_t i = 0; i < impl->videoRows; ++i) {
     const VideoRow& row = rows[static_cast<size_t>(i)];
-    videos.push_back(storedVideo(row));
+    videos.push_back(storedVideo(row, names[static_cast<size_t>(i)]));
     if (row.status != static_cast<int8_t>(VideoStatus::Pending) && row.segmentCount > 0) {
       referencedEnd = std::max(referencedEnd, row.firstRow + row.segmentCount);
     }
   }
+  for (int64_t i = 0; i < impl->failureRows; ++i) {
+    const FailureRow& failure = failureRows[static_cast<size_t>(i)];
+    if (failure.videoRow >= 0 && failure.videoRow < impl->videoRows)
+      videos[static_cast<size_t>(failure.videoRow)].error = readFixed(failure.message);
+  }
+  for (auto& video : videos)
+    if (video.status != VideoStatus::Failed) video.error.clear();
   // Rows past the last referenced one belong to a wave a crash cut short: cut them off.
   if (featureExtent != referencedEnd) {
     std::vector<hsize_t> featureDims{static_cast<hsize_t>(referencedEnd)};
@@ -231,6 +247,7 @@ void FeatureStore::appendVideoRows(const std::vector<VideoEntry>& videos) {
   const size_t n = videos.size();
   const hsize_t newRows = static_cast<hsize_t>(first) + n;
   h5::check(H5Dset_extent(s.videos.id(), &newRows), "H5Dset_extent", "/videos");
+  h5::check(H5Dset_extent(s.manifest.id(), &newRows), "H5Dset_extent", "/manifest");
 
   // Each rank writes one contiguous share of the list; shares are written in rounds of bounded
   // size, the same number of rounds on every rank.
@@ -240,21 +257,27 @@ void FeatureStore::appendVideoRows(const std::vector<VideoEntry>& videos) {
   const size_t rounds = (share + kVideoBatchRows - 1) / kVideoBatchRows;
   s.lastWriteCollective = true;
   std::vector<VideoRow> rows;
+  std::vector<ManifestRow> names;
   for (size_t round = 0; round < rounds; ++round) {
     const size_t from = std::min(end, begin + round * kVideoBatchRows);
     const size_t to = std::min(end, from + kVideoBatchRows);
-    rows.resize(to - from);
-    if (!rows.empty())
+    rows.assign(to - from, VideoRow{});
+    names.resize(to - from);
+    if (!rows.empty()) {
       std::memset(static_cast<void*>(rows.data()), 0, rows.size() * sizeof(VideoRow));
+      std::memset(static_cast<void*>(names.data()), 0, names.size() * sizeof(ManifestRow));
+    }
     for (size_t i = from; i < to; ++i) {
       VideoRow& row = rows[i - from];
-      copyFixed(row.videoId, videos[i].videoId);
-      copyFixed(row.path, videos[i].path);
+      copyFixed(names[i - from].videoId, videos[i].videoId);
+      copyFixed(names[i - from].path, videos[i].path);
       row.status = static_cast<int8_t>(VideoStatus::Pending);
       row.firstRow = -1;
     }
     s.writeBlock(s.videos, s.videoType.id(), static_cast<hsize_t>(first) + from, to - from, {},
                  rows.empty() ? nullptr : rows.data(), "/videos");
+    s.writeBlock(s.manifest, s.manifestType.id(), static_cast<hsize_t>(first) + from, to - from, {},
+                 names.empty() ? nullptr : names.data(), "/manifest");
   }
   h5::check(H5Fflush(s.file.id(), H5F_SCOPE_GLOBAL), "H5Fflush", s.path);
   s.videoRows = static_cast<int64_t>(newRows);
@@ -266,6 +289,7 @@ void FeatureStore::close() {
   h5::QuietErrors quiet;
   try {
     s.failures.close();
+    s.manifest.close();
     s.videos.close();
     s.segments.close();
     s.features.close();

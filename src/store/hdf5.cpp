@@ -1,8 +1,11 @@
 #include "hdf5.h"
 
 #include <spdlog/spdlog.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "vidfeat/common/error.h"
 
@@ -87,6 +90,11 @@ DatasetCreateProps& DatasetCreateProps::add(const FillTime& piece) {
 
 DatasetCreateProps& DatasetCreateProps::add(const AllocTime& piece) {
   check(H5Pset_alloc_time(id(), piece.when), "H5Pset_alloc_time");
+  return *this;
+}
+
+DatasetCreateProps& DatasetCreateProps::add(const Deflate& piece) {
+  check(H5Pset_deflate(id(), piece.level), "H5Pset_deflate");
   return *this;
 }
 
@@ -202,6 +210,87 @@ hsize_t storedRowsBound(const Dataset& dataset, const char* what) {
   const size_t typeSize = H5Tget_size(type.id());
   if (typeSize == 0) fail(std::string("H5Tget_size(") + what + ")");
   return H5Dget_storage_size(dataset.id()) / (typeSize * rowElements);
+}
+
+void readBoundedTable(const Dataset& dataset, hid_t rowType, hsize_t rows, size_t maxChunkBytes,
+                      std::vector<char>& out, const char* what) {
+  const std::string name(what);
+  const size_t rowBytes = H5Tget_size(rowType);
+  out.assign(static_cast<size_t>(rows) * rowBytes, 0);
+  if (rows == 0) return;
+  Datatype fileType = Datatype::take(H5Dget_type(dataset.id()), "H5Dget_type", what);
+  if (H5Tequal(fileType.id(), rowType) <= 0)
+    throw Error(name + " does not have the expected row type");
+  const std::vector<hsize_t> dims = dimsOf(dataset, what);
+  if (dims.size() != 1 || dims[0] < rows) throw Error(name + " has fewer rows than expected");
+  auto dcpl = Handle<PropertyListTraits>::take(H5Dget_create_plist(dataset.id()),
+                                               "H5Dget_create_plist", what);
+  if (H5Pget_layout(dcpl.id()) != H5D_CHUNKED) throw Error(name + " is not stored in chunks");
+  hsize_t chunkRows = 0;
+  check(H5Pget_chunk(dcpl.id(), 1, &chunkRows), "H5Pget_chunk", what);
+  if (chunkRows == 0 || chunkRows > maxChunkBytes / rowBytes) {
+    throw Error(name + " has chunks of " + std::to_string(chunkRows) + " rows, more than " +
+                std::to_string(maxChunkBytes) + " bytes");
+  }
+  const size_t chunkBytes = static_cast<size_t>(chunkRows) * rowBytes;
+  const int nFilters = H5Pget_nfilters(dcpl.id());
+  bool deflated = false;
+  for (int i = 0; i < nFilters; ++i) {
+    unsigned flags = 0, config = 0;
+    size_t nValues = 0;
+    const H5Z_filter_t id =
+        H5Pget_filter2(dcpl.id(), unsigned(i), &flags, &nValues, nullptr, 0, nullptr, &config);
+    if (id != H5Z_FILTER_DEFLATE || deflated)
+      throw Error(name + " is stored through a filter other than deflate alone");
+    deflated = true;
+  }
+  if (nFilters < 0) throw Error(name + " has an unreadable filter pipeline");
+
+  Dataspace space = spaceOf(dataset, what);
+  hsize_t chunks = 0;
+  check(H5Dget_num_chunks(dataset.id(), space.id(), &chunks), "H5Dget_num_chunks", what);
+  const size_t storedLimit = compressBound(static_cast<uLong>(chunkBytes)) + 64;
+  std::vector<unsigned char> stored, chunk(chunkBytes);
+  for (hsize_t i = 0; i < chunks; ++i) {
+    hsize_t offset = 0, size = 0;
+    unsigned mask = 0;
+    haddr_t address = 0;
+    check(H5Dget_chunk_info(dataset.id(), space.id(), i, &offset, &mask, &address, &size),
+          "H5Dget_chunk_info", what);
+    if (offset % chunkRows != 0 || offset >= dims[0]) throw Error(name + " has a misplaced chunk");
+    const bool raw = !deflated || (mask & 1u) != 0;  // bit 0 set: the filter was skipped
+    if (size > (raw ? chunkBytes : storedLimit)) {
+      throw Error(name + " has a chunk of " + std::to_string(size) + " bytes, more than its " +
+                  std::to_string(chunkBytes) + "-byte rows can need");
+    }
+    stored.resize(static_cast<size_t>(size));
+    uint32_t filters = 0;
+    check(H5Dread_chunk(dataset.id(), H5P_DEFAULT, &offset, &filters, stored.data()),
+          "H5Dread_chunk", what);
+    if (raw) {
+      if (size != chunkBytes) throw Error(name + " has a chunk of the wrong size");
+      std::memcpy(chunk.data(), stored.data(), chunkBytes);
+    } else {
+      z_stream z{};
+      if (inflateInit(&z) != Z_OK) throw Error(name + ": cannot start zlib");
+      z.next_in = stored.data();
+      z.avail_in = static_cast<uInt>(stored.size());
+      z.next_out = chunk.data();
+      z.avail_out = static_cast<uInt>(chunkBytes);
+      const int status = inflate(&z, Z_FINISH);  // one call: the whole chunk fits the buffer
+      const uLong produced = z.total_out;
+      inflateEnd(&z);
+      if (status != Z_STREAM_END || produced != chunkBytes) {
+        throw Error(name + " has a chunk that is not " + std::to_string(chunkBytes) +
+                    " bytes of deflate data");
+      }
+    }
+    const hsize_t first = offset, last = std::min<hsize_t>(rows, offset + chunkRows);
+    if (first < last) {
+      std::memcpy(out.data() + first * rowBytes, chunk.data(),
+                  static_cast<size_t>(last - first) * rowBytes);
+    }
+  }
 }
 
 Datatype fixedString(size_t bytes) {

@@ -175,6 +175,12 @@ struct AllocTime {
   H5D_alloc_time_t when = H5D_ALLOC_TIME_EARLY;
 };
 
+// Deflate (zlib) compression of each chunk. Parallel HDF5 (>= 1.10.2) writes a filtered dataset
+// only collectively; every write of ours is.
+struct Deflate {
+  unsigned level = 1;
+};
+
 class PropertyList : public Handle<PropertyListTraits> {
  protected:
   PropertyList(hid_t cls, const char* what);
@@ -199,6 +205,7 @@ class DatasetCreateProps : public PropertyList {
   DatasetCreateProps& add(const Chunked& piece);
   DatasetCreateProps& add(const FillTime& piece);
   DatasetCreateProps& add(const AllocTime& piece);
+  DatasetCreateProps& add(const Deflate& piece);
 };
 
 // ---- was it really collective? ----
@@ -233,6 +240,15 @@ std::vector<hsize_t> dimsOf(const Dataset& dataset, const char* what);
 // of 10^9 rows without storing them; a reader of an untrusted file checks the rows it will
 // allocate memory for against this before trusting the extent.
 hsize_t storedRowsBound(const Dataset& dataset, const char* what);
+
+// Reads rows [0, rows) of an untrusted 1-D chunked table stored unfiltered or through deflate
+// alone, whose file row type must equal `rowType`, into `out` (rows x the type's size bytes;
+// rows no chunk stores read as zeros). Deflated chunks are inflated here, not by HDF5, into a
+// buffer of exactly the chunk's size: HDF5's own filter grows its output without bound, so a
+// small hostile chunk could inflate to gigabytes. Throws naming `what` when a chunk is larger
+// than `maxChunkBytes` (stored or inflated), is not valid deflate data, or the layout differs.
+void readBoundedTable(const Dataset& dataset, hid_t rowType, hsize_t rows, size_t maxChunkBytes,
+                      std::vector<char>& out, const char* what);
 
 // Fixed-length, NUL-padded UTF-8 string type of `bytes` bytes.
 Datatype fixedString(size_t bytes);

@@ -76,6 +76,16 @@ MergeSummary mergeStores(const std::vector<std::string>& parts, const std::strin
     // twice, or failed and then completed on --retry-failed, keeps all its rows), moved to the
     // output's rows: written with the part's first wave.
     std::vector<StoredFailure> history = s.failures;
+    // A failed video's message is its last /failures row; a part without one for it (a format 1
+    // file kept the message in /videos) gets one, so the message survives.
+    std::vector<bool> hasFailureRow(s.videos.size(), false);
+    for (const auto& f : history)
+      if (f.videoRow >= 0 && size_t(f.videoRow) < s.videos.size())
+        hasFailureRow[size_t(f.videoRow)] = true;
+    for (size_t i = 0; i < s.videos.size(); ++i) {
+      if (s.videos[i].status == VideoStatus::Failed && !hasFailureRow[i])
+        history.push_back({int64_t(i), "unknown", s.videos[i].error, 0});
+    }
     for (auto& f : history) f.videoRow += row;
     std::vector<VideoResult> wave;
     auto writeWave = [&] {

@@ -28,6 +28,7 @@ struct FeatureStore::Impl {
 
   h5::Datatype segmentType = vidfeat::segmentType();
   h5::Datatype videoType = vidfeat::videoType();
+  h5::Datatype manifestType = vidfeat::manifestType();
   h5::Datatype failureType = vidfeat::failureType();
   int64_t failureRows = 0;  // current extent of /failures
   h5::TransferProps collective;
@@ -38,6 +39,7 @@ struct FeatureStore::Impl {
   h5::Dataset features;
   h5::Dataset segments;
   h5::Dataset videos;
+  h5::Dataset manifest;
   h5::Dataset failures;
 
   Impl() { collective.add(h5::CollectiveTransfer{}); }
@@ -47,10 +49,11 @@ struct FeatureStore::Impl {
     MPI_Finalized(&finalized);
     if (finalized) {
       // Parallel HDF5 shuts itself down inside MPI_Finalize (closing the file); our ids are gone.
-      for (auto* handle : {&failures, &videos, &segments, &features}) handle->release();
+      for (auto* handle : {&failures, &manifest, &videos, &segments, &features}) handle->release();
       file.release();
       segmentType.release();
       videoType.release();
+      manifestType.release();
       failureType.release();
       collective.release();
       return;
@@ -58,12 +61,14 @@ struct FeatureStore::Impl {
     // Everything closed here, inside the quiet scope, not by the member destructors after it.
     h5::QuietErrors quiet;
     failures.reset();
+    manifest.reset();
     videos.reset();
     segments.reset();
     features.reset();
     file.reset();
     segmentType.reset();
     videoType.reset();
+    manifestType.reset();
     failureType.reset();
     collective.reset();
   }
@@ -100,6 +105,20 @@ struct FeatureStore::Impl {
     lastWriteCollective &= h5::warnIfNotCollective(collective, std::string("writing ") + what);
     spdlog::debug("wrote {} rows of {} at row {}: {}", count, what, offset,
                   h5::ioMode(collective).describe());
+  }
+
+  // Collective. Reads rows [0, rows) of a 1-D table into `buffer` (every rank all of them).
+  void readAll(const h5::Dataset& dataset, hid_t memType, int64_t rows, void* buffer,
+               const char* what) {
+    h5::Dataspace fileSpace = h5::spaceOf(dataset, what);
+    h5::Dataspace memSpace = h5::simpleSpace({static_cast<hsize_t>(std::max<int64_t>(rows, 1))});
+    if (rows == 0) {
+      h5::check(H5Sselect_none(fileSpace.id()), "H5Sselect_none", what);
+      h5::check(H5Sselect_none(memSpace.id()), "H5Sselect_none", what);
+    }
+    h5::check(
+        H5Dread(dataset.id(), memType, memSpace.id(), fileSpace.id(), collective.id(), buffer),
+        "H5Dread", what);
   }
 
   // Selects the given /videos rows (points, in the order given) or nothing.

@@ -42,12 +42,7 @@ h5::Datatype segmentType() {
 
 h5::Datatype videoType() {
   auto type = h5::Datatype::take(H5Tcreate(H5T_COMPOUND, sizeof(VideoRow)), "H5Tcreate");
-  h5::Datatype idType = h5::fixedString(kVideoIdBytes);
-  h5::Datatype pathType = h5::fixedString(kPathBytes);
-  h5::Datatype errorType = h5::fixedString(kErrorBytes);
   h5::Datatype status = statusType();
-  insertMember(type, "video_id", offsetof(VideoRow, videoId), idType.id());
-  insertMember(type, "path", offsetof(VideoRow, path), pathType.id());
   insertMember(type, "status", offsetof(VideoRow, status), status.id());
   insertMember(type, "fps", offsetof(VideoRow, fps), H5T_NATIVE_DOUBLE);
   insertMember(type, "decoded_frames", offsetof(VideoRow, decodedFrames), H5T_NATIVE_INT64);
@@ -55,8 +50,23 @@ h5::Datatype videoType() {
   insertMember(type, "decode_errors", offsetof(VideoRow, decodeErrors), H5T_NATIVE_INT64);
   insertMember(type, "first_row", offsetof(VideoRow, firstRow), H5T_NATIVE_INT64);
   insertMember(type, "segment_count", offsetof(VideoRow, segmentCount), H5T_NATIVE_INT64);
-  insertMember(type, "error", offsetof(VideoRow, error), errorType.id());
   return type;  // H5Tinsert copies member types, so the temporaries may close
+}
+
+h5::Datatype manifestType() {
+  auto type = h5::Datatype::take(H5Tcreate(H5T_COMPOUND, sizeof(ManifestRow)), "H5Tcreate");
+  h5::Datatype idType = h5::fixedString(kVideoIdBytes);
+  h5::Datatype pathType = h5::fixedString(kPathBytes);
+  insertMember(type, "video_id", offsetof(ManifestRow, videoId), idType.id());
+  insertMember(type, "path", offsetof(ManifestRow, path), pathType.id());
+  return type;
+}
+
+h5::Datatype videoErrorType() {
+  auto type = h5::Datatype::take(H5Tcreate(H5T_COMPOUND, sizeof(VideoErrorRow)), "H5Tcreate");
+  h5::Datatype errorType = h5::fixedString(kErrorBytes);
+  insertMember(type, "error", offsetof(VideoErrorRow, error), errorType.id());
+  return type;
 }
 
 h5::Datatype failureType() {
@@ -90,12 +100,17 @@ std::string utcNow() {
 // Dataset creation with an unlimited first dimension.
 h5::Dataset createTable(const h5::File& file, const char* name, hid_t type,
                         std::vector<hsize_t> dims, std::vector<hsize_t> chunk,
-                        const std::string& description) {
+                        const std::string& description, std::optional<h5::Deflate> deflate) {
   std::vector<hsize_t> maxDims = dims;
   maxDims[0] = H5S_UNLIMITED;
   h5::Dataspace space = h5::simpleSpace(dims, maxDims);
   h5::DatasetCreateProps dcpl;
-  dcpl.add(h5::Chunked{std::move(chunk)}).add(h5::FillTime{}).add(h5::AllocTime{});
+  dcpl.add(h5::Chunked{std::move(chunk)}).add(h5::AllocTime{});
+  if (deflate) {
+    dcpl.add(*deflate);  // (fill values are left at HDF5's default: a filtered chunk is rewritten)
+  } else {
+    dcpl.add(h5::FillTime{});
+  }
   auto dataset = h5::Dataset::take(
       H5Dcreate2(file.id(), name, type, space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT),
       "H5Dcreate2", name);
@@ -130,19 +145,17 @@ void writeOutcome(VideoRow& row, const VideoOutcome& outcome) {
   row.decodedFrames = outcome.decodedFrames;
   row.duration = outcome.duration;
   row.decodeErrors = outcome.decodeErrors;
-  copyFixed(row.error, truncateUtf8(outcome.error, kErrorBytes));
 }
 
-StoredVideo storedVideo(const VideoRow& row) {
+StoredVideo storedVideo(const VideoRow& row, const ManifestRow& names) {
   StoredVideo video;
-  video.videoId = readFixed(row.videoId);
-  video.path = readFixed(row.path);
+  video.videoId = readFixed(names.videoId);
+  video.path = readFixed(names.path);
   video.status = static_cast<VideoStatus>(row.status);
   video.fps = row.fps;
   video.decodedFrames = row.decodedFrames;
   video.duration = row.duration;
   video.decodeErrors = row.decodeErrors;
-  video.error = readFixed(row.error);
   video.firstRow = row.firstRow;
   video.segmentCount = row.segmentCount;
   return video;

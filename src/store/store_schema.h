@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,10 @@
 namespace vidfeat {
 
 // Layout constants; docs/FORMAT.md describes them for readers.
-constexpr const char* kFormatVersion = "1";
+constexpr const char* kFormatVersion = "2";
+// The one older layout readers still accept (docs/FORMAT.md, "Format 1"): the strings were
+// members of /videos. Only reading: resume refuses it (vidfeat merge converts it).
+constexpr const char* kFormatVersion1 = "1";
 // Parallel HDF5 1.10 cannot write variable-length data collectively, so the per-video strings
 // are fixed-length. An id or path that does not fit is an error (silently cutting an id would
 // make two videos indistinguishable); an error message is only truncated.
@@ -41,11 +45,10 @@ struct SegmentRow {
 };
 static_assert(sizeof(SegmentRow) == 48, "SegmentRow must have no padding");
 
-// One /videos row, same rule as SegmentRow (memory layout == file layout). Seven padding bytes
+// One /videos row: a video's outcome, written whole by the wave that finishes it (no
+// read-modify-write). Same rule as SegmentRow (memory layout == file layout). Seven padding bytes
 // follow `status`; rows are zeroed before filling so the file content is deterministic.
 struct VideoRow {
-  char videoId[kVideoIdBytes];
-  char path[kPathBytes];
   int8_t status;
   double fps;
   int64_t decodedFrames;
@@ -53,6 +56,22 @@ struct VideoRow {
   int64_t decodeErrors;
   int64_t firstRow;
   int64_t segmentCount;
+};
+static_assert(sizeof(VideoRow) == 56, "VideoRow is 56 bytes");
+
+// One /manifest row: the video's id and path, written once when the run adds the video and never
+// again, so the table is compressed (the fixed-length strings are mostly NUL padding).
+struct ManifestRow {
+  char videoId[kVideoIdBytes];
+  char path[kPathBytes];
+};
+static_assert(sizeof(ManifestRow) == kVideoIdBytes + kPathBytes, "ManifestRow has no padding");
+// /manifest's deflate level: the strings compress ~50x at any level; 1 is the cheapest.
+constexpr unsigned kManifestDeflateLevel = 1;
+
+// Format 1 only: the failure message was a member of /videos (in format 2 it is the video's last
+// /failures row). Read by name from a format 1 /videos.
+struct VideoErrorRow {
   char error[kErrorBytes];
 };
 
@@ -69,6 +88,8 @@ static_assert(sizeof(FailureRow) == 8 + 4 + kStageBytes + kErrorBytes,
 h5::Datatype statusType();
 h5::Datatype segmentType();
 h5::Datatype videoType();
+h5::Datatype manifestType();
+h5::Datatype videoErrorType();  // format 1's /videos error member alone
 h5::Datatype failureType();
 
 template <size_t N>
@@ -88,18 +109,21 @@ std::string truncateUtf8(const std::string& text, size_t bytes);
 // The current time as "YYYY-MM-DDTHH:MM:SSZ".
 std::string utcNow();
 
-// Dataset creation with an unlimited first dimension.
+// Dataset creation with an unlimited first dimension; `deflate`: compressed chunks (a table written
+// once: rewriting parts of a compressed chunk costs a decompression and a recompression).
 h5::Dataset createTable(const h5::File& file, const char* name, hid_t type,
                         std::vector<hsize_t> dims, std::vector<hsize_t> chunk,
-                        const std::string& description);
+                        const std::string& description,
+                        std::optional<h5::Deflate> deflate = std::nullopt);
 
 // The run settings stored as root attributes.
 FileMetadata readMetadata(hid_t root);
 
-// The two directions between a /videos row (the file's byte layout, which must stay a plain
-// struct) and the one video record type: the outcome fields of a row written from a result (the
-// error cut to kErrorBytes), and a row read back.
+// The two directions between the file's rows (byte layouts, which must stay plain structs) and
+// the one video record type: the outcome fields of a /videos row written from a result, and a
+// video read back from its /videos and /manifest rows (its error message comes from /failures,
+// or in format 1 from /videos).
 void writeOutcome(VideoRow& row, const VideoOutcome& outcome);
-StoredVideo storedVideo(const VideoRow& row);
+StoredVideo storedVideo(const VideoRow& row, const ManifestRow& names);
 
 }  // namespace vidfeat

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -84,11 +85,13 @@ StoreSummary readStoreSummary(const std::string& path) {
 
     StoreSummary summary;
     summary.formatVersion = h5::readStringAttribute(root, "format_version");
-    if (summary.formatVersion != kFormatVersion) {
+    const bool format1 = summary.formatVersion == kFormatVersion1;
+    if (summary.formatVersion != kFormatVersion && !format1) {
       throw InputError(path, "format_version " + summary.formatVersion +
-                                 " is not supported by this vidfeat (it reads version " +
-                                 kFormatVersion + ")");
+                                 " is not supported by this vidfeat (it reads versions " +
+                                 kFormatVersion1 + " and " + kFormatVersion + ")");
     }
+    if (!format1 && !h5::linkExists(root, "/manifest")) throw notOurs("no /manifest dataset");
     summary.vidfeatVersion = h5::readStringAttribute(root, "vidfeat_version");
     summary.meta = readMetadata(root);
     if (std::string why = attributesOutOfRange(summary.meta); !why.empty()) throw notOurs(why);
@@ -148,31 +151,58 @@ StoreSummary readStoreSummary(const std::string& path) {
     }
     checkStored(videos, "/videos", videoDims[0]);
     std::vector<VideoRow> rows(static_cast<size_t>(videoDims[0]));
+    std::vector<ManifestRow> names(rows.size());
+    std::vector<VideoErrorRow> errors(format1 ? rows.size() : 0);
     if (!rows.empty()) {
-      // Our memory type: HDF5 matches members by name, so this also reads files whose member
-      // order or padding differs.
+      // Our memory types: HDF5 matches members by name, so this also reads files whose member
+      // order or padding differs, and format 1's /videos (which held the strings too).
       h5::Datatype type = videoType();
       h5::check(H5Dread(videos.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()),
                 "H5Dread", "/videos");
+      h5::Datatype nameType = manifestType();
+      if (format1) {
+        h5::Datatype errorType = videoErrorType();
+        h5::check(H5Dread(videos.id(), nameType.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, names.data()),
+                  "H5Dread", "/videos");
+        h5::check(
+            H5Dread(videos.id(), errorType.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, errors.data()),
+            "H5Dread", "/videos");
+      } else {
+        // Compressed, so its extent is not bounded by its storage: it must have /videos' rows
+        // (which are), and its chunks are inflated with a bound (h5::readBoundedTable).
+        auto manifest =
+            h5::Dataset::take(H5Dopen2(root, "manifest", H5P_DEFAULT), "H5Dopen2", "/manifest");
+        std::vector<hsize_t> manifestDims = h5::dimsOf(manifest, "/manifest");
+        if (manifestDims.size() != 1 || manifestDims[0] != videoDims[0]) {
+          throw notOurs("/manifest does not have one row per /videos row");
+        }
+        std::vector<char> bytes;
+        h5::readBoundedTable(manifest, nameType.id(), videoDims[0], 4 * kChunkBytes, bytes,
+                             "/manifest");
+        std::memcpy(static_cast<void*>(names.data()), bytes.data(), bytes.size());
+      }
     }
     summary.videos.reserve(rows.size());
     int64_t referencedEnd = 0;
-    for (const VideoRow& row : rows) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const VideoRow& row = rows[i];
       if (row.status < 0 || row.status > static_cast<int8_t>(VideoStatus::Failed)) {
-        throw notOurs("video '" + readFixed(row.videoId) + "' has unknown status " +
+        throw notOurs("video '" + readFixed(names[i].videoId) + "' has unknown status " +
                       std::to_string(row.status));
       }
       // Written so that no sum can overflow: 0 <= first_row <= rows - segment_count.
       if (row.segmentCount < 0 ||
           (row.segmentCount > 0 && (row.firstRow < 0 || row.segmentCount > summary.featureRows ||
                                     row.firstRow > summary.featureRows - row.segmentCount))) {
-        throw notOurs("video '" + readFixed(row.videoId) + "' has rows " +
+        throw notOurs("video '" + readFixed(names[i].videoId) + "' has rows " +
                       std::to_string(row.firstRow) + "+" + std::to_string(row.segmentCount) +
                       ", outside /features (" + std::to_string(summary.featureRows) + " rows)");
       }
       if (row.segmentCount > 0)
         referencedEnd = std::max(referencedEnd, row.firstRow + row.segmentCount);
-      summary.videos.push_back(storedVideo(row));
+      summary.videos.push_back(storedVideo(row, names[i]));
+      if (format1 && row.status == static_cast<int8_t>(VideoStatus::Failed))
+        summary.videos.back().error = readFixed(errors[i].error);
     }
     // (A crash between extending /features and /segments may leave them of different lengths
     // past the referenced rows; a resume cuts both back.)
@@ -198,6 +228,11 @@ StoreSummary readStoreSummary(const std::string& path) {
       }
       for (const auto& f : frows) {
         summary.failures.push_back({f.videoRow, readFixed(f.stage), readFixed(f.message), f.rank});
+        // Format 2: a failed video's message is its last /failures row.
+        if (!format1 && f.videoRow >= 0 && size_t(f.videoRow) < summary.videos.size() &&
+            summary.videos[size_t(f.videoRow)].status == VideoStatus::Failed) {
+          summary.videos[size_t(f.videoRow)].error = readFixed(f.message);
+        }
       }
     }
     return summary;

@@ -164,16 +164,14 @@ void FeatureStore::writeWaveUnguarded(const std::vector<VideoResult>& local,
   h5::check(H5Fflush(s.file.id(), H5F_SCOPE_GLOBAL), "H5Fflush", s.path);
 
   if (totalVideos > 0) {
-    // Read-modify-write of whole rows: writing only some members would need a datatype
-    // conversion, which parallel HDF5 can only do independently.
+    // Whole rows, every member from the result: no read first (the video's id and path are in
+    // /manifest, written once).
     std::vector<hsize_t> rowIndex;
     rowIndex.reserve(local.size());
     for (const auto& result : local) rowIndex.push_back(static_cast<hsize_t>(result.videoRow));
     std::vector<VideoRow> rows(std::max<size_t>(local.size(), 1));
+    std::memset(static_cast<void*>(rows.data()), 0, rows.size() * sizeof(VideoRow));
     auto [fileSpace, memSpace] = s.videoSelection(rowIndex);
-    h5::check(H5Dread(s.videos.id(), s.videoType.id(), memSpace.id(), fileSpace.id(),
-                      s.collective.id(), rows.data()),
-              "H5Dread", "/videos");
     int64_t next = myFirstRow;
     for (size_t i = 0; i < local.size(); ++i) {
       const VideoResult& result = local[i];

@@ -18,6 +18,9 @@ import sys
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
+
 
 def readme_counts(path):
     counts = {}
@@ -58,7 +61,7 @@ def main():
     with h5py.File(path, "r") as f:
         feats = f["features"]
         segs = f["segments"][:]
-        vids = f["videos"][:]
+        vids = vftest.video_table(f)
         dim = int(f.attrs["feature_dim"])
         assert feats.shape == (len(segs), dim), (feats.shape, len(segs), dim)
         # docs/FORMAT.md: "random (UNTRAINED), seed N"; the feature described by the built model,

@@ -98,7 +98,7 @@ def stored(out):
     with h5py.File(out) as f:
         res = {}
         segs = f["segments"][:]
-        for v in f["videos"][:]:
+        for v in vftest.video_table(f):
             a, n = int(v["first_row"]), int(v["segment_count"])
             rows = segs[a:a + n]
             res[v["video_id"].decode()] = [(int(s["segment"]), int(s["first_frame"]), int(s["last_frame"]),
@@ -168,7 +168,7 @@ def mode_export(tmp):
     with h5py.File(out) as f:
         feats, segs, model = f["features"][:], f["segments"][:], f.attrs["model_name"]
         model = model.decode() if isinstance(model, bytes) else str(model)
-        rows = {v["video_id"].decode(): (int(v["first_row"]), int(v["segment_count"])) for v in f["videos"][:]}
+        rows = {v["video_id"].decode(): (int(v["first_row"]), int(v["segment_count"])) for v in vftest.video_table(f)}
     check(rows["short"][1] == 0, "a video shorter than one window has no window with --tail drop")
     npz, h5 = os.path.join(tmp, "npz"), os.path.join(tmp, "per_video.h5")
     r = run("export", out, "--npz", npz, "--h5-per-video", h5, "--concat", model)

@@ -223,7 +223,7 @@ def videos_of(out):
     import h5py
     with h5py.File(out) as f:
         return {v["video_id"].decode(): (int(v["status"]), v["error"].decode(), int(v["segment_count"]))
-                for v in f["videos"][:]}
+                for v in vftest.video_table(f)}
 
 
 def mode_video(tmp):

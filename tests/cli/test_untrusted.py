@@ -188,7 +188,7 @@ def mode_hdf5(tmp):
 
     cases = [
         ("other_program.h5", other_program, "not a vidfeat output file"),
-        ("version2.h5", lambda f: f.attrs.modify("format_version", "2"), "format_version 2"),
+        ("version3.h5", lambda f: f.attrs.modify("format_version", "3"), "format_version 3"),
         ("no_segments.h5", lambda f: f.__delitem__("segments"), "/segments"),
         ("no_videos.h5", lambda f: f.__delitem__("videos"), "/videos"),
         ("features_int.h5", replace("features", lambda a: a.astype(np.int32)), "/features"),
@@ -247,7 +247,7 @@ def mode_paths(tmp):
     check(r.returncode == 0, f"a BOM'd CSV with commas, quotes and spaces extracts {r.stderr[-800:] if r.returncode else ''}")
     if os.path.exists(out):
         with h5py.File(out) as f:
-            got = {v["video_id"].decode(): (v["path"].decode(), int(v["status"])) for v in f["videos"][:]}
+            got = {v["video_id"].decode(): (v["path"].decode(), int(v["status"])) for v in vftest.video_table(f)}
         for i, p in rows:
             check(got.get(i) == (p, 1), f"id {i!r} -> {p!r}, complete (got {got.get(i)})")
 
@@ -259,7 +259,7 @@ def mode_paths(tmp):
     check(r.returncode == 0, "a plain list keeps commas and spaces in file names")
     if r.returncode == 0:
         with h5py.File(out2) as f:
-            v = f["videos"][0]
+            v = vftest.video_table(f)[0]
             check(v["video_id"].decode() == "a, b" and v["path"].decode() == os.path.join(vids, names[0]),
                   f"plain list: id 'a, b' from the file name ({v['video_id'].decode()!r})")
 
@@ -288,10 +288,10 @@ def mode_paths(tmp):
     crafted = os.path.join(tmp, "crafted.h5")
     shutil.copy(out4, crafted)
     with h5py.File(crafted, "r+") as f:
-        v = f["videos"][()]
+        v = f["manifest"][()]
         v["video_id"][0] = b"../../../crafted"
         v["video_id"][1] = b"/tmp/vidfeat-crafted-abs"
-        f["videos"][...] = v
+        f["manifest"][...] = v
     r = vidfeat("export", crafted, "--npy", inner)
     refused(r, "export of a crafted file's ids", "refusing to write outside")
     written = [os.path.join(d, n) for d, _, ns in os.walk(tmp) for n in ns if n.endswith(".npy")]

@@ -9,6 +9,10 @@ h5py:
   before the fix `inspect` accepted it as 1.2M rows at 2.9 GB peak RSS. vidfeat writes its tables
   unfiltered; a filtered table is refused before a row is read. Bound: 64 MB of peak RSS and 10 s
   over a baseline run (inspect of the good file).
+- /manifest (format 2: the one compressed table) crafted three ways: a 700 KB chunk that inflates
+  to 640 MB (HDF5's own deflate filter would grow its buffer to hold all of it; vidfeat inflates
+  into a buffer of the chunk's size and refuses), chunks of 10^5 rows (over the 4 MiB bound), and
+  fewer rows than /videos. Same bounds.
 - the root attributes that size memory out of range: crops 0, -3, 10^6 and feature_dim 0, 2^21
   (bounds 1..64 and 1..2^20, as export's); the refusal names the attribute, not an HDF5 buffer error.
 Peak RSS is the vidfeat process's own (os.wait4's ru_maxrss).
@@ -27,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import vftest  # noqa: E402
 from vftest import TINY, check, failures  # noqa: E402
 
-if sys.argv[1] == "--craft":  # run in a child: HDF5's chunk cache of the writes must not inflate
+if sys.argv[1].startswith("--craft"):  # run in a child: HDF5's chunk cache of the writes must not inflate
     pass                     # the test process, whose pages a forked vidfeat's ru_maxrss would count
 else:
     VIDFEAT, SRC, CORPUS = sys.argv[1:4]
@@ -69,6 +73,27 @@ def compressed_videos(good, path):
     return path
 
 
+def crafted_manifest(good, path, how):
+    import zlib
+    shutil.copy(good, path)
+    with h5py.File(path, "r+") as f:
+        old = f["manifest"]
+        rows, dtype, attrs = old[()], old.dtype, dict(old.attrs)
+        del f["manifest"]
+        if how == "bomb":
+            d = f.create_dataset("manifest", data=rows, maxshape=(None,), chunks=(819,), compression="gzip",
+                                 compression_opts=1)
+            d.id.write_direct_chunk((0,), zlib.compress(bytes(640 * MB), 9), 0)
+        elif how == "chunks":
+            d = f.create_dataset("manifest", data=rows, maxshape=(None,), chunks=(100_000,), compression="gzip")
+        else:
+            d = f.create_dataset("manifest", shape=(0,), maxshape=(None,), dtype=dtype, chunks=(819,),
+                                 compression="gzip")
+        for k, v in attrs.items():
+            d.attrs[k] = v
+    return path
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         video = vftest.corpus_video("rot90.mov")
@@ -107,6 +132,22 @@ def main():
               "export wrote nothing")
         check(not os.path.exists(os.path.join(tmp, "merged.h5")), "merge wrote no output")
 
+        for how, needle in (("bomb", "deflate data"), ("chunks", "chunks of 100000 rows"),
+                            ("short", "one row per /videos row")):
+            p = os.path.join(tmp, f"manifest_{how}.h5")
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--craft-manifest", good, p, how], check=True)
+            digest = sha(p)
+            for what, args in (("inspect", ["inspect", p]),
+                               ("export", ["export", p, "--npy", os.path.join(tmp, "npy_m")]),
+                               ("merge", ["merge", "--output", os.path.join(tmp, "merged_m.h5"), good, p]),
+                               ("resume", ["extract", "--config", SLOW, "--random-weights", "1", "--threads",
+                                           "1", "--manifest", m, "--output", p, *TINY])):
+                r = run(*args)
+                refused(r, f"{what} of manifest_{how}.h5", f"manifest_{how}.h5", "/manifest", needle)
+                bounded(r, f"{what} of manifest_{how}.h5")
+                check(sha(p) == digest, f"{what} of manifest_{how}.h5: the crafted file is unchanged")
+            check(not os.path.exists(os.path.join(tmp, "merged_m.h5")), "merge wrote no output")
+
         for attr, value in (("crops", 0), ("crops", -3), ("crops", 10**6),
                             ("feature_dim", 0), ("feature_dim", 1 << 21)):
             p = os.path.join(tmp, f"{attr}{value}.h5")
@@ -127,5 +168,7 @@ def main():
 
 if sys.argv[1] == "--craft":
     compressed_videos(sys.argv[2], sys.argv[3])
+elif sys.argv[1] == "--craft-manifest":
+    crafted_manifest(*sys.argv[2:5])
 else:
     main()

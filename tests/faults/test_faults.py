@@ -32,6 +32,7 @@ import time
 import h5py
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
 from vftest import MPI_ENV, TINY, check, extract_command, finish, per_video, reference, write_manifest  # noqa: E402
 
 MODE, VIDFEAT, SRC, SHIM = sys.argv[1:5]
@@ -90,7 +91,7 @@ def same_as_reference(out, ref, what):
         diff = sorted(k for k in set(got) | set(ref) if got.get(k) != ref.get(k))
         bad += not check(False, f"{what}: per video id equal to the uninterrupted run (differ: {diff})")
     with h5py.File(out, "r") as f:
-        used = sum(int(v["segment_count"]) for v in f["videos"][:])
+        used = sum(int(v["segment_count"]) for v in vftest.video_table(f))
         if not (f["features"].shape[0] == used == f["segments"].shape[0]):
             bad += not check(False, f"{what}: no orphan rows (features {f['features'].shape[0]}, "
                                     f"segments {f['segments'].shape[0]}, referenced {used})")
@@ -321,8 +322,8 @@ def mode_crash(tmp):
     got = per_video(out)
     check(got.get("bomb", (None,))[0] == 2, "the bomb video is recorded failed")
     with h5py.File(out, "r") as f:
-        ids = [v.decode() for v in f["videos"]["video_id"]]
-        v = f["videos"][ids.index("bomb")]
+        ids = [v.decode() for v in vftest.video_table(f)["video_id"]]
+        v = vftest.video_table(f)[ids.index("bomb")]
         stages = [x["stage"].decode() for x in f["failures"][:] if int(x["video_row"]) == ids.index("bomb")]
         check("crashed the process twice" in v["error"].decode(), f"its error: {v['error'].decode()[:120]}")
         check(stages == ["crash"], f"its failure stage is 'crash' ({stages})")

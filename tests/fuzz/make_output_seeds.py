@@ -7,7 +7,8 @@ accepted by `vidfeat inspect` as the original is).
   make_output_seeds.py VIDFEAT SOURCE_DIR CORPUS_DIR OUT_DIR
 
 Seeds: one complete video; three videos (two complete, one failed: a text file named .mp4) written on
-one rank; an output with --crops 3. Each output is checked to be accepted by `vidfeat inspect`.
+one rank; an output with --crops 3; the three-video one rewritten in format 1. Each output is
+checked to be accepted by `vidfeat inspect`.
 """
 import os
 import subprocess
@@ -51,7 +52,9 @@ def small_copy(src, dst):
                 chunks = None
                 if obj.chunks:
                     chunks = (max(1, min(obj.shape[0], 4)),) + tuple(obj.chunks[1:])
-                new = g.create_dataset(name, data=obj[()], chunks=chunks, maxshape=obj.maxshape)
+                # (compression kept: /manifest's deflated chunks are inflated by the validation)
+                new = g.create_dataset(name, data=obj[()], chunks=chunks, maxshape=obj.maxshape,
+                                       compression=obj.compression, compression_opts=obj.compression_opts)
             else:
                 new = g.require_group(name)
             for k, v in obj.attrs.items():
@@ -66,3 +69,10 @@ extract("one.h5", [("one", short)])
 extract("three.h5", [("a", short), ("b", vftest.corpus_video("text.mp4")),
                      ("c", vftest.corpus_video("vp9.webm"))], status=3)
 extract("crops3.h5", [("one", short)], "--crops", "3")
+# Format 1 (read only, docs/FORMAT.md): the three-video seed rewritten in the old layout.
+vftest.to_format1(os.path.join(OUT, "three.h5"), os.path.join(OUT, "three_format1.h5"))
+r = subprocess.run([VIDFEAT, "inspect", os.path.join(OUT, "three_format1.h5")], capture_output=True, text=True,
+                   timeout=60)
+if r.returncode != 0:
+    sys.exit(f"make_output_seeds: three_format1.h5 is refused by inspect:\n{r.stderr[-2000:]}")
+print(f"three_format1.h5: {os.path.getsize(os.path.join(OUT, 'three_format1.h5'))} bytes")

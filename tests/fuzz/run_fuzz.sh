@@ -46,7 +46,7 @@ case "$target" in
           "$root/include/vidfeat/common/video_record.h")
     flags+=(-DFMT_SHARED -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL -DSPDLOG_SHARED_LIB
             $(pkg-config --cflags hdf5-openmpi))
-    libs=($(pkg-config --libs hdf5-openmpi) -lspdlog -lfmt)
+    libs=($(pkg-config --libs hdf5-openmpi) -lz -lspdlog -lfmt)
     seeds="$out/seeds_output"; maxlen=131072
     export LSAN_OPTIONS="suppressions=$here/lsan_hdf5.supp:print_suppressions=0"  # its own, alone
     # HDF5 itself mallocs the sizes a corrupt header declares (3e15 bytes seen) before it finds

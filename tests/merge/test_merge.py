@@ -13,6 +13,8 @@ MODE:
   slurm     the slurm/ scripts pass `bash -n`; extract_array.sbatch run with bash as tasks 0 and 1
             of 2, then merge.sbatch, equals extract.sbatch run with bash over mpirun -n 2; exit
             code 3 handling, markers, resume.
+  format1   a format 1 file (docs/FORMAT.md) reads in inspect and export as its format 2 original; a
+            resume refuses it naming merge, and the merge converts it: == the original, and resumes.
   history   every /failures row of every part survives the merge, in order, with its stage, message
             and rank: a video that failed on two runs keeps both rows, one that failed (missing file)
             and completed on --retry-failed keeps its row; merge reports the failed video.
@@ -94,7 +96,7 @@ def by_video(path):
     checks on the way that the file's own index is consistent."""
     out = {}
     with h5py.File(path, "r") as f:
-        vids, segs, feats = f["videos"][:], f["segments"][:], f["features"][:]
+        vids, segs, feats = vftest.video_table(f), f["segments"][:], f["features"][:]
         fails = f["failures"][:]
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items() if k not in SKIP_ATTRS}
     ids = [v.decode() for v in vids["video_id"]]
@@ -157,7 +159,7 @@ def mode_shards(d):
     check(all(frames[k] == n for k, n in want.items()),
           f"merged file: each video's decoded frames are ffprobe's count (corpus.tsv): {frames} vs {want}")
     with h5py.File(merged) as f:
-        check([v.decode() for v in f["videos"]["video_id"]] ==
+        check([v.decode() for v in vftest.video_table(f)["video_id"]] ==
               [l.split(",")[0] for l in open(manifest).read().splitlines()[1:]],
               "merged /videos rows are in manifest order when the parts are given in shard order")
 
@@ -199,7 +201,7 @@ def mode_refusals(d):
     check(rc == 0, f"merge 0/2 + 1/2 exits 0, got {rc}")
     check("5 videos" in log and "0 failed" in log and "0 pending" in log, "merge summary: 5 videos")
     with h5py.File(out) as f:
-        check(sorted(v.decode() for v in f["videos"]["video_id"]) ==
+        check(sorted(v.decode() for v in vftest.video_table(f)["video_id"]) ==
               sorted(os.path.splitext(v)[0] for v in SMALL_VIDEOS), "merged file holds the 5 videos")
     before = digest(out)
     rc, log = merge([a, b], out)
@@ -221,7 +223,7 @@ def mode_refusals(d):
 def failure_rows(path):
     """/failures of a file as (video id, stage, message, rank) in row order."""
     with h5py.File(path, "r") as f:
-        ids = [v.decode() for v in f["videos"]["video_id"]]
+        ids = [v.decode() for v in vftest.video_table(f)["video_id"]]
         return [(ids[int(x["video_row"])], bytes(x["stage"]).decode(), bytes(x["message"]).decode(), int(x["rank"]))
                 for x in f["failures"][:]]
 
@@ -262,6 +264,48 @@ def mode_history(d):
     content, _ = by_video(merged)
     check(content["arrives_later"][0][1] == 1 and content["text_named_mp4"][0][1] == 2,
           "merged: arrives_later complete, text_named_mp4 failed")
+
+
+def mode_format1(d):
+    # Format 1 files (strings and messages in /videos) still read: inspect, export, merge; a
+    # resume refuses one and names the conversion (merge), whose result resumes.
+    manifest = write_manifest(os.path.join(d, "all.csv"), SMALL_VIDEOS, bad_at=2)
+    new = os.path.join(d, "new.h5")
+    rc, _ = extract(manifest, new)
+    check(rc == 3, f"the format 2 run exits 3 (the text file fails), got {rc}")
+    old = os.path.join(d, "old.h5")
+    vftest.to_format1(new, old)
+    with h5py.File(old, "r") as f:
+        names = list(f["videos"].dtype.names)
+        version = f.attrs["format_version"]
+        check("manifest" not in f and names[:3] == ["video_id", "path", "status"] and names[-1] == "error" and
+              (version.decode() if isinstance(version, bytes) else version) == "1",
+              f"the rewritten file has format 1's layout ({names}, version {version!r})")
+    inspected = [run([VIDFEAT, "inspect", p, "--videos"]) for p in (new, old)]
+    check(inspected[1][0] == 0, f"inspect reads format 1 (exit {inspected[1][0]}): {inspected[1][1][-400:]}")
+    lines = [[x for x in text.splitlines() if "text_named_mp4" in x or "rot90" in x] for _, text in inspected]
+    check(lines[0] == lines[1] and any("text_named_mp4" in x and "not" in x.lower() for x in lines[1]),
+          f"inspect --videos lists the same videos and the failure's reason in both formats: {lines}")
+    exports = [os.path.join(d, f"npy_{i}") for i in range(2)]
+    for p, out in zip((new, old), exports):
+        rc, log = run([VIDFEAT, "export", p, "--npy", out])
+        check(rc == 0, f"export of {os.path.basename(p)}: exit 0 ({log[-300:]})")
+    same = sorted(os.listdir(exports[0])) == sorted(os.listdir(exports[1])) and all(
+        digest(os.path.join(exports[0], n)) == digest(os.path.join(exports[1], n)) for n in os.listdir(exports[0]))
+    check(same and len(os.listdir(exports[0])) == len(SMALL_VIDEOS),
+          f"export writes the same .npy files from both formats ({sorted(os.listdir(exports[1]))})")
+    before = digest(old)
+    rc, log = extract(manifest, old)
+    check(rc != 0 and "format_version 1" in log and "vidfeat merge" in log,
+          f"a resume of the format 1 file is refused, naming the conversion (exit {rc}): {log[-600:]}")
+    check(digest(old) == before, "the refused format 1 file is unchanged")
+    converted = os.path.join(d, "converted.h5")
+    rc, log = merge([old], converted)
+    check(rc == 0, f"merge converts the format 1 file: exit 0 ({log[-300:]})")
+    same_content(new, converted, "format 1 converted by merge == the format 2 run")
+    rc, log = extract(manifest, converted)
+    check(rc == 3 and "resuming" in log, f"the converted file resumes (exit 3: the text file failed): {log[-400:]}")
+    same_content(new, converted, "after the resume, still == the format 2 run")
 
 
 def mode_slurm(d):
@@ -335,7 +379,8 @@ def mode_slurm(d):
 def main():
     d = tempfile.mkdtemp(prefix="vidfeat-merge-")
     try:
-        {"shards": mode_shards, "refusals": mode_refusals, "slurm": mode_slurm, "history": mode_history}[MODE](d)
+        {"shards": mode_shards, "refusals": mode_refusals, "slurm": mode_slurm, "history": mode_history,
+         "format1": mode_format1}[MODE](d)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     print(f"{len(failures)} failure(s)" + "".join("\n  " + f for f in failures))

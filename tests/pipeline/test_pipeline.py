@@ -42,7 +42,7 @@ def read(path):
     """video id -> (status, features, [start_time, end_time] rows)."""
     out = {}
     with h5py.File(path, "r") as f:
-        videos = f["videos"][:]
+        videos = vftest.video_table(f)
         feats = f["features"][:]
         seg = f["segments"][:]
         for v in videos:

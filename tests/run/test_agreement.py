@@ -62,7 +62,7 @@ def main():
         check(r.returncode == 0, f"control: ranks that agree run (rc {r.returncode}) " + (r.stdout + r.stderr)[-400:])
         if r.returncode == 0:
             with h5py.File(out, "r") as f:
-                ids = [v["video_id"].decode() for v in f["videos"][:]]
+                ids = [v["video_id"].decode() for v in vftest.video_table(f)]
                 check(ids == [stem(VIDEO)], f"control: the video is in the output ({ids})")
     if failures:
         print(f"{len(failures)} check(s) failed")

@@ -24,6 +24,7 @@ import tempfile
 import h5py
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
 from vftest import MPI_ENV, TINY, check, finish, write_manifest  # noqa: E402
 
 VIDFEAT, SRC = sys.argv[1:3]
@@ -99,7 +100,7 @@ def per_video(path):
     out = {}
     with h5py.File(path, "r") as f:
         feats, segs = f["features"][:], f["segments"][:]
-        for v in f["videos"][:]:
+        for v in vftest.video_table(f):
             a, n = int(v["first_row"]), int(v["segment_count"])
             seg = segs[a:a + n][["segment", "first_frame", "last_frame", "start_time", "end_time", "padded_frames"]]
             out[v["video_id"].decode()] = dict(

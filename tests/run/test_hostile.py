@@ -72,7 +72,7 @@ try:
     r = extract(2, manifest, out)
     check(r.returncode in (0, 3), f"the run finishes (exit {r.returncode}) {r.stderr[-1500:] if r.returncode not in (0, 3) else ''}")
     with h5py.File(out) as f:
-        vids = {v["video_id"].decode(): v for v in f["videos"][:]}
+        vids = {v["video_id"].decode(): v for v in vftest.video_table(f)}
         check(len(vids) == len(rows), f"every entry has a row ({len(vids)} of {len(rows)})")
         pending = [k for k, v in vids.items() if int(v["status"]) == 0]
         check(not pending, f"nothing left pending: {pending}")

@@ -263,7 +263,7 @@ try:
     check(rss <= rss_alone + RSS_SLACK_KIB,
           f"peak RSS {rss / 1024:.0f} MiB is within {RSS_SLACK_KIB // 1024} MiB of the good video alone ({rss_alone / 1024:.0f} MiB)")
     with h5py.File(out) as f:
-        vids = {v["video_id"].decode(): v for v in f["videos"][:]}
+        vids = {v["video_id"].decode(): v for v in vftest.video_table(f)}
         check(len(vids) == len(inputs) + 1, f"every entry has a row ({len(vids)} of {len(inputs) + 1})")
         for k, (_, expect) in inputs.items():
             v = vids[k]

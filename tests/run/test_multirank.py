@@ -59,7 +59,7 @@ def per_video(path):
     out = {}
     with h5py.File(path, "r") as f:
         feats, segs = f["features"][:], f["segments"][:]
-        for v in f["videos"][:]:
+        for v in vftest.video_table(f):
             a, n = int(v["first_row"]), int(v["segment_count"])
             rows = segs[a:a + n][["segment", "first_frame", "last_frame", "start_time", "end_time", "padded_frames"]]
             out[v["video_id"].decode()] = (int(v["status"]), hashlib.sha256(feats[a:a + n].tobytes()).hexdigest(),
@@ -70,7 +70,7 @@ def per_video(path):
 def decoded_frames(path):
     """video id -> decoded_frames as the file records it."""
     with h5py.File(path, "r") as f:
-        return {v["video_id"].decode(): int(v["decoded_frames"]) for v in f["videos"][:]}
+        return {v["video_id"].decode(): int(v["decoded_frames"]) for v in vftest.video_table(f)}
 
 
 def mode_ranks(tmp):
@@ -154,7 +154,7 @@ def mode_resume(tmp):
     after, want = per_video(out), per_video(ref)
     check(after == want, "after resume every video is there once, features equal an uninterrupted run's")
     with h5py.File(out, "r") as f:
-        used = sum(int(v["segment_count"]) for v in f["videos"][:])
+        used = sum(int(v["segment_count"]) for v in vftest.video_table(f))
         check(f["features"].shape[0] == used, "no orphan feature rows left behind")
 
 
@@ -176,9 +176,9 @@ def mode_manifest(tmp):
     check(v["h264"][0] == 1 and v["vp8"][0] == 1 and v["corrupted"][0] == 1, f"the good ones (and {DAMAGED}) complete")
     check(v["text"][0] == 2 and v["missing"][0] == 2, "the text file and the missing file are recorded as failed")
     with h5py.File(out, "r") as f:
-        fails = {f["videos"][int(x["video_row"])]["video_id"].decode(): x["stage"].decode() for x in f["failures"][:]}
+        fails = {vftest.video_table(f)[int(x["video_row"])]["video_id"].decode(): x["stage"].decode() for x in f["failures"][:]}
         check(fails == {"text": "open", "missing": "manifest"}, f"failures table says where: {fails}")
-        check(int(f["videos"][[x.decode() for x in f["videos"]["video_id"]].index("corrupted")]["decode_errors"]) > 0,
+        check(int(vftest.video_table(f)[[x.decode() for x in vftest.video_table(f)["video_id"]].index("corrupted")]["decode_errors"]) > 0,
               f"{DAMAGED}'s broken packets are counted")
 
 

@@ -1,10 +1,14 @@
 """compare_h5.py DIRECT MERGED: per video id, the two vidfeat outputs hold the same /videos row
 (but the row's position), the same /segments rows and bit-identical features, the same /failures
 rows, and the same root attributes (but created_utc). Exit 0 when they do."""
+import os
 import sys
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import vftest  # noqa: E402
 from numpy.lib.recfunctions import repack_fields
 
 VIDEO_FIELDS = ["path", "status", "fps", "decoded_frames", "duration", "decode_errors", "segment_count", "error"]
@@ -13,7 +17,7 @@ SEGMENT_FIELDS = ["segment", "padded_frames", "first_frame", "last_frame", "star
 
 def by_video(path):
     with h5py.File(path, "r") as f:
-        vids, segs, feats, fails = f["videos"][:], f["segments"][:], f["features"][:], f["failures"][:]
+        vids, segs, feats, fails = vftest.video_table(f), f["segments"][:], f["features"][:], f["failures"][:]
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items() if k != "created_utc"}
     out = {}
     for row, v in enumerate(vids):

@@ -107,12 +107,12 @@ struct RawSegment {
 };
 
 struct RawVideo {
-  char videoId[256];
-  char path[1024];
+  char videoId[256];  // from /manifest
+  char path[1024];    // from /manifest
   int8_t status;
   int64_t firstRow;
   int64_t segmentCount;
-  char error[512];
+  char error[512];  // the message of the video's last /failures row
 };
 
 struct RawFile {
@@ -173,20 +173,45 @@ RawFile readRaw(const fs::path& path) {
   // status read as a plain int8 (HDF5 converts enum -> integer)
   auto vidType = h5::Datatype::take(H5Tcreate(H5T_COMPOUND, sizeof(RawVideo)), "H5Tcreate");
   auto s256 = rawString(256), s1024 = rawString(1024), s512 = rawString(512);
-  h5::check(H5Tinsert(vidType.id(), "video_id", HOFFSET(RawVideo, videoId), s256.id()),
+  auto nameType = h5::Datatype::take(H5Tcreate(H5T_COMPOUND, sizeof(RawVideo)), "H5Tcreate");
+  h5::check(H5Tinsert(nameType.id(), "video_id", HOFFSET(RawVideo, videoId), s256.id()),
             "H5Tinsert");
-  h5::check(H5Tinsert(vidType.id(), "path", HOFFSET(RawVideo, path), s1024.id()), "H5Tinsert");
+  h5::check(H5Tinsert(nameType.id(), "path", HOFFSET(RawVideo, path), s1024.id()), "H5Tinsert");
   h5::check(H5Tinsert(vidType.id(), "first_row", HOFFSET(RawVideo, firstRow), H5T_NATIVE_INT64),
             "H5Tinsert");
   h5::check(
       H5Tinsert(vidType.id(), "segment_count", HOFFSET(RawVideo, segmentCount), H5T_NATIVE_INT64),
       "H5Tinsert");
-  h5::check(H5Tinsert(vidType.id(), "error", HOFFSET(RawVideo, error), s512.id()), "H5Tinsert");
   auto videos = h5::Dataset::take(H5Dopen2(file.id(), "/videos", H5P_DEFAULT), "H5Dopen2");
+  auto manifest = h5::Dataset::take(H5Dopen2(file.id(), "/manifest", H5P_DEFAULT), "H5Dopen2");
   raw.videos.resize(h5::dimsOf(videos, "/videos").at(0));
+  EXPECT_EQ(h5::dimsOf(manifest, "/manifest").at(0), raw.videos.size());
   if (!raw.videos.empty()) {
     h5::check(H5Dread(videos.id(), vidType.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.videos.data()),
               "H5Dread");
+    h5::check(
+        H5Dread(manifest.id(), nameType.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.videos.data()),
+        "H5Dread");
+    struct RawFailure {
+      int64_t videoRow;
+      char message[512];
+    };
+    auto failType = h5::Datatype::take(H5Tcreate(H5T_COMPOUND, sizeof(RawFailure)), "H5Tcreate");
+    h5::check(
+        H5Tinsert(failType.id(), "video_row", HOFFSET(RawFailure, videoRow), H5T_NATIVE_INT64),
+        "H5Tinsert");
+    h5::check(H5Tinsert(failType.id(), "message", HOFFSET(RawFailure, message), s512.id()),
+              "H5Tinsert");
+    auto failures = h5::Dataset::take(H5Dopen2(file.id(), "/failures", H5P_DEFAULT), "H5Dopen2");
+    std::vector<RawFailure> fails(h5::dimsOf(failures, "/failures").at(0));
+    if (!fails.empty()) {
+      h5::check(H5Dread(failures.id(), failType.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, fails.data()),
+                "H5Dread");
+    }
+    for (const auto& f : fails) {
+      if (f.videoRow >= 0 && size_t(f.videoRow) < raw.videos.size())
+        std::memcpy(raw.videos[size_t(f.videoRow)].error, f.message, sizeof f.message);
+    }
     // The enum member separately, with the file's own enum type: HDF5 has no enum -> integer
     // conversion (h5py likewise reads it as its base integer type via the enum).
     auto fileType = h5::Datatype::take(H5Dget_type(videos.id()), "H5Dget_type");
@@ -292,7 +317,7 @@ TEST(Store, SingleRankRoundTrip) {
 
   StoreSummary sum = readStoreSummary(path);
   FileMetadata want = testMeta();
-  EXPECT_EQ(sum.formatVersion, "1");
+  EXPECT_EQ(sum.formatVersion, "2");
   EXPECT_EQ(sum.vidfeatVersion, VIDFEAT_VERSION);
   EXPECT_TRUE(std::regex_match(sum.createdUtc, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")))
       << sum.createdUtc;
@@ -558,23 +583,38 @@ TEST(Store, FileLayoutMatchesFormatDoc) {
   EXPECT_EQ(memberNames("segments"),
             (std::vector<std::string>{"video_row", "segment", "padded_frames", "first_frame",
                                       "last_frame", "start_time", "end_time"}));
-  EXPECT_EQ(
-      memberNames("videos"),
-      (std::vector<std::string>{"video_id", "path", "status", "fps", "decoded_frames", "duration",
-                                "decode_errors", "first_row", "segment_count", "error"}));
+  EXPECT_EQ(memberNames("videos"),
+            (std::vector<std::string>{"status", "fps", "decoded_frames", "duration",
+                                      "decode_errors", "first_row", "segment_count"}));
+  EXPECT_EQ(memberNames("manifest"), (std::vector<std::string>{"video_id", "path"}));
 
   auto videos = h5::Dataset::take(H5Dopen2(file.id(), "videos", H5P_DEFAULT), "H5Dopen2");
   auto vtype = h5::Datatype::take(H5Dget_type(videos.id()), "H5Dget_type");
-  auto status = h5::Datatype::take(H5Tget_member_type(vtype.id(), 2), "H5Tget_member_type");
+  EXPECT_EQ(H5Tget_size(vtype.id()), 56u);
+  auto status = h5::Datatype::take(H5Tget_member_type(vtype.id(), 0), "H5Tget_member_type");
   EXPECT_EQ(H5Tget_class(status.id()), H5T_ENUM);
   char name[16];
   int8_t value = 2;
   ASSERT_GE(H5Tenum_nameof(status.id(), &value, name, sizeof name), 0);
   EXPECT_STREQ(name, "failed");
-  auto idType = h5::Datatype::take(H5Tget_member_type(vtype.id(), 0), "H5Tget_member_type");
+  auto manifest = h5::Dataset::take(H5Dopen2(file.id(), "manifest", H5P_DEFAULT), "H5Dopen2");
+  auto mtype = h5::Datatype::take(H5Dget_type(manifest.id()), "H5Dget_type");
+  auto idType = h5::Datatype::take(H5Tget_member_type(mtype.id(), 0), "H5Tget_member_type");
   EXPECT_EQ(H5Tget_size(idType.id()), 256u);
-  auto errType = h5::Datatype::take(H5Tget_member_type(vtype.id(), 9), "H5Tget_member_type");
-  EXPECT_EQ(H5Tget_size(errType.id()), 512u);
+  auto pathType = h5::Datatype::take(H5Tget_member_type(mtype.id(), 1), "H5Tget_member_type");
+  EXPECT_EQ(H5Tget_size(pathType.id()), 1024u);
+  // /manifest is deflated (level 1) in chunks of 819 rows (1 MiB / 1280 bytes).
+  auto mdcpl = h5::Handle<h5::PropertyListTraits>::take(H5Dget_create_plist(manifest.id()),
+                                                        "H5Dget_create_plist");
+  ASSERT_EQ(H5Pget_nfilters(mdcpl.id()), 1);
+  unsigned flags = 0, level = 0, config = 0;
+  size_t nValues = 1;
+  EXPECT_EQ(H5Pget_filter2(mdcpl.id(), 0, &flags, &nValues, &level, 0, nullptr, &config),
+            H5Z_FILTER_DEFLATE);
+  EXPECT_EQ(level, 1u);
+  hsize_t manifestChunk = 0;
+  ASSERT_GE(H5Pget_chunk(mdcpl.id(), 1, &manifestChunk), 0);
+  EXPECT_EQ(manifestChunk, 819u);
 
   for (const char* attr :
        {"format_version", "vidfeat_version", "model_name", "model_arch", "config_yaml",
@@ -582,6 +622,37 @@ TEST(Store, FileLayoutMatchesFormatDoc) {
         "feature_dim", "num_frames", "sampling_rate", "stride", "target_fps", "created_utc"}) {
     EXPECT_TRUE(h5::hasAttribute(file.id(), attr)) << attr;
   }
+}
+
+TEST(Store, ManifestCostsLittleOnDisk) {
+  // 5000 videos with ids and paths like a real dataset's: /manifest's 1280-byte rows (6.4 MB of
+  // fixed-length strings) take under 1/20 of that once deflated, and /videos is 56 bytes a row.
+  ScratchDir dir;
+  const fs::path path = dir / "many.h5";
+  constexpr int kVideos = 5000;
+  {
+    FeatureStore store = FeatureStore::create(path, MPI_COMM_SELF, testMeta());
+    std::vector<VideoEntry> list;
+    for (int i = 0; i < kVideos; ++i) {
+      char id[32];
+      std::snprintf(id, sizeof id, "v_%011d", i * 7919);
+      list.push_back({id, std::string("/datasets/activitynet/videos/") + id + ".mp4"});
+    }
+    store.addVideos(list);
+    store.close();
+  }
+  h5::QuietErrors quiet;
+  auto file = h5::File::take(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "H5Fopen");
+  auto manifest = h5::Dataset::take(H5Dopen2(file.id(), "manifest", H5P_DEFAULT), "H5Dopen2");
+  auto videos = h5::Dataset::take(H5Dopen2(file.id(), "videos", H5P_DEFAULT), "H5Dopen2");
+  const double manifestBytes = double(H5Dget_storage_size(manifest.id()));
+  EXPECT_GT(manifestBytes, 0.0);
+  EXPECT_LT(manifestBytes, kVideos * 1280.0 / 20) << manifestBytes / kVideos << " bytes a row";
+  EXPECT_EQ(H5Tget_size(h5::Datatype::take(H5Dget_type(videos.id()), "H5Dget_type").id()), 56u);
+  const StoreSummary sum = readStoreSummary(path);
+  ASSERT_EQ(sum.videos.size(), size_t(kVideos));
+  EXPECT_EQ(sum.videos[4321].videoId, "v_00034217999");
+  EXPECT_EQ(sum.videos[4321].path, "/datasets/activitynet/videos/v_00034217999.mp4");
 }
 
 TEST(Store, H5dumpReadsTheFile) {
@@ -597,8 +668,9 @@ TEST(Store, H5dumpReadsTheFile) {
   ASSERT_EQ(testing::run("h5dump -H '" + path.string() + "' > '" + out.string() + "' 2>&1"), 0);
   std::stringstream text;
   text << std::ifstream(out).rdbuf();
-  for (const char* needle : {"DATASET \"features\"", "DATASET \"segments\"", "DATASET \"videos\"",
-                             "ATTRIBUTE \"format_version\"", "H5T_ENUM", "\"video_id\""}) {
+  for (const char* needle :
+       {"DATASET \"features\"", "DATASET \"segments\"", "DATASET \"videos\"",
+        "DATASET \"manifest\"", "ATTRIBUTE \"format_version\"", "H5T_ENUM", "\"video_id\""}) {
     EXPECT_NE(text.str().find(needle), std::string::npos) << needle << " missing in:\n"
                                                           << text.str();
   }

@@ -140,6 +140,54 @@ def extract_command(vidfeat, config, manifest, out, sets=TINY, extra=()):
 SEGMENT_FIELDS = ["segment", "first_frame", "last_frame", "start_time", "end_time", "padded_frames"]
 
 
+def video_table(f):
+    """An open output file's videos as one structured array, a row per /videos row: the /manifest
+    row's video_id and path, the /videos members, and `error` (a failed video's message: its last
+    /failures row). docs/FORMAT.md: format 2 keeps the strings in /manifest and the message in
+    /failures; a format 1 file's /videos holds all of them and is returned as it is."""
+    import numpy as np
+    videos = f["videos"][:]
+    if "manifest" not in f:
+        return videos
+    names = f["manifest"][:]
+    fields = [("video_id", names.dtype["video_id"]), ("path", names.dtype["path"])]
+    fields += [(n, videos.dtype[n]) for n in videos.dtype.names] + [("error", "S512")]
+    out = np.zeros(len(videos), dtype=fields)
+    for n in names.dtype.names:
+        out[n] = names[n]
+    for n in videos.dtype.names:
+        out[n] = videos[n]
+    if "failures" in f:
+        for x in f["failures"][:]:
+            r = int(x["video_row"])
+            if 0 <= r < len(out) and int(out[r]["status"]) == 2:
+                out[r]["error"] = x["message"]
+    return out
+
+
+def to_format1(src, dst):
+    """Writes dst: the format 2 output src rewritten as format 1 (docs/FORMAT.md, "Format 1"), the
+    strings and the failure message back in one 1848-byte /videos row, no /manifest."""
+    import h5py
+    import numpy as np
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        table = video_table(f)
+        names, message = f["manifest"].dtype, f["failures"].dtype["message"]
+        numbers = f["videos"].dtype
+        attrs = dict(f["videos"].attrs)
+        dtype = np.dtype([("video_id", names["video_id"]), ("path", names["path"])] +
+                         [(n, numbers[n]) for n in numbers.names] + [("error", message)])
+        rows = np.zeros(len(table), dtype)
+        for n in dtype.names:
+            rows[n] = table[n]
+        del f["videos"], f["manifest"]
+        d = f.create_dataset("videos", data=rows, maxshape=(None,), chunks=(min(567, max(1, len(rows))),))
+        for k, v in attrs.items():
+            d.attrs[k] = v
+        f.attrs.modify("format_version", "1")
+
+
 def per_video(path):
     """An output file by video id: id -> (status, sha256 of its feature rows, its /segments rows as
     tuples of SEGMENT_FIELDS, its segment count). Two runs' files are equal per video id when these
@@ -148,7 +196,7 @@ def per_video(path):
     out = {}
     with h5py.File(path, "r") as f:
         feats, segs = f["features"][:], f["segments"][:]
-        for v in f["videos"][:]:
+        for v in video_table(f):
             a, n = int(v["first_row"]), int(v["segment_count"])
             # .tolist(): the selected members only (the bytes of a multi-member view include
             # video_row).

@@ -183,7 +183,8 @@ def compare(h5path, video_id, seed, segs):
 
     with h5py.File(h5path, "r") as f:
         videos = f["videos"][:]
-        row = np.flatnonzero(videos["video_id"] == video_id.encode())
+        ids = (f["manifest"] if "manifest" in f else f["videos"])["video_id"]  # format 2 / 1
+        row = np.flatnonzero(ids == video_id.encode())
         if len(row) != 1:
             sys.exit(f"video_id {video_id!r} not found once in {h5path}")
         v = videos[row[0]]
