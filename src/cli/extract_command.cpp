@@ -55,8 +55,8 @@ struct ExtractArgs {
                                                            decodePriority = "normal";
   std::vector<std::string> sets;
   long long randomWeights = -1;
-  int batch = 1, queue = 0, threads = 0, wave = 16;
-  double waveSeconds = 60.0, videoTimeout = -1.0, watchdog = 600.0;
+  int batch = 1, queue = 0, threads = 0, wave = 256;
+  double waveMegabytes = 256.0, waveSeconds = 60.0, videoTimeout = -1.0, watchdog = 600.0;
   ClipArgs clip;
   bool overwrite = false, skipInvalid = false, retryFailed = false;
   std::string shard = "0/1";
@@ -97,10 +97,12 @@ void declareOptions(CommandOptions& opts, ExtractArgs& a) {
                        "override a config value: --set KEY=VALUE (repeatable)")(
       "threads", po::value(&a.threads)->default_value(0),
       "LibTorch threads per rank (0 = the node's cores / ranks on the node)")(
-      "wave", po::value(&a.wave)->default_value(16),
+      "wave", po::value(&a.wave)->default_value(256),
       "a rank asks for a collective write once it holds this many finished videos")(
-      "wave-seconds", po::value(&a.waveSeconds)->default_value(60.0),
-      "...or once it has held finished videos this long")(
+      "wave-mb", po::value(&a.waveMegabytes)->default_value(256.0),
+      "...or this many MB of their features")("wave-seconds",
+                                              po::value(&a.waveSeconds)->default_value(60.0),
+                                              "...or once it has held finished videos this long")(
       "shard", po::value(&a.shard)->default_value("0/1"),
       "K/N: extract only the K-th of N contiguous slices of the manifest (SLURM arrays)")(
       "skip-invalid", po::bool_switch(&a.skipInvalid),
@@ -157,6 +159,7 @@ std::string chooseModel(ExtractArgs& a, MPI_Comm comm) {
 // before any model is built or output touched; the file metadata comes later, from the model.
 ExtractionPlan planRun(const ExtractArgs& a, const Config& cfg) {
   if (a.wave < 1) throw Error("--wave must be >= 1");
+  if (!(a.waveMegabytes > 0)) throw Error("--wave-mb must be > 0");
   if (!(a.watchdog >= 0)) throw Error("--watchdog must be >= 0 seconds (0 = off)");
   ExtractionPlan plan;
   plan.manifestPath = a.manifest;
@@ -166,6 +169,7 @@ ExtractionPlan planRun(const ExtractArgs& a, const Config& cfg) {
   plan.retryFailed = a.retryFailed;
   std::tie(plan.shardIndex, plan.shardCount) = parseShard(a.shard);
   plan.waveVideos = a.wave;
+  plan.waveMegabytes = a.waveMegabytes;
   plan.waveSeconds = a.waveSeconds;
   plan.watchdogSeconds = a.watchdog;
   plan.outputLocked = true;

@@ -218,10 +218,12 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   VideoExtractor extractor(model, plan.extract);
   auto lastWave = Clock::now();
   int64_t complete = 0, failed = 0, segments = 0, done = 0;
+  size_t bufferedBytes = 0;  // feature bytes in `buffer`
   auto wantWave = [&] {
     if (buffer.empty()) return false;
     double held = std::chrono::duration<double>(Clock::now() - lastWave).count();
-    return int(buffer.size()) >= plan.waveVideos || held >= plan.waveSeconds;
+    return int(buffer.size()) >= plan.waveVideos || held >= plan.waveSeconds ||
+           double(bufferedBytes) >= plan.waveMegabytes * 1e6;
   };
   auto writeWave = [&] {
     const auto w0 = Clock::now();
@@ -236,6 +238,7 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
     agreeOrThrow(journalError, comm);
     store->writeWave(buffer);  // collective
     buffer.clear();
+    bufferedBytes = 0;
     lastWave = Clock::now();
     watchdog.tick("a wave");
     writeSeconds += std::chrono::duration<double>(lastWave - w0).count();
@@ -288,6 +291,7 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
       }
       journal.result(idOfRow.at(r.videoRow), pathOfRow.at(r.videoRow), rank,
                      r);  // synced before the wave
+      bufferedBytes += r.features.size() * sizeof(float);
       buffer.push_back(std::move(r));
     }
     if (safePoint() == WaveSync::Action::Stop) {

@@ -9,7 +9,10 @@ outside, command by command, with the messages a user sees.
 - under `mpirun -n 2`, an unknown option of extract ends both ranks with exit 1 and ONE message
   (every rank fails alike: no MPI_Abort);
 - extract's values are checked once, before anything is written: --batch 0, --crops 2, --queue -1,
-  --fps -1 and --decode-priority low are refused naming the option, and no output file appears.
+  --fps -1, --decode-priority low and --wave-mb 0 are refused naming the option, and no output file
+  appears;
+- the wave triggers: one wave for three videos by default (--wave 256), one per video with a tiny
+  --wave-mb.
 """
 import os
 import subprocess
@@ -73,12 +76,26 @@ def main():
                               (["--crops", "2"], "--crops must be 1 or 3"),
                               (["--queue", "-1"], "--queue must be >= 0"),
                               (["--fps", "-1"], "--fps must be positive"),
-                              (["--decode-priority", "low"], "--decode-priority must be normal or idle, got 'low'")):
+                              (["--decode-priority", "low"], "--decode-priority must be normal or idle, got 'low'"),
+                              (["--wave-mb", "0"], "--wave-mb must be > 0")):
             rc, out = run([VIDFEAT, "extract", "--config", CONFIG, "--random-weights", "1", "--manifest", manifest,
                            "--output", output, *TINY, *args])
             check(rc == 1 and message in out and not os.path.exists(output),
                   f"extract {' '.join(args)}: refused with '{message}', no output written (exit {rc}): "
                   + out.strip()[-300:])
+        # The wave triggers: count alone (the default 256 videos: one wave at the end for three
+        # videos), and features' megabytes (--wave-mb: a wave as soon as one video's few KB pass
+        # the tiny cap), each wave a "wrote N rows of /features" line at -vv.
+        with open(manifest, "w") as f:
+            f.write("".join(vftest.corpus_video(v) + "\n" for v in ("rot90.mov", "rot270.mov", "vp8.webm")))
+        waves = {}
+        for name, args in (("default", []), ("wave-mb", ["--wave-mb", "0.000001"])):
+            rc, out = run([VIDFEAT, "extract", "-vv", "--config", CONFIG, "--random-weights", "1", "--manifest",
+                           manifest, "--output", output, "--overwrite", "--threads", "1", *TINY, *args])
+            waves[name] = out.count("rows of /features at row")
+            check(rc == 0, f"extract {' '.join(args)}: exit 0 (got {rc})")
+        check(waves["default"] == 1 and waves["wave-mb"] == 3,
+              f"one wave by default for 3 videos, one per video with a tiny --wave-mb: {waves}")
     print(f"{len(failures)} failure(s)" + "".join("\n  " + f for f in failures))
     sys.exit(1 if failures else 0)
 

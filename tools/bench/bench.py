@@ -686,13 +686,14 @@ def main():
           f"{(ceiling.get('openblas') or {}).get('corename')}", flush=True)
     results, flat = [], None
 
-    # tools/bench/decode.py's section of the file (between its markers) is kept as it is.
+    # The sections of tools/bench/decode.py and scale.py (between their markers) are kept as they are.
     kept = ""
     if os.path.exists(a.out):
         old = open(a.out, encoding="utf-8").read()
-        begin, end = "<!-- tools/bench/decode.py: begin -->", "<!-- tools/bench/decode.py: end -->"
-        if begin in old and end in old:
-            kept = "\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+        for tool in ("decode.py", "scale.py"):
+            begin, end = f"<!-- tools/bench/{tool}: begin -->", f"<!-- tools/bench/{tool}: end -->"
+            if begin in old and end in old:
+                kept += "\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
 
     def write():
         run["total_s"] = time.perf_counter() - t_start

@@ -28,7 +28,8 @@ struct ExtractionPlan {
   bool retryFailed = false;  // on resume, attempt videos recorded as failed again
   int shardIndex = 0;        // --shard K/N: take the K-th of N contiguous manifest slices
   int shardCount = 1;
-  int waveVideos = 16;             // a rank asks for a wave once it buffers this many videos...
+  int waveVideos = 256;            // a rank asks for a wave once it buffers this many videos...
+  double waveMegabytes = 256.0;    // ...or this many MB of features (long videos: bounded memory)
   double waveSeconds = 60.0;       // ...or holds finished videos for this long
   double watchdogSeconds = 600.0;  // abort when no collective step completes this long (0 = off)
   bool outputLocked = false;       // the caller holds <output>.lock (lockOutput) for the whole run
