@@ -137,11 +137,13 @@ def render(rows, meta):
     return "\n".join(L)
 
 
-def write_section(path, section):
+def write_section(path, section, begin=BEGIN, end=END):
+    """Puts `section` (which starts with `begin` and ends with `end`) into the file at `path` in
+    place of the text between those markers, or at its end; the rest of the file is kept."""
     text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
         text = head + section + tail
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + section

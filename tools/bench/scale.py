@@ -160,7 +160,7 @@ def main():
     section = render(a, ranks, sizes, meta)
     print(section)
     if not a.no_write:
-        write_section(a.out, section)
+        write_section(a.out, section, BEGIN, END)
     return 0
 
 
