@@ -45,6 +45,8 @@ class BilinearResizer {
   };
 
   static void computeTaps(int in, int out, std::vector<Tap>& taps);
+  static void blendRows(const float* r0, const float* r1, float w0, float w1, uint8_t* out,
+                        size_t n);
   const float* horizontalRow(const uint8_t* row, int srcRow);
 
   int srcW_ = 0, srcH_ = 0, dstW_ = 0, dstH_ = 0;
