@@ -98,8 +98,8 @@ void BilinearResizer::resize(const uint8_t* src, int srcW, int srcH, size_t srcS
     srcH_ = srcH;
     dstW_ = dstW;
     dstH_ = dstH;
-    rows_[0].assign(static_cast<size_t>(dstW) * 3, 0.f);
-    rows_[1].assign(static_cast<size_t>(dstW) * 3, 0.f);
+    rows_[0].assign(static_cast<size_t>(dstW) * 3 + 1, 0.f);  // + 1: horizontalRow's 4-lane store
+    rows_[1].assign(static_cast<size_t>(dstW) * 3 + 1, 0.f);
   }
   rowIndex_[0] = rowIndex_[1] = -1;
   const size_t dstStride = static_cast<size_t>(dstW) * 3;
@@ -167,8 +167,30 @@ const float* BilinearResizer::horizontalRow(const uint8_t* row, int srcRow) {
   nextSlot_ ^= 1;
   float* out = rows_[slot].data();
   const Tap* taps = xTaps_.data();
+#if defined(__SSE2__)
+  const size_t rowBytes = static_cast<size_t>(srcW_) * 3;
+  const __m128i zero = _mm_setzero_si128();
+#endif
   for (int x = 0; x < dstW_; ++x) {
     const Tap t = taps[x];  // a copy: the stores through `out` may not alias it
+#if defined(__SSE2__)
+    // Both taps' pixels in one 8-byte load (i1 == i0 + 1 but at the right edge, and not within
+    // 8 bytes of the row's end): the same products and sums as below, three lanes used; the
+    // fourth lands on the next pixel's first value, which that pixel writes after (or in the
+    // buffer's one float of slack).
+    if (t.i1 == t.i0 + 1 && static_cast<size_t>(t.i0) * 3 + 8 <= rowBytes) {
+      const __m128i bytes =
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + static_cast<size_t>(t.i0) * 3));
+      const __m128i words = _mm_unpacklo_epi8(bytes, zero);
+      const __m128 a = _mm_cvtepi32_ps(_mm_unpacklo_epi16(words, zero));  // p0 r g b, p1 r
+      const __m128 b = _mm_cvtepi32_ps(_mm_unpackhi_epi16(words, zero));  // p1 g b, -, -
+      __m128 p1 = _mm_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 3, 3));          // p1r p1r p1g p1b
+      p1 = _mm_shuffle_ps(p1, p1, _MM_SHUFFLE(3, 3, 2, 0));               // p1r p1g p1b p1b
+      _mm_storeu_ps(out + x * 3, _mm_add_ps(_mm_mul_ps(a, _mm_set1_ps(t.w0)),
+                                            _mm_mul_ps(p1, _mm_set1_ps(t.w1))));
+      continue;
+    }
+#endif
     const uint8_t* p0 = row + t.i0 * 3;
     const uint8_t* p1 = row + t.i1 * 3;
     out[x * 3] = p0[0] * t.w0 + p1[0] * t.w1;
