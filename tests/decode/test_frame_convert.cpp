@@ -44,7 +44,9 @@ std::vector<uint8_t> convert(const AVFrame* f, int outW, int outH, bool select) 
 }
 
 // The resize written out as the formula it implements (torch's bilinear, align_corners=False,
-// in float, horizontal then vertical, rounded once), one output value at a time.
+// in float, horizontal then vertical, rounded once), one output value at a time: the float
+// operations themselves, for byte equality (decode_helpers.h's torchBilinear is torch's in
+// double, the reference of the decode tests).
 std::vector<uint8_t> bilinearByTheFormula(const std::vector<uint8_t>& src, int w, int h, int ow,
                                           int oh) {
   auto tap = [](int in, int out, int d, int& i0, int& i1, float& w1) {

@@ -137,6 +137,19 @@ def render(rows, meta):
     return "\n".join(L)
 
 
+def run_meta(tool):
+    """When, on what and how a bench ran: date, commit, CPU model and the command line."""
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "?"
+    cpu = "?"
+    try:
+        cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1)
+    except (OSError, AttributeError):
+        pass
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": commit, "cpu": cpu, "argv": " ".join(["/usr/bin/python3", "tools/bench/" + tool] + sys.argv[1:])}
+
+
 def write_section(path, section, begin=BEGIN, end=END):
     """Puts `section` (which starts with `begin` and ends with `end`) into the file at `path` in
     place of the text between those markers, or at its end; the rest of the file is kept."""
@@ -185,16 +198,7 @@ def main():
             row["error"] = str(e)
         rows.append(row)
         print(f"decode bench: {json.dumps(row)}", file=sys.stderr, flush=True)
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "?"
-    cpu = "?"
-    try:
-        cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1)
-    except (OSError, AttributeError):
-        pass
-    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "commit": commit, "cpu": cpu, "threads": a.threads, "repeat": a.repeat,
-            "argv": " ".join(["/usr/bin/python3", "tools/bench/decode.py"] + sys.argv[1:])}
+    meta = dict(run_meta("decode.py"), threads=a.threads, repeat=a.repeat)
     with open(os.path.join(a.work, "decode.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
     section = render(rows, meta)

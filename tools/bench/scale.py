@@ -20,7 +20,6 @@ The table goes to stdout and, unless --no-write, into --out between the markers 
 the file is kept; tools/bench/bench.py keeps this section when it rewrites the file).
 """
 import argparse
-import datetime
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from decode import write_section  # noqa: E402  (one writer of marked BENCHMARKS.md sections)
+from decode import run_meta, write_section  # noqa: E402  (one writer of BENCHMARKS.md sections)
 
 BEGIN = "<!-- tools/bench/scale.py: begin -->"
 END = "<!-- tools/bench/scale.py: end -->"
@@ -148,15 +147,7 @@ def main():
     if len(ranks) != a.ranks or any("wall" not in x for x in ranks.values()):
         sys.exit(f"scale bench: per-rank summary lines missing ({sorted(ranks)}; log: {a.work}/scale.log)")
     sizes = file_sizes(out)
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "?"
-    cpu = "?"
-    try:
-        cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1)
-    except (OSError, AttributeError):
-        pass
-    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "commit": commit, "cpu": cpu, "argv": " ".join(["/usr/bin/python3", "tools/bench/scale.py"] + sys.argv[1:])}
+    meta = run_meta("scale.py")
     section = render(a, ranks, sizes, meta)
     print(section)
     if not a.no_write:
