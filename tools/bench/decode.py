@@ -157,7 +157,7 @@ def write_section(path, section, begin=BEGIN, end=END):
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         tail = rest.split(end, 1)[1].lstrip("\n")
-        text = head + section + tail
+        text = head + section + ("\n" + tail if tail else "")
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + section
     with open(path + ".tmp", "w", encoding="utf-8") as f:
