@@ -184,11 +184,8 @@ FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm, const 
   }
   for (int64_t i = 0; i < impl->failureRows; ++i) {
     const FailureRow& failure = failureRows[static_cast<size_t>(i)];
-    if (failure.videoRow >= 0 && failure.videoRow < impl->videoRows)
-      videos[static_cast<size_t>(failure.videoRow)].error = readFixed(failure.message);
+    applyFailureMessage(videos, failure.videoRow, readFixed(failure.message));
   }
-  for (auto& video : videos)
-    if (video.status != VideoStatus::Failed) video.error.clear();
   // Rows past the last referenced one belong to a wave a crash cut short: cut them off.
   if (featureExtent != referencedEnd) {
     std::vector<hsize_t> featureDims{static_cast<hsize_t>(referencedEnd)};
@@ -261,7 +258,7 @@ void FeatureStore::appendVideoRows(const std::vector<VideoEntry>& videos) {
   for (size_t round = 0; round < rounds; ++round) {
     const size_t from = std::min(end, begin + round * kVideoBatchRows);
     const size_t to = std::min(end, from + kVideoBatchRows);
-    rows.assign(to - from, VideoRow{});
+    rows.resize(to - from);
     names.resize(to - from);
     if (!rows.empty()) {
       std::memset(static_cast<void*>(rows.data()), 0, rows.size() * sizeof(VideoRow));

@@ -147,6 +147,14 @@ void writeOutcome(VideoRow& row, const VideoOutcome& outcome) {
   row.decodeErrors = outcome.decodeErrors;
 }
 
+void applyFailureMessage(std::vector<StoredVideo>& videos, int64_t videoRow,
+                         const std::string& message) {
+  if (videoRow >= 0 && size_t(videoRow) < videos.size() &&
+      videos[size_t(videoRow)].status == VideoStatus::Failed) {
+    videos[size_t(videoRow)].error = message;
+  }
+}
+
 StoredVideo storedVideo(const VideoRow& row, const ManifestRow& names) {
   StoredVideo video;
   video.videoId = readFixed(names.videoId);

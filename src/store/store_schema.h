@@ -125,5 +125,9 @@ FileMetadata readMetadata(hid_t root);
 // or in format 1 from /videos).
 void writeOutcome(VideoRow& row, const VideoOutcome& outcome);
 StoredVideo storedVideo(const VideoRow& row, const ManifestRow& names);
+// Format 2: a failed video's message is its last /failures row. Called for each /failures row in
+// order; rows naming no video, or a video that is not failed, change nothing.
+void applyFailureMessage(std::vector<StoredVideo>& videos, int64_t videoRow,
+                         const std::string& message);
 
 }  // namespace vidfeat

@@ -228,11 +228,8 @@ StoreSummary readStoreSummary(const std::string& path) {
       }
       for (const auto& f : frows) {
         summary.failures.push_back({f.videoRow, readFixed(f.stage), readFixed(f.message), f.rank});
-        // Format 2: a failed video's message is its last /failures row.
-        if (!format1 && f.videoRow >= 0 && size_t(f.videoRow) < summary.videos.size() &&
-            summary.videos[size_t(f.videoRow)].status == VideoStatus::Failed) {
-          summary.videos[size_t(f.videoRow)].error = readFixed(f.message);
-        }
+        if (!format1)
+          applyFailureMessage(summary.videos, f.videoRow, summary.failures.back().message);
       }
     }
     return summary;
