@@ -9,6 +9,7 @@ BUILD_DIR=${1:-build}
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libopenblas0-openmp          # LibTorch + an optimised BLAS (else the reference BLAS, ~20x slower)
+  libdnnl-dev                               # oneDNN's sgemm for the attention / MLP products (src/model/kernels/gemm.h)
   libopenmpi-dev openmpi-bin
   libhdf5-openmpi-dev hdf5-tools            # parallel HDF5 (MPI-IO) and h5dump
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev

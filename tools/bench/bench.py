@@ -53,7 +53,7 @@ REPO = os.path.dirname(TOOLS)
 sys.path.insert(0, os.path.join(REPO, "tests", "support"))
 from vftest import TINY  # noqa: E402  (the tiny SLOW model of the end-to-end tests)
 
-# name, config, kind, PySlowFast-side overrides. Zoo I, then MViTv2-S and TSM.
+# name, config, kind, PySlowFast-side overrides. Zoo I, then the MViTs and TSM.
 MODELS = [
     ("C2D_8x8_R50", "configs/Kinetics/C2D_8x8_R50.yaml", "pysf", []),
     # PySlowFast never registered ResNet_nopool: the same network is slow_c2d (docs/MODELS.md).
@@ -68,6 +68,8 @@ MODELS = [
     ("X3D_S", "configs/Kinetics/X3D_S.yaml", "pysf", []),
     ("X3D_M", "configs/Kinetics/X3D_M.yaml", "pysf", []),
     ("MVITv2_S_16x4", "configs/Kinetics/MVITv2_S_16x4.yaml", "pysf", []),
+    ("MVIT_B_32x3", "configs/Kinetics/MVIT_B_32x3_CONV.yaml", "pysf", []),
+    ("REV_MVIT_B_16x4", "configs/Kinetics/REV_MVIT_B_16x4_CONV.yaml", "pysf", []),
     ("TSM_R50", "configs/TSM/TSM_R50_shift8_blockres_avg_segment8.yaml", "tsm", []),
 ]
 ZOO_I = {m[0] for m in MODELS[:10]}

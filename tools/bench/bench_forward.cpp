@@ -4,6 +4,8 @@
 // feature.
 //   bench_forward CONFIG CKPT IO [ROUNDS] [THREADS] [--set KEY=VALUE ...]
 // Modes: plain (two modules per conv+BN, dense), folded (dense), folded+blocked (MKL-DNN layout).
+// VIDFEAT_PROFILE=FILE in the environment: one more folded+blocked forward at the end under
+// LibTorch's profiler, its per-op trace written to FILE (Chrome trace JSON).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -14,8 +16,13 @@
 #include <string>
 #include <vector>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include <cstdlib>
+
 #include "checkpoint/state_dict.h"
 #include "kernels/conv_bn.h"
+#include "kernels/cpu_allocator.h"
 #include "networks/video_net.h"
 #include "vidfeat/config/config.h"
 
@@ -37,6 +44,7 @@ int main(int argc, char** argv) {
   const int threads = argc > 5 ? std::stoi(argv[5]) : 2;
   std::vector<std::string> sets(argv + std::min(argc, 6), argv + argc);
   at::set_num_threads(threads);
+  model::installCachingCpuAllocator();  // as vidfeat extract / verify run
   auto cfg = Config::load(argv[1], sets);
   auto net = model::buildVideoNet(cfg);
   net->eval();
@@ -64,6 +72,10 @@ int main(int argc, char** argv) {
       cpu[m] = std::min(cpu[m], cpuNow() - c0);
       err[m] = (f - ref).norm().item<double>() / ref.norm().item<double>();
     }
+  }
+  if (const char* trace = std::getenv("VIDFEAT_PROFILE")) {
+    torch::autograd::profiler::RecordProfile profile(std::string{trace});
+    net->forwardFeatures(in, false);
   }
   std::printf("{");
   for (int m = 0; m < 3; ++m) {

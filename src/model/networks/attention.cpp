@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <typeinfo>
 
 #include "kernels/conv_bn.h"  // pool3d
+#include "kernels/gemm.h"
 #include "vidfeat/common/error.h"
 
 namespace vidfeat::model {
@@ -56,7 +58,7 @@ MlpImpl::MlpImpl(int64_t in, int64_t hidden, int64_t out) {
   fc2 = register_module("fc2", nn::Linear(hidden, out));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return fc2(torch::gelu(fc1(x))); }
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return gemm::linear(gemm::linear(x, fc1, gemm::Activation::Gelu), fc2); }
 
 namespace {
 
@@ -122,10 +124,11 @@ torch::Tensor gridView(torch::Tensor& attn, int64_t sp, const Thw& qs, const Thw
       {attn.size(0), -1, qs[0], qs[1], qs[2], ks[0], ks[1], ks[2]});
 }
 
-// cal_rel_pos_spatial, added in place (PySlowFast adds into a new tensor and copies it back: the
-// same sums, in the same order, one attention-sized buffer less).
-void addRelPosSpatial(torch::Tensor& attn, const torch::Tensor& q, bool hasCls, const Thw& qs,
-                      const Thw& ks, const torch::Tensor& relPosH, const torch::Tensor& relPosW) {
+// cal_rel_pos_spatial's two terms, [B, heads, qT, qH, qW, kH] and [B, heads, qT, qH, qW, kW].
+std::pair<torch::Tensor, torch::Tensor> relPosSpatialTerms(const torch::Tensor& q, bool hasCls,
+                                                           const Thw& qs, const Thw& ks,
+                                                           const torch::Tensor& relPosH,
+                                                           const torch::Tensor& relPosW) {
   const int64_t sp = hasCls ? 1 : 0;
   const int64_t dh = 2 * std::max(qs[1], ks[1]) - 1;
   const int64_t dw = 2 * std::max(qs[2], ks[2]) - 1;
@@ -133,16 +136,13 @@ void addRelPosSpatial(torch::Tensor& attn, const torch::Tensor& q, bool hasCls, 
   auto Rw = relPosTable(relPosW, dw).index({relDistance(qs[2], ks[2])});
   const int64_t B = q.size(0), heads = q.size(1), dim = q.size(3);
   auto rq = q.slice(2, sp).reshape({B, heads, qs[0], qs[1], qs[2], dim});
-  auto relH = torch::einsum("bythwc,hkc->bythwk", {rq, Rh});
-  auto relW = torch::einsum("bythwc,wkc->bythwk", {rq, Rw});
-  auto view = gridView(attn, sp, qs, ks);
-  view.add_(relH.unsqueeze(5).unsqueeze(7));
-  view.add_(relW.unsqueeze(5).unsqueeze(5));
+  return {torch::einsum("bythwc,hkc->bythwk", {rq, Rh}),
+          torch::einsum("bythwc,wkc->bythwk", {rq, Rw})};
 }
 
-// cal_rel_pos_temporal, added in place likewise.
-void addRelPosTemporal(torch::Tensor& attn, const torch::Tensor& q, bool hasCls, const Thw& qs,
-                       const Thw& ks, const torch::Tensor& relPosT) {
+// cal_rel_pos_temporal's term, [B, heads, qT, qH, qW, kT].
+torch::Tensor relPosTemporalTerm(const torch::Tensor& q, bool hasCls, const Thw& qs, const Thw& ks,
+                                 const torch::Tensor& relPosT) {
   const int64_t sp = hasCls ? 1 : 0;
   const int64_t dt = 2 * std::max(qs[0], ks[0]) - 1;
   auto Rt = relPosTable(relPosT, dt).index({relDistance(qs[0], ks[0])});
@@ -152,8 +152,55 @@ void addRelPosTemporal(torch::Tensor& attn, const torch::Tensor& q, bool hasCls,
                 .permute({2, 0, 1, 3, 4, 5})
                 .reshape({qs[0], B * heads * qs[1] * qs[2], dim});
   auto rel = torch::matmul(rq, Rt.transpose(1, 2)).transpose(0, 1);
-  rel = rel.view({B, heads, qs[1], qs[2], qs[0], ks[0]}).permute({0, 1, 4, 2, 3, 5});
-  gridView(attn, sp, qs, ks).add_(rel.unsqueeze(6).unsqueeze(7));
+  return rel.view({B, heads, qs[1], qs[2], qs[0], ks[0]}).permute({0, 1, 4, 2, 3, 5});
+}
+
+// The terms added in place into the whole logit matrix (PySlowFast adds into a new tensor and
+// copies it back: the same sums, in the same order, one attention-sized buffer less): the
+// spatial ones first, then the temporal one.
+void addRelPos(torch::Tensor& attn, bool hasCls, const Thw& qs, const Thw& ks,
+               const torch::Tensor& relH, const torch::Tensor& relW, const torch::Tensor& relT) {
+  auto view = gridView(attn, hasCls ? 1 : 0, qs, ks);
+  if (relH.defined()) {
+    view.add_(relH.unsqueeze(5).unsqueeze(7));
+    view.add_(relW.unsqueeze(5).unsqueeze(5));
+  }
+  if (relT.defined()) view.add_(relT.unsqueeze(6).unsqueeze(7));
+}
+
+// The same terms for a block of rows of the fused attention (gemm::attention): per logit
+// ((l + h) + w) + t, the unfused adds' order. Terms contiguous, [B, heads, qT * qH * qW, k*].
+gemm::LogitBias relPosBias(bool hasCls, const Thw& qs, const Thw& ks, const torch::Tensor& relH,
+                           const torch::Tensor& relW, const torch::Tensor& relT) {
+  const int64_t sp = hasCls ? 1 : 0, grid = qs[0] * qs[1] * qs[2];
+  const int64_t kT = ks[0], kH = ks[1], kW = ks[2];
+  const float* ph = relH.defined() ? relH.data_ptr<float>() : nullptr;
+  const float* pw = relW.defined() ? relW.data_ptr<float>() : nullptr;
+  const float* pt = relT.defined() ? relT.data_ptr<float>() : nullptr;
+  const int64_t heads = (relH.defined() ? relH : relT).size(1);
+  return [=](int64_t b, int64_t h, int64_t row0, int64_t rows, float* logits, int64_t ld) {
+    for (int64_t r = std::max(row0, sp); r < row0 + rows; ++r) {
+      const int64_t g = (b * heads + h) * grid + (r - sp);
+      float* row = logits + (r - row0) * ld + sp;
+      for (int64_t t = 0; t < kT; ++t) {
+        const float tt = pt ? pt[g * kT + t] : 0.0f;
+        for (int64_t y = 0; y < kH; ++y) {
+          float* cell = row + (t * kH + y) * kW;
+          if (ph) {
+            const float hy = ph[g * kH + y];
+            const float* wx = pw + g * kW;
+            if (pt) {
+              for (int64_t x = 0; x < kW; ++x) cell[x] = ((cell[x] + hy) + wx[x]) + tt;
+            } else {
+              for (int64_t x = 0; x < kW; ++x) cell[x] = (cell[x] + hy) + wx[x];
+            }
+          } else {
+            for (int64_t x = 0; x < kW; ++x) cell[x] = cell[x] + tt;
+          }
+        }
+      }
+    }
+  };
 }
 
 }  // namespace
@@ -229,11 +276,11 @@ std::pair<torch::Tensor, Thw> MultiScaleAttentionImpl::forward(const torch::Tens
     // them to the end of its forward).
     torch::Tensor qkvOut;
     if (separateQkv) {
-      qt = q(x).reshape({B, N, numHeads, -1}).permute({0, 2, 1, 3});
-      kt = k(x).reshape({B, N, numHeads, -1}).permute({0, 2, 1, 3});
-      vt = v(x).reshape({B, N, numHeads, -1}).permute({0, 2, 1, 3});
+      qt = gemm::linear(x, q).reshape({B, N, numHeads, -1}).permute({0, 2, 1, 3});
+      kt = gemm::linear(x, k).reshape({B, N, numHeads, -1}).permute({0, 2, 1, 3});
+      vt = gemm::linear(x, v).reshape({B, N, numHeads, -1}).permute({0, 2, 1, 3});
     } else {
-      qkvOut = qkv(x).reshape({B, N, 3, numHeads, -1}).permute({2, 0, 3, 1, 4});
+      qkvOut = gemm::linear(x, qkv).reshape({B, N, 3, numHeads, -1}).permute({2, 0, 3, 1, 4});
       qt = qkvOut[0];
       kt = qkvOut[1];
       vt = qkvOut[2];
@@ -243,22 +290,38 @@ std::pair<torch::Tensor, Thw> MultiScaleAttentionImpl::forward(const torch::Tens
     vt = attentionPool(vt, pool_v, vShape, hasCls, norm_v);
   }
 
-  auto attn = torch::matmul(qt * scale, kt.transpose(-2, -1));
-  if (relPosSpatial) addRelPosSpatial(attn, qt, hasCls, qShape, kShape, rel_pos_h, rel_pos_w);
-  if (relPosTemporal) addRelPosTemporal(attn, qt, hasCls, qShape, kShape, rel_pos_t);
-  attn = attn.softmax(-1);
-  auto out = torch::matmul(attn, vt);
-  attn.reset();
+  torch::Tensor relH, relW, relT;  // the relative position terms, from the unscaled q
+  if (relPosSpatial) {
+    std::tie(relH, relW) = relPosSpatialTerms(qt, hasCls, qShape, kShape, rel_pos_h, rel_pos_w);
+  }
+  if (relPosTemporal) relT = relPosTemporalTerm(qt, hasCls, qShape, kShape, rel_pos_t);
+  auto qScaled = qt * scale;
+  torch::Tensor out;
+  if (gemm::fusedAttention(qScaled, kt, vt)) {
+    gemm::LogitBias bias;
+    if (relH.defined() || relT.defined()) {
+      if (relH.defined()) relH = relH.contiguous(), relW = relW.contiguous();
+      if (relT.defined()) relT = relT.contiguous();
+      bias = relPosBias(hasCls, qShape, kShape, relH, relW, relT);
+    }
+    out = gemm::attention(qScaled, kt, vt, 1.0, bias);
+  } else {
+    auto attn = gemm::matmul(qScaled, kt.transpose(-2, -1));
+    if (relH.defined() || relT.defined()) addRelPos(attn, hasCls, qShape, kShape, relH, relW, relT);
+    attn = attn.softmax(-1);
+    out = gemm::matmul(attn, vt);
+  }
+  qScaled.reset();
 
   if (residualPooling) {
     if (hasCls) {
       out.slice(2, 1).add_(qt.slice(2, 1));
     } else {
-      out = out + qt;
+      out.add_(qt);
     }
   }
   out = out.transpose(1, 2).reshape({B, -1, dimOut});
-  return {proj(out), qShape};
+  return {gemm::linear(out, proj), qShape};
 }
 
 MultiScaleBlockImpl::MultiScaleBlockImpl(const MViTBlockOptions& o)
@@ -287,13 +350,13 @@ MultiScaleBlockImpl::MultiScaleBlockImpl(const MViTBlockOptions& o)
 std::pair<torch::Tensor, Thw> MultiScaleBlockImpl::forward(torch::Tensor x, const Thw& thw) {
   auto xNorm = norm1(x);
   auto [xBlock, thwNew] = attn(xNorm, thw);
-  if (dimMulInAtt && dim != dimOut) x = proj(xNorm);
+  if (dimMulInAtt && dim != dimOut) x = gemm::linear(xNorm, proj);
   Thw skipThw = thw;
   x = attentionPool(std::move(x), pool_skip, skipThw, hasCls) + xBlock;
   xBlock.reset();
   xNorm = norm2(x);
   auto xMlp = mlp(xNorm);
-  if (!dimMulInAtt && dim != dimOut) x = proj(xNorm);
+  if (!dimMulInAtt && dim != dimOut) x = gemm::linear(xNorm, proj);
   xNorm.reset();
   return {x + xMlp, thwNew};
 }

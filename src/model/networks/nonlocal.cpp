@@ -1,5 +1,7 @@
 #include "networks/nonlocal.h"
 
+#include "kernels/gemm.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -40,14 +42,24 @@ torch::Tensor NonlocalImpl::forward(torch::Tensor x) {
   torch::Tensor pooled = pool ? pool3d([&](const torch::Tensor& in) { return pool(in); }, x) : x;
   torch::Tensor phi = conv_phi(pooled).view({n, dimInner_, -1});
   torch::Tensor g = conv_g(pooled).view({n, dimInner_, -1});
-  // Same contractions (and so the same kernels and rounding) as PySlowFast's einsums.
-  torch::Tensor thetaPhi = torch::einsum("nct,ncp->ntp", {theta, phi});
-  if (softmax_) {
-    thetaPhi = torch::softmax(thetaPhi * std::pow(double(dimInner_), -0.5), 2);
+  // PySlowFast's einsums "nct,ncp->ntp" and "ntg,ncg->nct" as the matrix products they are
+  // (kernels/gemm.h: oneDNN's sgemm, the transposes read in place); with the softmax, fused into
+  // one pass over blocks of rows as attention with q = theta^T, k = phi^T, v = g^T.
+  torch::Tensor y;
+  const double scale = std::pow(double(dimInner_), -0.5);
+  auto q = theta.transpose(1, 2).unsqueeze(1), k = phi.transpose(1, 2).unsqueeze(1),
+       v = g.transpose(1, 2).unsqueeze(1);
+  if (softmax_ && gemm::fusedAttention(q, k, v)) {
+    y = gemm::attention(q, k, v, scale).squeeze(1).transpose(1, 2).reshape({n, dimInner_, t, h, w});
   } else {
-    thetaPhi = thetaPhi / double(thetaPhi.size(2));
+    torch::Tensor thetaPhi = gemm::matmul(theta.transpose(1, 2), phi);
+    if (softmax_) {
+      thetaPhi = torch::softmax(thetaPhi * scale, 2);
+    } else {
+      thetaPhi = thetaPhi / double(thetaPhi.size(2));
+    }
+    y = gemm::matmul(g, thetaPhi.transpose(1, 2)).view({n, dimInner_, t, h, w});
   }
-  torch::Tensor y = torch::einsum("ntg,ncg->nct", {thetaPhi, g}).view({n, dimInner_, t, h, w});
   return outBn(y).add_(x);
 }
 

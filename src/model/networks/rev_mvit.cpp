@@ -1,5 +1,7 @@
 #include "networks/rev_mvit.h"
 
+#include "kernels/gemm.h"
+
 #include "vidfeat/common/error.h"
 
 namespace vidfeat::model {
@@ -90,7 +92,7 @@ StageTransitionBlockImpl::StageTransitionBlockImpl(const AttentionOptions& o, co
 
 torch::Tensor StageTransitionBlockImpl::forward(torch::Tensor x) {
   x = pre_q_fuse(x);
-  auto res = res_proj ? res_proj(x) : x;
+  auto res = res_proj ? gemm::linear(x, res_proj) : x;
   // The skip is pooled with the attention's own query pooling (RES_PATH conv), per head as q is.
   const int64_t B = res.size(0), L = res.size(1), C = res.size(2);
   const int64_t heads = F->attn->numHeads;
