@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "fixture_parity.h"
 #include "checkpoint/state_dict.h"
+#include "fixture_parity.h"
 #include "kernels/conv_bn.h"
 #include "kernels/gemm.h"
 #include "networks/video_net.h"
@@ -77,8 +77,8 @@ TEST(Gemm, MatmulEqualsTorchInEveryLayout) {
     EXPECT_LT(relErr(out, ref), 1e-6);
   }
   // Shapes it does not take go to torch::matmul (broadcasting), bit for bit.
-  EXPECT_TRUE(torch::equal(gemm::matmul(a[0], randn({29, 5}, 5)),
-                           torch::matmul(a[0], randn({29, 5}, 5))));
+  EXPECT_TRUE(
+      torch::equal(gemm::matmul(a[0], randn({29, 5}, 5)), torch::matmul(a[0], randn({29, 5}, 5))));
   EXPECT_TRUE(torch::equal(gemm::matmul(a, b[0][0]), torch::matmul(a, b[0][0])));
 }
 
@@ -158,10 +158,9 @@ TEST(Gemm, FusedAttentionEqualsTheUnfusedOps) {
   auto qRows = randn({B, H, 2 * Lq, D}, 14).slice(2, 0, 2 * Lq, 2);
   ASSERT_TRUE(gemm::fusedAttention(qRows, k, v));
   EXPECT_LT(relErr(gemm::attention(qRows, k, v, scale),
-                   torch::matmul(torch::softmax(torch::matmul(d(qRows), d(k).transpose(-2, -1)) *
-                                                    scale,
-                                                -1),
-                                 d(v))),
+                   torch::matmul(
+                       torch::softmax(torch::matmul(d(qRows), d(k).transpose(-2, -1)) * scale, -1),
+                       d(v))),
             1e-6);
   EXPECT_FALSE(gemm::fusedAttention(randn({B, H, Lq, 2 * D}, 14).slice(3, 0, 2 * D, 2), k, v));
   EXPECT_FALSE(gemm::fusedAttention(q.to(torch::kBFloat16), k, v));
@@ -200,13 +199,15 @@ TEST(Gemm, AttentionModelsMatchTheUnfusedForward) {
     if (std::find(names.begin(), names.end(), name) == names.end()) continue;
     ++seen;
     SCOPED_TRACE(name);
-    auto cfg = Config::load((vidfeat::testing::sourceDir() / f["config"].as<std::string>()).string(),
-                            f["overrides"].as<std::vector<std::string>>());
+    auto cfg =
+        Config::load((vidfeat::testing::sourceDir() / f["config"].as<std::string>()).string(),
+                     f["overrides"].as<std::vector<std::string>>());
     auto net = model::buildVideoNet(cfg);
     net->eval();
     model::applyStateDict(
-        *net, model::readStateDict(
-                  (vidfeat::testing::fixtureDir() / f["files"]["pyth"].as<std::string>()).string()));
+        *net,
+        model::readStateDict(
+            (vidfeat::testing::fixtureDir() / f["files"]["pyth"].as<std::string>()).string()));
     model::foldBatchNorms(*net);  // as FeatureModel runs it
     auto io = model::readIoFile(
         (vidfeat::testing::fixtureDir() / f["files"]["io"].as<std::string>()).string());

@@ -7,18 +7,16 @@
 // VIDFEAT_PROFILE=FILE in the environment: one more folded+blocked forward at the end under
 // LibTorch's profiler, its per-op trace written to FILE (Chrome trace JSON).
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <limits>
 #include <string>
 #include <vector>
-
-#include <torch/csrc/autograd/profiler_legacy.h>
-
-#include <cstdlib>
 
 #include "checkpoint/state_dict.h"
 #include "kernels/conv_bn.h"

@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <vector>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "vidfeat/common/error.h"
 

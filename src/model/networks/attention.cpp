@@ -58,7 +58,9 @@ MlpImpl::MlpImpl(int64_t in, int64_t hidden, int64_t out) {
   fc2 = register_module("fc2", nn::Linear(hidden, out));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return gemm::linear(gemm::linear(x, fc1, gemm::Activation::Gelu), fc2); }
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return gemm::linear(gemm::linear(x, fc1, gemm::Activation::Gelu), fc2);
+}
 
 namespace {
 

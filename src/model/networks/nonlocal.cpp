@@ -1,10 +1,9 @@
 #include "networks/nonlocal.h"
 
-#include "kernels/gemm.h"
-
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/gemm.h"
 #include "vidfeat/common/error.h"
 
 namespace vidfeat::model {

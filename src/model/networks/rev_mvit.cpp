@@ -1,7 +1,6 @@
 #include "networks/rev_mvit.h"
 
 #include "kernels/gemm.h"
-
 #include "vidfeat/common/error.h"
 
 namespace vidfeat::model {
