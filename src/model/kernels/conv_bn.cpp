@@ -38,6 +38,10 @@ std::vector<int64_t> explicitPadding(const Opts& o) {
 
 }  // namespace
 
+std::vector<int64_t> explicitPadding3d(const torch::nn::detail::ConvNdOptions<3>& o) {
+  return explicitPadding<3>(o);
+}
+
 template <size_t D, typename Conv, typename Bn>
 void ConvBn::adopt(Conv conv, Bn bn) {
   const auto& o = conv->options;

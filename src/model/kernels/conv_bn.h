@@ -85,6 +85,10 @@ class BnFoldable {
   std::vector<ConvBn*> pairs_;
 };
 
+// A Conv3d's padding as numbers (an error for "same" / "valid" padding, which vidfeat's nets do
+// not use).
+std::vector<int64_t> explicitPadding3d(const torch::nn::detail::ConvNdOptions<3>& o);
+
 // Folds (on) or unfolds every ConvBn pair of `net` and its submodules from the current weights.
 // Call after every change of the weights (loading, randomizing, moving to another device).
 // Returns the number of pairs (every BatchNorm of the ResNet-family, X3D and TSM/TSN nets).

@@ -6,6 +6,7 @@
 #include <typeinfo>
 
 #include "kernels/conv_bn.h"  // pool3d
+#include "kernels/depthwise_conv.h"
 #include "kernels/gemm.h"
 #include "vidfeat/common/error.h"
 
@@ -41,11 +42,24 @@ torch::Tensor attentionPool(torch::Tensor x, nn::AnyModule& pool, Thw& thw, bool
     x = x.slice(2, 1);
   }
   const int64_t B = x.size(0), N = x.size(1), C = x.size(3);
-  x = x.reshape({B * N, thw[0], thw[1], thw[2], C}).permute({0, 4, 1, 2, 3}).contiguous();
-  // A conv pool runs in the weights' type; a max/avg pool may need pool3d's bf16 fallback.
-  x = pool.type_info() == typeid(nn::Conv3dImpl)
-          ? pool.forward(x)
-          : pool3d([&](const torch::Tensor& t) { return pool.forward(t); }, x);
+  // [B, N, L, C] -> [B * N, C, T, H, W] in one copy (a reshape first would copy the strided
+  // q / k / v views of the qkv output once more).
+  x = x.transpose(2, 3).contiguous().view({B * N, C, thw[0], thw[1], thw[2]});
+  // A conv pool (one filter per channel) runs depthwise_conv.h's kernel where it applies (dense
+  // float CPU input; LibTorch's grouped conv path is a few % of the machine's conv rate), else
+  // LibTorch's conv in the weights' type; a max/avg pool may need pool3d's bf16 fallback.
+  if (pool.type_info() == typeid(nn::Conv3dImpl)) {
+    auto* conv = pool.get<nn::Conv3d>().get();
+    const auto& o = conv->options;
+    if (depthwiseConv3dApplies(x, conv->weight, at::IntArrayRef(o.dilation()).vec(), o.groups())) {
+      x = depthwiseConv3d(x, conv->weight, conv->bias, at::IntArrayRef(o.stride()).vec(),
+                          explicitPadding3d(o));
+    } else {
+      x = pool.forward(x);
+    }
+  } else {
+    x = pool3d([&](const torch::Tensor& t) { return pool.forward(t); }, x);
+  }
   thw = {x.size(2), x.size(3), x.size(4)};
   x = x.reshape({B, N, C, thw[0] * thw[1] * thw[2]}).transpose(2, 3);
   if (hasCls) x = torch::cat({cls, x}, 2);
