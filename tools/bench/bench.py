@@ -259,7 +259,8 @@ class Bench:
     # under the id <vid>__again): the first video's time includes the process's one-time costs (the
     # first forward builds MKL-DNN's kernels and fills the allocator's cache), the second's is the
     # steady state of a dataset, decoding overlapped with the model.
-    STAMP = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\] \[info\] "
+    # "[rank 0] " prefixes every line of an extract's log (src/run/progress, plain output).
+    STAMP = r"^(?:\[rank \d+\] )?\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\] \[info\] "
 
     @staticmethod
     def stamp(text, pattern, what):

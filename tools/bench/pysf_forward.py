@@ -94,7 +94,7 @@ def build_pysf(a):
 def build_tsm(a):
     import torch
 
-    sys.path.insert(0, TOOLS)
+    sys.path.insert(0, os.path.join(TOOLS, "fixtures"))  # tools/fixtures/make_tsm_fixtures.py
     import make_tsm_fixtures as mtf
     import yaml
 
