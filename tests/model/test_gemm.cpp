@@ -180,8 +180,6 @@ TEST(Gemm, AttentionModelsMatchTheUnfusedForward) {
                                           "REV_MVIT_B_16x4_CONV_concat_linear",
                                           "MVIT_B_32x3_CONV_max_sepqkv_meanpool",
                                           "I3D_NLN_8x8_R50"};
-  const YAML::Node root =
-      YAML::LoadFile((vidfeat::testing::fixtureDir() / "fixtures.json").string());
   // Counts the fused attention's calls (it records itself for profilers).
   static std::atomic<int> fusedCalls{0};
   const auto handle = at::addThreadLocalCallback(at::RecordFunctionCallback(
@@ -193,38 +191,30 @@ TEST(Gemm, AttentionModelsMatchTheUnfusedForward) {
     at::CallbackHandle h;
     ~Remove() { at::removeCallback(h); }
   } remove{handle};
-  size_t seen = 0;
-  for (const auto& f : root["fixtures"]) {
-    const auto name = f["name"].as<std::string>();
-    if (std::find(names.begin(), names.end(), name) == names.end()) continue;
-    ++seen;
-    SCOPED_TRACE(name);
-    auto cfg =
-        Config::load((vidfeat::testing::sourceDir() / f["config"].as<std::string>()).string(),
-                     f["overrides"].as<std::vector<std::string>>());
-    auto net = model::buildVideoNet(cfg);
-    net->eval();
-    model::applyStateDict(
-        *net,
-        model::readStateDict(
-            (vidfeat::testing::fixtureDir() / f["files"]["pyth"].as<std::string>()).string()));
-    model::foldBatchNorms(*net);  // as FeatureModel runs it
-    auto io = model::readIoFile(
-        (vidfeat::testing::fixtureDir() / f["files"]["io"].as<std::string>()).string());
-    std::vector<torch::Tensor> in;
-    for (auto& t : io.inputs) in.push_back(t.to(torch::kFloat32));
-    c10::InferenceMode inference;
-    gemm::setOnednnGemm(false);
-    const auto off = net->forwardFeatures(in, false).features;
-    gemm::setOnednnGemm(true);
-    fusedCalls = 0;
-    const auto on = net->forwardFeatures(in, false).features;
-    EXPECT_GT(fusedCalls.load(), 0);  // the fused kernel ran (small products can be bit-equal)
-    const double rel = relErr(on, off), refRel = relErr(on, io.feature);
-    std::printf("[gemm] %-38s on vs off rel.err %.3g, on vs PySlowFast %.3g\n", name.c_str(), rel,
-                refRel);
-    EXPECT_LE(refRel, 1e-4);
-    EXPECT_LE(rel, 1e-6);
-  }
-  EXPECT_EQ(seen, names.size());
+  vidfeat::testing::forEachFixture(
+      names, [&](const std::string& name, const YAML::Node& f, const Config& cfg) {
+        auto net = model::buildVideoNet(cfg);
+        net->eval();
+        model::applyStateDict(
+            *net,
+            model::readStateDict(
+                (vidfeat::testing::fixtureDir() / f["files"]["pyth"].as<std::string>()).string()));
+        model::foldBatchNorms(*net);  // as FeatureModel runs it
+        auto io = model::readIoFile(
+            (vidfeat::testing::fixtureDir() / f["files"]["io"].as<std::string>()).string());
+        std::vector<torch::Tensor> in;
+        for (auto& t : io.inputs) in.push_back(t.to(torch::kFloat32));
+        c10::InferenceMode inference;
+        gemm::setOnednnGemm(false);
+        const auto off = net->forwardFeatures(in, false).features;
+        gemm::setOnednnGemm(true);
+        fusedCalls = 0;
+        const auto on = net->forwardFeatures(in, false).features;
+        EXPECT_GT(fusedCalls.load(), 0);  // the fused kernel ran (small products can be bit-equal)
+        const double rel = relErr(on, off), refRel = relErr(on, io.feature);
+        std::printf("[gemm] %-38s on vs off rel.err %.3g, on vs PySlowFast %.3g\n", name.c_str(),
+                    rel, refRel);
+        EXPECT_LE(refRel, 1e-4);
+        EXPECT_LE(rel, 1e-6);
+      });
 }

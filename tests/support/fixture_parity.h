@@ -20,7 +20,11 @@ namespace vidfeat::testing {
 
 inline fs::path fixtureDir() { return sourceDir() / "tests" / "fixtures"; }
 
-inline void expectFixtureParity(const std::vector<std::string>& names, const char* tag) {
+// Calls fn(name, entry, cfg) for each named fixture of tests/fixtures/fixtures.json (its config
+// with its overrides loaded), under a SCOPED_TRACE of its name; a name missing from the manifest
+// is a failure.
+template <typename Fn>
+void forEachFixture(const std::vector<std::string>& names, Fn&& fn) {
   // fixtures.json is JSON, which yaml-cpp reads as YAML.
   const YAML::Node root = YAML::LoadFile((fixtureDir() / "fixtures.json").string());
   size_t seen = 0;
@@ -29,8 +33,15 @@ inline void expectFixtureParity(const std::vector<std::string>& names, const cha
     if (std::find(names.begin(), names.end(), name) == names.end()) continue;
     ++seen;
     SCOPED_TRACE(name);
-    auto cfg = Config::load((sourceDir() / f["config"].as<std::string>()).string(),
-                            f["overrides"].as<std::vector<std::string>>());
+    const auto cfg = Config::load((sourceDir() / f["config"].as<std::string>()).string(),
+                                  f["overrides"].as<std::vector<std::string>>());
+    fn(name, f, cfg);
+  }
+  EXPECT_EQ(seen, names.size()) << "a fixture is missing from tests/fixtures/fixtures.json";
+}
+
+inline void expectFixtureParity(const std::vector<std::string>& names, const char* tag) {
+  forEachFixture(names, [&](const std::string& name, const YAML::Node& f, const Config& cfg) {
     auto m = FeatureModel::build(cfg);
     EXPECT_EQ(m->featureDim(), f["feature_dim"].as<int64_t>());
     const auto io = (fixtureDir() / f["files"]["io"].as<std::string>()).string();
@@ -44,8 +55,7 @@ inline void expectFixtureParity(const std::vector<std::string>& names, const cha
       EXPECT_LE(rel, 1e-4);
       std::printf("[%s parity] %-38s %-7s rel.err %.3g\n", tag, name.c_str(), format.c_str(), rel);
     }
-  }
-  EXPECT_EQ(seen, names.size()) << "a fixture is missing from tests/fixtures/fixtures.json";
+  });
 }
 
 }  // namespace vidfeat::testing
