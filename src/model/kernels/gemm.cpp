@@ -9,9 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "vidfeat/build_config.h"
 #include "vidfeat/common/error.h"
 
-#ifdef VIDFEAT_ONEDNN_GEMM
+#if VIDFEAT_ONEDNN_GEMM
 #include <oneapi/dnnl/dnnl.h>
 #endif
 
@@ -25,7 +26,7 @@ bool fromEnvironment() {
 }
 std::atomic<bool> gOn{fromEnvironment()};
 
-#ifdef VIDFEAT_ONEDNN_GEMM
+#if VIDFEAT_ONEDNN_GEMM
 
 // How sgemm (row-major) reads a rows x cols matrix stored at strides (sr, sc): as it is ('N'), as
 // the transpose of a row-major matrix ('T'), or not in place (false).
@@ -75,7 +76,7 @@ void setOnednnGemm(bool on) { gOn = on; }
 bool onednnGemm() { return gOn && onednnGemmBuilt(); }
 
 bool onednnGemmBuilt() {
-#ifdef VIDFEAT_ONEDNN_GEMM
+#if VIDFEAT_ONEDNN_GEMM
   return true;
 #else
   return false;
@@ -83,7 +84,7 @@ bool onednnGemmBuilt() {
 }
 
 torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b) {
-#ifdef VIDFEAT_ONEDNN_GEMM
+#if VIDFEAT_ONEDNN_GEMM
   if (!gOn || !usable(a) || !usable(b) || a.dim() != b.dim() || recording(a) || recording(b)) {
     return torch::matmul(a, b);
   }
@@ -133,7 +134,7 @@ torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& fc, Activa
     auto y = torch::nn::functional::linear(x, fc->weight, fc->bias);
     return act == Activation::Gelu ? torch::gelu(y) : y;
   };
-#ifdef VIDFEAT_ONEDNN_GEMM
+#if VIDFEAT_ONEDNN_GEMM
   const auto& w = fc->weight;
   const auto& bias = fc->bias;
   if (!gOn || !usable(w) || !x.defined() || x.dim() < 1 || x.device() != w.device() ||
@@ -176,7 +177,7 @@ torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& fc, Activa
 }
 
 bool fusedAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-#ifdef VIDFEAT_ONEDNN_GEMM
+#if VIDFEAT_ONEDNN_GEMM
   if (!gOn) return false;
   for (const auto* t : {&q, &k, &v}) {
     if (!usable(*t) || t->dim() != 4 || recording(*t)) return false;
@@ -200,7 +201,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   if (!fusedAttention(q, k, v)) {
     throw Error("gemm::attention: operands the fused kernel does not take (see fusedAttention)");
   }
-#ifdef VIDFEAT_ONEDNN_GEMM
+#if VIDFEAT_ONEDNN_GEMM
   RECORD_FUNCTION("vidfeat::gemm::attention", std::vector<c10::IValue>());
   const int64_t B = q.size(0), H = q.size(1), Lq = q.size(2), D = q.size(3);
   const int64_t Lk = k.size(2), Dv = v.size(3);
