@@ -18,6 +18,7 @@ PACKAGES=(
   libgtest-dev
   ffmpeg                                    # tests and the demo generate videos with it
   python3-h5py python3-numpy                # tests read the output with h5py
+  python3-pil                               # test_pil_resize: CLIP's scale against Pillow itself
   clang libclang-rt-14-dev                  # the unpickler's libFuzzer test (tests/fuzz)
   clang-format                              # tools/ci/check_format.sh (Debian's clang-format 14)
   slurm-wlm munge                           # tests/slurm runs the slurm/ scripts under a real SLURM

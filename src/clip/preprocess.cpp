@@ -24,6 +24,15 @@ PreprocessSpec PreprocessSpec::fromConfig(const Config& cfg) {
     if (s.std[c] == 0.0f) throw Error("config key DATA.STD must not contain 0");
   }
   s.reverseChannels = cfg.get<bool>("DATA.REVERSE_INPUT_CHANNEL");
+  const auto resize = cfg.get<std::string>("DATA.TEST_RESIZE");
+  if (resize == "bilinear") {
+    s.resize = ResizeFilter::TorchBilinear;
+  } else if (resize == "pil_bicubic") {
+    s.resize = ResizeFilter::PilBicubic;
+  } else {
+    throw Error("config key DATA.TEST_RESIZE '" + resize +
+                "' is not supported (bilinear, pil_bicubic)");
+  }
   if (s.cropSize < 1) throw Error("config key DATA.TEST_CROP_SIZE must be >= 1");
   if (s.shortSide < s.cropSize) {
     throw Error("DATA.TRAIN_JITTER_SCALES[0] (" + std::to_string(s.shortSide) +
@@ -40,6 +49,30 @@ std::pair<int, int> shortSideScaledSize(int width, int height, int size) {
     return {size, static_cast<int>(std::floor(double(height) / width * size))};
   }
   return {static_cast<int>(std::floor(double(width) / height * size)), size};
+}
+
+std::pair<int, int> torchvisionResizedSize(int width, int height, int size) {
+  const int64_t shortSide = std::min(width, height), longSide = std::max(width, height);
+  const int scaledLong = static_cast<int>(int64_t(size) * longSide / shortSide);
+  return width <= height ? std::make_pair(size, scaledLong) : std::make_pair(scaledLong, size);
+}
+
+std::pair<int, int> torchvisionCropOffset(int width, int height, int size) {
+  auto half = [](int d) {  // round(d / 2), halves to even
+    const int q = d / 2;
+    return (d % 2 == 0 || q % 2 == 0) ? q : q + 1;
+  };
+  return {half(width - size), half(height - size)};
+}
+
+std::pair<int, int> PreprocessSpec::scaledSize(int width, int height) const {
+  return resize == ResizeFilter::PilBicubic ? torchvisionResizedSize(width, height, shortSide)
+                                            : shortSideScaledSize(width, height, shortSide);
+}
+
+std::pair<int, int> PreprocessSpec::cropAt(int width, int height) const {
+  return resize == ResizeFilter::PilBicubic ? torchvisionCropOffset(width, height, cropSize)
+                                            : cropOffset(width, height, cropSize, spatialIndex);
 }
 
 std::pair<int, int> cropOffset(int width, int height, int size, int spatialIndex) {
@@ -76,7 +109,7 @@ void forEachCropValue(const std::vector<const uint8_t*>& frames, int width, int 
     throw Error("frame " + std::to_string(width) + "x" + std::to_string(height) +
                 " is smaller than the crop " + std::to_string(s));
   }
-  auto [x0, y0] = cropOffset(width, height, s, spec.spatialIndex);
+  auto [x0, y0] = spec.cropAt(width, height);
   const size_t T = frames.size();
   const size_t plane = size_t(s) * s;
   for (size_t t = 0; t < T; ++t) {

@@ -2,6 +2,7 @@
 #include "frame_convert.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -36,7 +37,122 @@ void rotateRgb(const uint8_t* src, int w, int h, size_t srcStride, int rotation,
   }
 }
 
+// Pillow's bicubic kernel (a = -0.5) and its fixed-point precision (Resample.c).
+double pilBicubic(double x) {
+  constexpr double a = -0.5;
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
+}
+constexpr int kPilPrecisionBits = 32 - 8 - 2;
+
+inline uint8_t pilClip8(int32_t v) {
+  const int32_t shifted = v >> kPilPrecisionBits;  // arithmetic: floor
+  return static_cast<uint8_t>(shifted < 0 ? 0 : (shifted > 255 ? 255 : shifted));
+}
+
 }  // namespace
+
+void PilBicubicResizer::computeTaps(int in, int out, Taps& t) {
+  if (t.in == in && t.out == out) return;
+  const double scale = double(in) / out;
+  const double filterScale = std::max(scale, 1.0);
+  const double support = 2.0 * filterScale;
+  t.in = in;
+  t.out = out;
+  t.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  t.first.assign(size_t(out), 0);
+  t.count.assign(size_t(out), 0);
+  t.weights.assign(size_t(out) * size_t(t.ksize), 0);
+  std::vector<double> k(size_t(t.ksize));
+  for (int i = 0; i < out; ++i) {
+    const double center = (i + 0.5) * scale;
+    const double ss = 1.0 / filterScale;
+    // Pillow's "round the value": a truncating cast of x + 0.5, then clamped.
+    int xmin = static_cast<int>(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = static_cast<int>(center + support + 0.5);
+    if (xmax > in) xmax = in;
+    xmax -= xmin;
+    double sum = 0.0;
+    for (int x = 0; x < xmax; ++x) {
+      k[size_t(x)] = pilBicubic((x + xmin - center + 0.5) * ss);
+      sum += k[size_t(x)];
+    }
+    int32_t* w = t.weights.data() + size_t(i) * size_t(t.ksize);
+    for (int x = 0; x < xmax; ++x) {
+      const double v = sum != 0.0 ? k[size_t(x)] / sum : k[size_t(x)];
+      const double fixed = v * (1 << kPilPrecisionBits);
+      w[x] = static_cast<int32_t>(v < 0 ? fixed - 0.5 : fixed + 0.5);
+    }
+    t.first[size_t(i)] = xmin;
+    t.count[size_t(i)] = xmax;
+  }
+}
+
+void PilBicubicResizer::resize(const uint8_t* src, int srcW, int srcH, size_t srcStride,
+                               uint8_t* dst, int dstW, int dstH) {
+  const bool horizontal = dstW != srcW, vertical = dstH != srcH;
+  computeTaps(srcW, dstW, xTaps_);
+  computeTaps(srcH, dstH, yTaps_);
+  const int32_t half = 1 << (kPilPrecisionBits - 1);
+  // Rows [row0, row1) of the source, resampled across into `out` (dstW * 3 bytes a row).
+  auto across = [&](int row0, int row1, uint8_t* out) {
+    for (int y = row0; y < row1; ++y) {
+      const uint8_t* in = src + size_t(y) * srcStride;
+      uint8_t* o = out + size_t(y - row0) * size_t(dstW) * 3;
+      for (int i = 0; i < dstW; ++i) {
+        const int32_t* w = xTaps_.weights.data() + size_t(i) * size_t(xTaps_.ksize);
+        const uint8_t* p = in + size_t(xTaps_.first[size_t(i)]) * 3;
+        int32_t s0 = half, s1 = half, s2 = half;
+        for (int x = 0; x < xTaps_.count[size_t(i)]; ++x, p += 3) {
+          s0 += p[0] * w[x];
+          s1 += p[1] * w[x];
+          s2 += p[2] * w[x];
+        }
+        o[3 * i] = pilClip8(s0);
+        o[3 * i + 1] = pilClip8(s1);
+        o[3 * i + 2] = pilClip8(s2);
+      }
+    }
+  };
+  if (!vertical) {
+    if (horizontal) {
+      across(0, srcH, dst);
+    } else {
+      for (int y = 0; y < srcH; ++y)
+        std::memcpy(dst + size_t(y) * size_t(dstW) * 3, src + size_t(y) * srcStride,
+                    size_t(srcW) * 3);
+    }
+    return;
+  }
+  // The vertical pass reads rows [rowFirst, rowLast) of its input: resample only those across.
+  const uint8_t* in = src;
+  size_t inStride = srcStride;
+  int rowFirst = 0;
+  if (horizontal) {
+    rowFirst = yTaps_.first.front();
+    const int rowLast = yTaps_.first.back() + yTaps_.count.back();
+    temp_.resize(size_t(rowLast - rowFirst) * size_t(dstW) * 3);
+    across(rowFirst, rowLast, temp_.data());
+    in = temp_.data();
+    inStride = size_t(dstW) * 3;
+  }
+  const size_t rowBytes = size_t(dstW) * 3;
+  for (int j = 0; j < dstH; ++j) {
+    const int32_t* w = yTaps_.weights.data() + size_t(j) * size_t(yTaps_.ksize);
+    const uint8_t* base = in + size_t(yTaps_.first[size_t(j)] - rowFirst) * inStride;
+    const int n = yTaps_.count[size_t(j)];
+    uint8_t* o = dst + size_t(j) * rowBytes;
+    for (size_t c = 0; c < rowBytes; ++c) {
+      int32_t s = half;
+      const uint8_t* p = base + c;
+      for (int y = 0; y < n; ++y, p += inStride) s += *p * w[y];
+      o[c] = pilClip8(s);
+    }
+  }
+}
 
 const AVFrame* planarYuv(const AVFrame* src, ffmpeg::UniqueAVFrame& planar) {
   const bool nv12 = src->format == AV_PIX_FMT_NV12, p010 = src->format == AV_PIX_FMT_P010LE;
@@ -252,7 +368,7 @@ bool FrameConverter::convertRowsRead(const AVFrame* f, int targetH, uint8_t* nat
 // and swscale's default BT.601 matrix whatever the frame's colorspace says) so that the RGB is
 // the one PySlowFast sees.
 void FrameConverter::convert(const AVFrame* f, int rotation, int outWidth, int outHeight,
-                             uint8_t* rgb) {
+                             uint8_t* rgb, ResizeFilter filter) {
   const bool swap = rotation == 90 || rotation == 270;
   const int targetW = swap ? outHeight : outWidth;  // size before rotation
   const int targetH = swap ? outWidth : outHeight;
@@ -274,7 +390,8 @@ void FrameConverter::convert(const AVFrame* f, int rotation, int outWidth, int o
     throw InputError(
         path_, std::string("cannot convert pixel format ") + (name ? name : "unknown") + " to RGB");
   }
-  if (!(resize && selectRows_ && convertRowsRead(f, targetH, native, stride))) {
+  const bool pil = filter == ResizeFilter::PilBicubic;
+  if (!(resize && !pil && selectRows_ && convertRowsRead(f, targetH, native, stride))) {
     uint8_t* dstData[4] = {native, nullptr, nullptr, nullptr};
     int dstLinesize[4] = {static_cast<int>(stride), 0, 0, 0};
     int rc = sws_scale(sws_.get(), f->data, f->linesize, 0, f->height, dstData, dstLinesize);
@@ -284,6 +401,18 @@ void FrameConverter::convert(const AVFrame* f, int rotation, int outWidth, int o
     }
   }
 
+  if (pil && resize) {
+    if (!rotate) {
+      pilResizer_.resize(native, f->width, f->height, stride, rgb, outWidth, outHeight);
+      return;
+    }
+    rotatedRgb_.resize(static_cast<size_t>(f->width) * f->height * 3);
+    rotateRgb(native, f->width, f->height, stride, rotation, rotatedRgb_.data());
+    const int uprightW = swap ? f->height : f->width, uprightH = swap ? f->width : f->height;
+    pilResizer_.resize(rotatedRgb_.data(), uprightW, uprightH, static_cast<size_t>(uprightW) * 3,
+                       rgb, outWidth, outHeight);
+    return;
+  }
   if (!resize && !rotate) {
     const size_t row = static_cast<size_t>(f->width) * 3;
     for (int y = 0; y < f->height; ++y) std::memcpy(rgb + y * row, native + y * stride, row);

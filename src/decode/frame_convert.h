@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ffmpeg.h"
+#include "vidfeat/common/resize_filter.h"
 
 namespace vidfeat {
 
@@ -56,6 +57,30 @@ class BilinearResizer {
   int nextSlot_ = 0;
 };
 
+// Pillow's Image.resize(size, Image.BICUBIC) of packed RGB24, byte for byte (Pillow's
+// libImaging/Resample.c arithmetic): the cubic a = -0.5 with support 2 widened by the reduction
+// factor (antialiased), each output pixel's taps normalised to sum 1 and rounded to 22-bit fixed
+// point, a horizontal pass into uint8 (rounded, clamped), then a vertical one; an axis whose size
+// does not change is not resampled. Keeps its taps and the intermediate image between calls.
+class PilBicubicResizer {
+ public:
+  void resize(const uint8_t* src, int srcW, int srcH, size_t srcStride, uint8_t* dst, int dstW,
+              int dstH);
+
+  // Taps of one axis: output pixel i reads `count[i]` inputs from `first[i]` with weights
+  // weights[i * ksize ...], in fixed point (1 << 22 is 1.0).
+  struct Taps {
+    int in = 0, out = 0, ksize = 0;
+    std::vector<int> first, count;
+    std::vector<int32_t> weights;
+  };
+  static void computeTaps(int in, int out, Taps& taps);
+
+ private:
+  Taps xTaps_, yTaps_;
+  std::vector<uint8_t> temp_;
+};
+
 // Colour conversion, resize and rotation of a video's decoded frames; keeps its libswscale
 // context and buffers from frame to frame. Not thread-safe: one per VideoDecoder.
 class FrameConverter {
@@ -65,7 +90,10 @@ class FrameConverter {
   // `frame` (in host memory) into `rgb`: outHeight rows of outWidth * 3 bytes, in display
   // orientation after a clockwise rotation by `rotation` degrees (0, 90, 180, 270). Throws
   // InputError naming the file when libswscale cannot convert the frame's pixel format.
-  void convert(const AVFrame* frame, int rotation, int outWidth, int outHeight, uint8_t* rgb);
+  // The resize is `filter`'s: TorchBilinear resizes before rotating (it is the same either way),
+  // PilBicubic after (Pillow sees the picture upright; its passes round between them).
+  void convert(const AVFrame* frame, int rotation, int outWidth, int outHeight, uint8_t* rgb,
+               ResizeFilter filter = ResizeFilter::TorchBilinear);
   // Off: every row is colour-converted, also those the resize never reads (tests compare both).
   void setRowSelection(bool on) { selectRows_ = on; }
 
@@ -83,6 +111,8 @@ class FrameConverter {
   std::vector<uint8_t> nativeRgb_;   // colour-converted frame at its decoded size, padded rows
   std::vector<uint8_t> resizedRgb_;  // resized, before rotation
   BilinearResizer resizer_;
+  PilBicubicResizer pilResizer_;
+  std::vector<uint8_t> rotatedRgb_;  // PilBicubic: upright at the decoded size, before resizing
 };
 
 }  // namespace vidfeat

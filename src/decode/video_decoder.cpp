@@ -146,6 +146,7 @@ struct VideoDecoder::Impl {
   Nvdec nvdec;  // DecodeOptions::device cuda; idle on the CPU
 
   int outWidth = 0;
+  ResizeFilter resizeFilter = ResizeFilter::TorchBilinear;
   int outHeight = 0;
   FrameConverter converter;
 
@@ -404,7 +405,7 @@ struct VideoDecoder::Impl {
       outWidth = swap ? f->height : f->width;
       outHeight = swap ? f->width : f->height;
     }
-    converter.convert(f, info.rotation, outWidth, outHeight, rgb);
+    converter.convert(f, info.rotation, outWidth, outHeight, rgb, resizeFilter);
     ++stats.framesConverted;
   }
 };
@@ -424,13 +425,14 @@ bool VideoDecoder::threaded() const {
   return impl_->codec->thread_count > 1 && impl_->codec->active_thread_type != 0;
 }
 
-void VideoDecoder::setOutputSize(int width, int height) {
+void VideoDecoder::setOutputSize(int width, int height, ResizeFilter filter) {
   if (width <= 0 || height <= 0) {
     throw std::invalid_argument("VideoDecoder::setOutputSize: size must be positive, got " +
                                 std::to_string(width) + "x" + std::to_string(height));
   }
   impl_->outWidth = width;
   impl_->outHeight = height;
+  impl_->resizeFilter = filter;
 }
 
 int VideoDecoder::outputWidth() const { return impl_->outWidth; }

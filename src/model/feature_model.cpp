@@ -117,6 +117,7 @@ class TorchFeatureModel : public FeatureModel {
     }
     net_->to(torch::kCPU, torch::kFloat32);
     if (isCaffe2) model::conformCaffe2(dict, *net_, &report.notes);
+    dropIgnoredKeys(dict, report.notes);
     model::ApplyResult applied;
     try {
       applied = model::applyStateDict(*net_, dict);
@@ -134,6 +135,21 @@ class TorchFeatureModel : public FeatureModel {
           path, report.absentHeadKeys.front());
     }
     return report;
+  }
+
+  // The keys the network does not take (CLIP's text tower), out of `dict`, with one note.
+  void dropIgnoredKeys(model::StateDict& dict, std::vector<std::string>& notes) const {
+    std::vector<std::string> dropped;
+    auto kept = std::remove_if(dict.begin(), dict.end(), [&](const auto& entry) {
+      if (!net_->ignoresCheckpointKey(entry.first)) return false;
+      dropped.push_back(entry.first);
+      return true;
+    });
+    dict.erase(kept, dict.end());
+    if (dropped.empty()) return;
+    notes.push_back("left out " + std::to_string(dropped.size()) +
+                    " tensors this model does not use (" + dropped.front() +
+                    (dropped.size() > 1 ? ", ..." : "") + ")");
   }
 
   VerifyResult verifyIo(const std::string& ioPath, int repeats) override {

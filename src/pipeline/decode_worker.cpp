@@ -186,9 +186,8 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
       throw DecodeAgainSingleThreaded{};
     };
     const StreamInfo& info = dec.info();
-    auto [w, h] =
-        shortSideScaledSize(info.displayWidth, info.displayHeight, opt_.preprocess.shortSide);
-    dec.setOutputSize(w, h);
+    auto [w, h] = opt_.preprocess.scaledSize(info.displayWidth, info.displayHeight);
+    dec.setOutputSize(w, h, opt_.preprocess.resize);
     const size_t frameBytes = size_t(w) * size_t(h) * 3;
     auto convertCurrent = [&]() -> FramePixels {
       auto px = std::make_shared<std::vector<uint8_t>>(frameBytes);

@@ -26,6 +26,46 @@ TEST(Preprocess, CropOffsetsFollowUniformCrop) {
   EXPECT_EQ(cropOffset(256, 454, 256, 2), std::make_pair(0, 198));
 }
 
+TEST(Preprocess, TorchvisionResizeAndCenterCropRules) {
+  // Resize(224): short side 224, long side int(224 * long / short), by hand.
+  EXPECT_EQ(torchvisionResizedSize(640, 360, 224), std::make_pair(398, 224));    // 398.2
+  EXPECT_EQ(torchvisionResizedSize(1920, 1080, 224), std::make_pair(398, 224));  // 398.2
+  EXPECT_EQ(torchvisionResizedSize(360, 640, 224), std::make_pair(224, 398));
+  EXPECT_EQ(torchvisionResizedSize(400, 300, 224), std::make_pair(298, 224));  // 298.67
+  EXPECT_EQ(torchvisionResizedSize(1, 1, 224), std::make_pair(224, 224));
+  // 700 / 3 * 224 = 52266.67 / ... : PySlowFast's floor(long / short * size) and torchvision's
+  // int(size * long / short) agree here; the rounding rule below is where they part.
+  EXPECT_EQ(torchvisionResizedSize(700, 300, 224), std::make_pair(522, 224));
+  // CenterCrop: int(round((w - 224) / 2)), Python's round: halves to even.
+  EXPECT_EQ(torchvisionCropOffset(398, 224, 224), std::make_pair(87, 0));  // 87.0
+  EXPECT_EQ(torchvisionCropOffset(399, 224, 224), std::make_pair(88, 0));  // 87.5 -> 88
+  EXPECT_EQ(torchvisionCropOffset(397, 224, 224), std::make_pair(86, 0));  // 86.5 -> 86
+  EXPECT_EQ(torchvisionCropOffset(224, 401, 224), std::make_pair(0, 88));  // 88.5 -> 88
+  EXPECT_EQ(cropOffset(397, 224, 224, 1), std::make_pair(87, 0));  // PySlowFast: ceil(86.5)
+}
+
+TEST(Preprocess, TestResizeKeyChoosesTheRules) {
+  auto cfg = Config::load(std::string(VIDFEAT_SOURCE_DIR) + "/configs/CLIP/ViT-B-32.yaml");
+  const auto clip = PreprocessSpec::fromConfig(cfg);
+  EXPECT_EQ(clip.resize, ResizeFilter::PilBicubic);
+  EXPECT_EQ(clip.shortSide, 224);
+  EXPECT_EQ(clip.scaledSize(640, 360), std::make_pair(398, 224));
+  EXPECT_EQ(clip.cropAt(397, 224), std::make_pair(86, 0));
+  EXPECT_FLOAT_EQ(clip.mean[0], 0.48145466f);
+  EXPECT_FLOAT_EQ(clip.std[2], 0.27577711f);
+  auto pysf = PreprocessSpec::fromConfig(
+      Config::load(std::string(VIDFEAT_SOURCE_DIR) + "/configs/Kinetics/SLOWFAST_8x8_R50.yaml"));
+  EXPECT_EQ(pysf.resize, ResizeFilter::TorchBilinear);
+  EXPECT_EQ(pysf.cropAt(429, 256), std::make_pair(87, 0));  // ceil(86.5)
+  try {
+    PreprocessSpec::fromConfig(Config::load(
+        std::string(VIDFEAT_SOURCE_DIR) + "/configs/CLIP/ViT-B-32.yaml", {"DATA.TEST_RESIZE=lanczos"}));
+    FAIL() << "DATA.TEST_RESIZE lanczos accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("DATA.TEST_RESIZE"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Preprocess, PackMatchesDirectFormula) {
   const int W = 7, H = 5, T = 3;
   PreprocessSpec spec;

@@ -20,13 +20,14 @@ namespace vidfeat::testing {
 
 inline fs::path fixtureDir() { return sourceDir() / "tests" / "fixtures"; }
 
-// Calls fn(name, entry, cfg) for each named fixture of tests/fixtures/fixtures.json (its config
-// with its overrides loaded), under a SCOPED_TRACE of its name; a name missing from the manifest
-// is a failure.
+// Calls fn(name, entry, cfg) for each named fixture of tests/fixtures/`manifest` (fixtures.json,
+// tsm_fixtures.json, clip_fixtures.json: its config with its overrides loaded), under a
+// SCOPED_TRACE of its name; a name missing from the manifest is a failure.
 template <typename Fn>
-void forEachFixture(const std::vector<std::string>& names, Fn&& fn) {
-  // fixtures.json is JSON, which yaml-cpp reads as YAML.
-  const YAML::Node root = YAML::LoadFile((fixtureDir() / "fixtures.json").string());
+void forEachFixture(const std::vector<std::string>& names, Fn&& fn,
+                    const std::string& manifest = "fixtures.json") {
+  // The manifests are JSON, which yaml-cpp reads as YAML.
+  const YAML::Node root = YAML::LoadFile((fixtureDir() / manifest).string());
   size_t seen = 0;
   for (const auto& f : root["fixtures"]) {
     const auto name = f["name"].as<std::string>();
@@ -37,10 +38,11 @@ void forEachFixture(const std::vector<std::string>& names, Fn&& fn) {
                                   f["overrides"].as<std::vector<std::string>>());
     fn(name, f, cfg);
   }
-  EXPECT_EQ(seen, names.size()) << "a fixture is missing from tests/fixtures/fixtures.json";
+  EXPECT_EQ(seen, names.size()) << "a fixture is missing from tests/fixtures/" << manifest;
 }
 
-inline void expectFixtureParity(const std::vector<std::string>& names, const char* tag) {
+inline void expectFixtureParity(const std::vector<std::string>& names, const char* tag,
+                                const std::string& manifest = "fixtures.json") {
   forEachFixture(names, [&](const std::string& name, const YAML::Node& f, const Config& cfg) {
     auto m = FeatureModel::build(cfg);
     EXPECT_EQ(m->featureDim(), f["feature_dim"].as<int64_t>());
@@ -55,7 +57,7 @@ inline void expectFixtureParity(const std::vector<std::string>& names, const cha
       EXPECT_LE(rel, 1e-4);
       std::printf("[%s parity] %-38s %-7s rel.err %.3g\n", tag, name.c_str(), format.c_str(), rel);
     }
-  });
+  }, manifest);
 }
 
 }  // namespace vidfeat::testing

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "vidfeat/common/resize_filter.h"
+
 namespace vidfeat {
 
 class Config;
@@ -25,10 +27,19 @@ struct PreprocessSpec {
   // DATA.REVERSE_INPUT_CHANNEL (Charades, SSv2 configs): after normalising with the RGB-ordered
   // MEAN/STD, the channels are output as B, G, R (PySlowFast's pack_pathway_output).
   bool reverseChannels = false;
+  // DATA.TEST_RESIZE: bilinear (PySlowFast: TorchBilinear, shortSideScaledSize, cropOffset) or
+  // pil_bicubic (torchvision on a PIL image: PilBicubic, torchvisionResizedSize,
+  // torchvisionCropOffset).
+  ResizeFilter resize = ResizeFilter::TorchBilinear;
 
   // From DATA.TRAIN_JITTER_SCALES[0] (the seed's scale), DATA.TEST_CROP_SIZE, DATA.MEAN, DATA.STD,
-  // DATA.REVERSE_INPUT_CHANNEL.
+  // DATA.REVERSE_INPUT_CHANNEL, DATA.TEST_RESIZE.
   static PreprocessSpec fromConfig(const Config& cfg);
+
+  // The size frames of width x height are scaled to, and the crop's top-left corner in it, by
+  // this spec's rules.
+  std::pair<int, int> scaledSize(int width, int height) const;
+  std::pair<int, int> cropAt(int width, int height) const;
 };
 
 // Size after PySlowFast's short-side scaling (random_short_side_scale_jitter with a fixed size):
@@ -37,6 +48,14 @@ std::pair<int, int> shortSideScaledSize(int width, int height, int size);
 
 // Top-left corner of the crop (uniform_crop): {x, y}.
 std::pair<int, int> cropOffset(int width, int height, int size, int spatialIndex);
+
+// torchvision's Resize(size) with an int size: the short side becomes `size`, the long side
+// int(size * long / short) (exact integer division here; PySlowFast's floor(long / short * size)
+// can differ by float rounding).
+std::pair<int, int> torchvisionResizedSize(int width, int height, int size);
+// torchvision's CenterCrop: {int(round((width - size) / 2)), int(round((height - size) / 2))},
+// Python's round (halves to even).
+std::pair<int, int> torchvisionCropOffset(int width, int height, int size);
 
 // uint8 -> model input, per output channel plane k (after DATA.REVERSE_INPUT_CHANNEL):
 // value = float(byte) * scale[k] + shift[k], that is (x / 255 - MEAN) / STD folded into one

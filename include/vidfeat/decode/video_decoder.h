@@ -13,6 +13,7 @@
 #include <string>
 
 #include "vidfeat/common/error.h"
+#include "vidfeat/common/resize_filter.h"
 
 namespace vidfeat {
 
@@ -120,7 +121,8 @@ class VideoDecoder {
 
   // Output size of convert(), in display orientation (after rotation). Defaults to
   // displayWidth x displayHeight. Must be called before the first convert() that uses it.
-  void setOutputSize(int width, int height);
+  // `filter`: how convert() scales (torch's bilinear, or Pillow's bicubic for CLIP).
+  void setOutputSize(int width, int height, ResizeFilter filter = ResizeFilter::TorchBilinear);
   int outputWidth() const;
   int outputHeight() const;
 

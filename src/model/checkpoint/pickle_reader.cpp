@@ -39,13 +39,23 @@ constexpr AllowedGlobal kAllowedGlobals[] = {
     {"numpy", "ndarray"},
     {"numpy", "dtype"},
     {"_codecs", "encode"},  // how Python 3 writes `bytes` at protocol 2
+    // TorchScript archives (torch.jit.save; OpenAI's CLIP .pt files): typed lists of attributes.
+    {"torch.jit._pickle", "build_intlist"},
+    {"torch.jit._pickle", "build_floatlist"},
+    {"torch.jit._pickle", "build_boollist"},
+    {"torch.jit._pickle", "build_doublelist"},
+    {"torch.jit._pickle", "build_tensorlist"},
+    {"torch.jit._pickle", "restore_type_tag"},
 };
 
 bool isAllowed(const std::string& module, const std::string& name) {
   for (const auto& g : kAllowedGlobals) {
     if (module == g.module && name == g.name) return true;
   }
-  return false;
+  // A TorchScript archive's modules are classes of its own compiled code ("__torch__.<python
+  // module>[.___torch_mangle_N]", "<class>"); in data.pkl each is an empty object whose BUILD state
+  // is the dict of its attributes. Only the names are recorded: no code is in data.pkl.
+  return module == "__torch__" || module.compare(0, 10, "__torch__.") == 0;
 }
 
 std::string printable(const std::string& s) {

@@ -63,6 +63,15 @@ std::vector<char> readWholeFile(const std::string& path) {
 // LibTorch's reader take 4.4 GB), so the central directory is read first and any record that is
 // not stored, or that does not lie inside the file, is refused before anything is inflated.
 // Cost: one read of the central directory (bounded by the file's size), no allocation per record.
+// A TorchScript archive (torch.jit.save) deflates its compiled code ("<archive>/code/...", with
+// ".debug_pkl" source maps) and may carry "extra/" files: vidfeat never reads those, so nothing of
+// them is inflated and their compression is allowed.
+bool neverRead(const std::string& record) {
+  const size_t slash = record.find('/');
+  const std::string inArchive = slash == std::string::npos ? record : record.substr(slash + 1);
+  return inArchive.rfind("code/", 0) == 0 || inArchive.rfind("extra/", 0) == 0;
+}
+
 void checkZipRecordsStored(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw InputError(path, "cannot open");
@@ -137,13 +146,13 @@ void checkZipRecordsStored(const std::string& path) {
       }
       x += 4 + len;
     }
-    if (method != 0 || comp != uncomp) {
+    if ((method != 0 || comp != uncomp) && !neverRead(name)) {
       throw Error("zip record " + name + " is compressed (method " + std::to_string(method) + ", " +
                   std::to_string(comp) + " bytes declaring " + std::to_string(uncomp) +
                   "); torch.save writes its records stored: refusing it");
     }
-    if (local > fileSize || uncomp > fileSize - local) {
-      throw Error("zip record " + name + " of " + std::to_string(uncomp) +
+    if (local > fileSize || comp > fileSize - local) {  // stored: comp == uncomp
+      throw Error("zip record " + name + " of " + std::to_string(comp) +
                   " bytes lies outside the file");
     }
     at += 46 + nameLen + extraLen + commentLen;
@@ -204,6 +213,8 @@ class TorchFile {
       }
       for (const PyValue* c : v->items) todo.push_back(c);
       for (const auto& [k, x] : v->entries) todo.push_back(x);
+      // A TorchScript module's attributes are its BUILD state.
+      if (v->state) todo.push_back(v->state);
     }
     return types;
   }
@@ -301,9 +312,39 @@ StateDict tensorDict(const TorchFile& file, const PyValue& dict, const std::stri
   return out;
 }
 
+bool isScriptModule(const PyValue& v) {
+  return v.kind == PyKind::Object && (v.module == "__torch__" || v.module.rfind("__torch__.", 0) == 0);
+}
+
+// A TorchScript archive's module tree (torch.jit.save: OpenAI's CLIP .pt files): each module's
+// BUILD state is the dict of its attributes; every tensor attribute is taken, named by its path
+// ("visual.conv1.weight", as state_dict() names it), submodules followed, the rest (training flags,
+// ints, lists) skipped.
+void scriptModuleTensors(const TorchFile& file, const PyValue& module, const std::string& prefix,
+                         StateDict& out, int depth = 0) {
+  if (depth > 64) throw Error("TorchScript module tree nested more than 64 deep");
+  if (!module.state || !ckpt::isDict(*module.state)) {
+    throw Error("TorchScript module '" + (prefix.empty() ? std::string("(root)") : prefix) +
+                "' has no attribute dict");
+  }
+  for (const auto& [k, v] : module.state->entries) {
+    const std::string name = prefix + ckpt::textOf(*k, "attribute name");
+    if (ckpt::isTensor(*v)) {
+      out.emplace_back(name, file.tensor(*v));
+    } else if (isScriptModule(*v)) {
+      scriptModuleTensors(file, *v, name + ".", out, depth + 1);
+    }
+  }
+}
+
 StateDict readTorch(const std::string& path, CheckpointFormat format) {
   TorchFile file(path, format);
   const PyValue& root = file.root();
+  if (isScriptModule(root)) {
+    StateDict out;
+    scriptModuleTensors(file, root, "", out);
+    return out;
+  }
   if (!ckpt::isDict(root))
     throw Error(
         "the file holds no dict (a whole pickled model is not supported: save its state_dict)");

@@ -129,14 +129,26 @@ torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b) {
 #endif
 }
 
+namespace {
+
+// QuickGELU as CLIP writes it, x * torch.sigmoid(1.702 * x), into y.
+void quickGeluInPlace(torch::Tensor& y) { y.mul_(torch::sigmoid(y * 1.702)); }
+
+}  // namespace
+
 torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& fc, Activation act) {
+  return linear(x, fc->weight, fc->bias, act);
+}
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias,
+                     Activation act) {
   auto unfused = [&] {
-    auto y = torch::nn::functional::linear(x, fc->weight, fc->bias);
-    return act == Activation::Gelu ? torch::gelu(y) : y;
+    auto y = torch::nn::functional::linear(x, w, bias);
+    if (act == Activation::Gelu) return torch::gelu(y);
+    if (act == Activation::QuickGelu) quickGeluInPlace(y);
+    return y;
   };
 #if VIDFEAT_ONEDNN_GEMM
-  const auto& w = fc->weight;
-  const auto& bias = fc->bias;
   if (!gOn || !usable(w) || !x.defined() || x.dim() < 1 || x.device() != w.device() ||
       x.scalar_type() != torch::kFloat32 || x.layout() != torch::kStrided || x.numel() == 0 ||
       recording(x) || recording(w) || recording(bias) || x.size(-1) != w.size(1)) {
@@ -170,6 +182,7 @@ torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& fc, Activa
   at::internal::lazy_init_num_threads();
   sgemm(opX, opW, M, N, K, px, W.data_ptr<float>(), bias.defined() ? 1.0f : 0.0f, pc, N);
   if (act == Activation::Gelu) at::gelu_out(C, C);
+  if (act == Activation::QuickGelu) quickGeluInPlace(C);
   return C.view(outSizes);
 #else
   return unfused();

@@ -29,11 +29,15 @@ bool onednnGemmBuilt();
 // place, others are made contiguous first). Other shapes go to torch::matmul.
 torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b);
 
-// What linear() applies to its result: nothing, or GELU (erf form, torch::gelu's default).
-enum class Activation { None, Gelu };
+// What linear() applies to its result: nothing, GELU (erf form, torch::gelu's default), or
+// CLIP's QuickGELU, y * sigmoid(1.702 * y).
+enum class Activation { None, Gelu, QuickGelu };
 
-// act(fc(x)) for x [..., in]: x times the weight transposed, plus the bias; the activation in
-// place.
+// act(x weight^T + bias) for x [..., in], weight [out, in], bias [out] or undefined; the
+// activation in place.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     Activation act = Activation::None);
+// The same with fc's weight and bias.
 torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& fc,
                      Activation act = Activation::None);
 

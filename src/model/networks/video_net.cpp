@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "networks/clip_vit.h"
 #include "networks/mvit.h"
 #include "networks/resnet.h"
 #include "networks/slowfast.h"
@@ -40,6 +41,9 @@ const NetBuilder kNetBuilders[] = {
      [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<TsnImpl>(c); }},
     {"MViT",
      [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<MViTImpl>(c); }},
+    // CLIP's image tower (MODEL.ARCH clip; vidfeat's own configs/CLIP/).
+    {"CLIP",
+     [](const Config& c) -> std::shared_ptr<VideoNet> { return std::make_shared<ClipImpl>(c); }},
 };
 
 }  // namespace

@@ -31,6 +31,9 @@ class VideoNet : public torch::nn::Module {
   // What the feature row is, with the widths of this built network, e.g. "2304-d: Slow res5 (2048)
   // and Fast res5 (256) outputs, ...". Written into the output's feature_name attribute.
   const std::string& featureDescription() const { return description_; }
+  // A checkpoint key this network does not take, dropped before the strict load (CLIP's text
+  // tower, in the same files as its image tower). None by default: every key must match.
+  virtual bool ignoresCheckpointKey(const std::string& /*key*/) const { return false; }
 
  protected:
   // Set by each network's constructor from the widths it built.
