@@ -41,7 +41,7 @@ TEST(Preprocess, TorchvisionResizeAndCenterCropRules) {
   EXPECT_EQ(torchvisionCropOffset(399, 224, 224), std::make_pair(88, 0));  // 87.5 -> 88
   EXPECT_EQ(torchvisionCropOffset(397, 224, 224), std::make_pair(86, 0));  // 86.5 -> 86
   EXPECT_EQ(torchvisionCropOffset(224, 401, 224), std::make_pair(0, 88));  // 88.5 -> 88
-  EXPECT_EQ(cropOffset(397, 224, 224, 1), std::make_pair(87, 0));  // PySlowFast: ceil(86.5)
+  EXPECT_EQ(cropOffset(397, 224, 224, 1), std::make_pair(87, 0));          // PySlowFast: ceil(86.5)
 }
 
 TEST(Preprocess, TestResizeKeyChoosesTheRules) {
@@ -58,8 +58,9 @@ TEST(Preprocess, TestResizeKeyChoosesTheRules) {
   EXPECT_EQ(pysf.resize, ResizeFilter::TorchBilinear);
   EXPECT_EQ(pysf.cropAt(429, 256), std::make_pair(87, 0));  // ceil(86.5)
   try {
-    PreprocessSpec::fromConfig(Config::load(
-        std::string(VIDFEAT_SOURCE_DIR) + "/configs/CLIP/ViT-B-32.yaml", {"DATA.TEST_RESIZE=lanczos"}));
+    PreprocessSpec::fromConfig(
+        Config::load(std::string(VIDFEAT_SOURCE_DIR) + "/configs/CLIP/ViT-B-32.yaml",
+                     {"DATA.TEST_RESIZE=lanczos"}));
     FAIL() << "DATA.TEST_RESIZE lanczos accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("DATA.TEST_RESIZE"), std::string::npos) << e.what();

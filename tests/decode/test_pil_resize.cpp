@@ -51,7 +51,8 @@ Image readPpm(const fs::path& p) {
   return im;
 }
 
-// Pillow's Image.resize((w, h), Image.BICUBIC) of each input file, as torchvision's Resize calls it.
+// Pillow's Image.resize((w, h), Image.BICUBIC) of each input file, as torchvision's Resize calls
+// it.
 std::vector<Image> pillowResize(const std::vector<Image>& inputs, int w, int h,
                                 const std::string& tag) {
   std::string safe = tag;  // corpus names have spaces and dashes; the folder is a shell argument
@@ -64,10 +65,11 @@ std::vector<Image> pillowResize(const std::vector<Image>& inputs, int w, int h,
     writePpm(dir / (std::to_string(i) + ".ppm"), inputs[i]);
     list += (i ? "," : "") + std::to_string(i);
   }
-  const std::string script = "import sys\nfrom PIL import Image\nd, w, h = sys.argv[1], int(sys.argv[2]), "
-                             "int(sys.argv[3])\nfor n in sys.argv[4].split(','):\n"
-                             "    Image.open(f'{d}/{n}.ppm').resize((w, h), Image.BICUBIC)"
-                             ".save(f'{d}/{n}.out.ppm')\n";
+  const std::string script =
+      "import sys\nfrom PIL import Image\nd, w, h = sys.argv[1], int(sys.argv[2]), "
+      "int(sys.argv[3])\nfor n in sys.argv[4].split(','):\n"
+      "    Image.open(f'{d}/{n}.ppm').resize((w, h), Image.BICUBIC)"
+      ".save(f'{d}/{n}.out.ppm')\n";
   std::ofstream(dir / "resize.py") << script;
   const std::string cmd = "/usr/bin/python3 " + (dir / "resize.py").string() + " " + dir.string() +
                           " " + std::to_string(w) + " " + std::to_string(h) + " " + list;
@@ -92,11 +94,10 @@ TEST(PilBicubic, EqualsPillowOnRandomImages) {
   };
   // 640x360 -> 398x224 (torchvision's size for CLIP), 1920x1080 and 1280x720 (8.6x and 5.7x
   // down: wide taps), upscales, odd sizes, one axis unchanged each way, a single pixel.
-  const std::vector<Case> cases = {{640, 360, 398, 224}, {1920, 1080, 398, 224},
-                                   {1280, 720, 398, 224}, {100, 60, 373, 224},
-                                   {333, 517, 224, 347},  {300, 224, 240, 224},
-                                   {224, 300, 224, 250},  {1, 1, 224, 224},
-                                   {225, 224, 224, 224}};
+  const std::vector<Case> cases = {
+      {640, 360, 398, 224}, {1920, 1080, 398, 224}, {1280, 720, 398, 224},
+      {100, 60, 373, 224},  {333, 517, 224, 347},   {300, 224, 240, 224},
+      {224, 300, 224, 250}, {1, 1, 224, 224},       {225, 224, 224, 224}};
   std::mt19937 rng(5);
   for (const auto& c : cases) {
     SCOPED_TRACE(std::to_string(c.inW) + "x" + std::to_string(c.inH) + " -> " +
@@ -115,8 +116,7 @@ TEST(PilBicubic, EqualsPillowOnRandomImages) {
     PilBicubicResizer resizer;
     std::vector<uint8_t> ours(size_t(c.outW) * size_t(c.outH) * 3);
     for (int pass = 0; pass < 2; ++pass) {  // the second with the taps cached
-      resizer.resize(in.rgb.data(), c.inW, c.inH, size_t(c.inW) * 3, ours.data(), c.outW,
-                     c.outH);
+      resizer.resize(in.rgb.data(), c.inW, c.inH, size_t(c.inW) * 3, ours.data(), c.outW, c.outH);
       EXPECT_EQ(differing(ours, ref[0].rgb), 0u) << "pass " << pass;
     }
   }
@@ -130,7 +130,8 @@ TEST(PilBicubic, TapsAreNormalisedFixedPoint) {
   EXPECT_EQ(t.ksize, int(std::ceil(2.0 * 1920 / 398)) * 2 + 1);
   for (int i = 0; i < 398; ++i) {
     int64_t sum = 0;
-    for (int x = 0; x < t.count[size_t(i)]; ++x) sum += t.weights[size_t(i) * size_t(t.ksize) + size_t(x)];
+    for (int x = 0; x < t.count[size_t(i)]; ++x)
+      sum += t.weights[size_t(i) * size_t(t.ksize) + size_t(x)];
     EXPECT_NEAR(double(sum), double(1 << 22), double(t.count[size_t(i)]));  // each rounded once
     EXPECT_GE(t.first[size_t(i)], 0);
     EXPECT_LE(t.first[size_t(i)] + t.count[size_t(i)], 1920);
@@ -154,7 +155,8 @@ TEST(PilBicubicDecode, CorpusFramesEqualPillowOnTheUprightPicture) {
       DecodedFrame f, g;
       for (int64_t i = 0; full.next(f) && scaled.next(g); ++i) {
         if (i % 3 || upright.size() >= 4) continue;
-        upright.push_back({full.outputWidth(), full.outputHeight(), decodetest::convertFrame(full)});
+        upright.push_back(
+            {full.outputWidth(), full.outputHeight(), decodetest::convertFrame(full)});
         ours.push_back(decodetest::convertFrame(scaled));
       }
     }

@@ -58,10 +58,10 @@ TEST(Clip, TorchScriptArchiveLoadsTheImageTowerAndLeavesTheTextTowerOut) {
 
 TEST(Clip, ACheckpointOfAnotherDepthIsRefusedNamingTheKeys) {
   // The fixture has 2 blocks; a 3-block model must miss block 2, not load around it.
-  auto m = FeatureModel::build(fixtureConfig("CLIP_ViT_B16_state_dict_gelu_token", {"CLIP.LAYERS=3"}));
+  auto m =
+      FeatureModel::build(fixtureConfig("CLIP_ViT_B16_state_dict_gelu_token", {"CLIP.LAYERS=3"}));
   try {
-    m->loadCheckpoint((fixtureDir() / "CLIP_ViT_B16_state_dict_gelu_token.pt").string(),
-                      "pytorch");
+    m->loadCheckpoint((fixtureDir() / "CLIP_ViT_B16_state_dict_gelu_token.pt").string(), "pytorch");
     FAIL() << "loaded a 2-block checkpoint into a 3-block model";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("missing keys"), std::string::npos) << e.what();

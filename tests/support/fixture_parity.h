@@ -43,21 +43,25 @@ void forEachFixture(const std::vector<std::string>& names, Fn&& fn,
 
 inline void expectFixtureParity(const std::vector<std::string>& names, const char* tag,
                                 const std::string& manifest = "fixtures.json") {
-  forEachFixture(names, [&](const std::string& name, const YAML::Node& f, const Config& cfg) {
-    auto m = FeatureModel::build(cfg);
-    EXPECT_EQ(m->featureDim(), f["feature_dim"].as<int64_t>());
-    const auto io = (fixtureDir() / f["files"]["io"].as<std::string>()).string();
-    for (const auto& kv : f["files"]) {
-      const auto format = kv.first.as<std::string>();
-      if (format == "io") continue;
-      SCOPED_TRACE(format);
-      m->loadCheckpoint((fixtureDir() / kv.second.as<std::string>()).string(),
-                        format == "caffe2" ? "caffe2" : "pytorch");
-      const double rel = m->verifyIo(io).relativeError;
-      EXPECT_LE(rel, 1e-4);
-      std::printf("[%s parity] %-38s %-7s rel.err %.3g\n", tag, name.c_str(), format.c_str(), rel);
-    }
-  }, manifest);
+  forEachFixture(
+      names,
+      [&](const std::string& name, const YAML::Node& f, const Config& cfg) {
+        auto m = FeatureModel::build(cfg);
+        EXPECT_EQ(m->featureDim(), f["feature_dim"].as<int64_t>());
+        const auto io = (fixtureDir() / f["files"]["io"].as<std::string>()).string();
+        for (const auto& kv : f["files"]) {
+          const auto format = kv.first.as<std::string>();
+          if (format == "io") continue;
+          SCOPED_TRACE(format);
+          m->loadCheckpoint((fixtureDir() / kv.second.as<std::string>()).string(),
+                            format == "caffe2" ? "caffe2" : "pytorch");
+          const double rel = m->verifyIo(io).relativeError;
+          EXPECT_LE(rel, 1e-4);
+          std::printf("[%s parity] %-38s %-7s rel.err %.3g\n", tag, name.c_str(), format.c_str(),
+                      rel);
+        }
+      },
+      manifest);
 }
 
 }  // namespace vidfeat::testing

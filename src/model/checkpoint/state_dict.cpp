@@ -313,7 +313,8 @@ StateDict tensorDict(const TorchFile& file, const PyValue& dict, const std::stri
 }
 
 bool isScriptModule(const PyValue& v) {
-  return v.kind == PyKind::Object && (v.module == "__torch__" || v.module.rfind("__torch__.", 0) == 0);
+  return v.kind == PyKind::Object &&
+         (v.module == "__torch__" || v.module.rfind("__torch__.", 0) == 0);
 }
 
 // A TorchScript archive's module tree (torch.jit.save: OpenAI's CLIP .pt files): each module's

@@ -85,9 +85,9 @@ torch::Tensor ClipTransformerImpl::forward(torch::Tensor x) {
 
 ClipVisionTransformerImpl::ClipVisionTransformerImpl(const ClipVisionOptions& o)
     : grid(o.imageSize / o.patchSize) {
-  conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(3, o.width, o.patchSize)
-                                                  .stride(o.patchSize)
-                                                  .bias(false)));
+  conv1 = register_module(
+      "conv1",
+      nn::Conv2d(nn::Conv2dOptions(3, o.width, o.patchSize).stride(o.patchSize).bias(false)));
   class_embedding = register_parameter("class_embedding", torch::zeros({o.width}));
   positional_embedding =
       register_parameter("positional_embedding", torch::zeros({grid * grid + 1, o.width}));
@@ -118,7 +118,8 @@ torch::Tensor ClipVisionTransformerImpl::token(const torch::Tensor& images) {
 
 ClipImpl::ClipImpl(const Config& cfg) {
   const auto arch = cfg.get<std::string>("MODEL.ARCH");
-  if (arch != "clip") throw Error("MODEL.MODEL_NAME CLIP needs MODEL.ARCH clip (got '" + arch + "')");
+  if (arch != "clip")
+    throw Error("MODEL.MODEL_NAME CLIP needs MODEL.ARCH clip (got '" + arch + "')");
   ClipVisionOptions o;
   o.imageSize = positive(cfg, "DATA.TEST_CROP_SIZE");
   o.patchSize = positive(cfg, "CLIP.PATCH_SIZE");
@@ -148,14 +149,14 @@ ClipImpl::ClipImpl(const Config& cfg) {
   featureDim_ = projected_ ? o.embedDim : o.width;
   numClasses_ = 0;
   const int frames = cfg.get<int>("DATA.NUM_FRAMES");
-  description_ =
-      std::to_string(featureDim_) + "-d: CLIP ViT (patch " + std::to_string(o.patchSize) +
-      ", width " + std::to_string(o.width) + ", " + std::to_string(o.layers) + " layers) " +
-      (projected_ ? "image embedding (ln_post of the class token times visual.proj, as "
-                    "encode_image returns it)"
-                  : "class token after ln_post, before visual.proj") +
-      (frames == 1 ? std::string(", of the window's one frame")
-                   : ", the mean over the clip's " + std::to_string(frames) + " frames");
+  description_ = std::to_string(featureDim_) + "-d: CLIP ViT (patch " +
+                 std::to_string(o.patchSize) + ", width " + std::to_string(o.width) + ", " +
+                 std::to_string(o.layers) + " layers) " +
+                 (projected_ ? "image embedding (ln_post of the class token times visual.proj, as "
+                               "encode_image returns it)"
+                             : "class token after ln_post, before visual.proj") +
+                 (frames == 1 ? std::string(", of the window's one frame")
+                              : ", the mean over the clip's " + std::to_string(frames) + " frames");
 }
 
 NetOutput ClipImpl::forwardFeatures(std::vector<torch::Tensor> pathways, bool withLogits) {
