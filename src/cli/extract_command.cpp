@@ -73,7 +73,7 @@ void declareOptions(CommandOptions& opts, ExtractArgs& a) {
       "manifest", po::value(&a.manifest)->required(),
       "videos: a text file of paths, or a CSV with a `path` (and optional `video_id`) column")(
       "output", po::value(&a.output)->required(), "HDF5 file to write")(
-      "checkpoint", po::value(&a.checkpoint), "model weights (.pyth/.pth/.pkl)")(
+      "checkpoint", po::value(&a.checkpoint), "model weights (.pyth/.pth/.pkl/.pt)")(
       "random-weights", po::value(&a.randomWeights),
       "use seeded random weights instead of a checkpoint (UNTRAINED: for tests and demos)")(
       "device", po::value(&a.device)->default_value("auto"), "cpu, cuda, cuda:N or auto")(

@@ -18,7 +18,12 @@ namespace vidfeat::cli {
 
 namespace {
 std::string formatOf(const std::string& url) {
-  if (url.size() > 4 && url.compare(url.size() - 4, 4, ".pkl") == 0) return "caffe2 .pkl";
+  auto endsWith = [&](const char* ext) {
+    const size_t n = std::char_traits<char>::length(ext);
+    return url.size() > n && url.compare(url.size() - n, n, ext) == 0;
+  };
+  if (endsWith(".pkl")) return "caffe2 .pkl";
+  if (endsWith(".pt")) return "TorchScript .pt";
   return "torch .pyth/.pth";
 }
 }  // namespace

@@ -22,7 +22,7 @@ int verifyCommand(const std::vector<std::string>& argv) {
       "tensors], \"feature\": tensor}, as tools/fixtures/ and tools/reference/pysf_ref.py\n"
       "write them) and compare with the stored PySlowFast feature. Exits 1 above the tolerance.");
   opts.add()("config", po::value(&config)->required(), "PySlowFast YAML config of the model")(
-      "checkpoint", po::value(&checkpoint)->required(), "model weights (.pyth/.pth/.pkl)")(
+      "checkpoint", po::value(&checkpoint)->required(), "model weights (.pyth/.pth/.pkl/.pt)")(
       "io", po::value(&io)->required(), ".io.pt file with the inputs and PySlowFast's feature")(
       "set", po::value(&sets)->composing(),
       "override a config value: --set KEY=VALUE (repeatable)")(
