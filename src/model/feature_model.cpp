@@ -139,13 +139,7 @@ class TorchFeatureModel : public FeatureModel {
 
   // The keys the network does not take (CLIP's text tower), out of `dict`, with one note.
   void dropIgnoredKeys(model::StateDict& dict, std::vector<std::string>& notes) const {
-    std::vector<std::string> dropped;
-    auto kept = std::remove_if(dict.begin(), dict.end(), [&](const auto& entry) {
-      if (!net_->ignoresCheckpointKey(entry.first)) return false;
-      dropped.push_back(entry.first);
-      return true;
-    });
-    dict.erase(kept, dict.end());
+    const auto dropped = model::dropIgnoredKeys(*net_, dict);
     if (dropped.empty()) return;
     notes.push_back("left out " + std::to_string(dropped.size()) +
                     " tensors this model does not use (" + dropped.front() +

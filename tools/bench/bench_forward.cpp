@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   auto net = model::buildVideoNet(cfg);
   net->eval();
   auto dict = model::readStateDict(argv[2]);
+  model::dropIgnoredKeys(*net, dict);  // CLIP's text tower
   model::applyStateDict(*net, dict);
   auto io = model::readIoFile(argv[3]);
   c10::InferenceMode guard;

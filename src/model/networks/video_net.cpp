@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "networks/clip_vit.h"
@@ -62,6 +63,18 @@ std::shared_ptr<VideoNet> buildVideoNet(const Config& cfg) {
     known += (known.empty() ? "" : ", ") + std::string(b.name);
   }
   throw Error("MODEL.MODEL_NAME '" + name + "' is not supported (supported: " + known + ")");
+}
+
+std::vector<std::string> dropIgnoredKeys(
+    const VideoNet& net, std::vector<std::pair<std::string, torch::Tensor>>& dict) {
+  std::vector<std::string> dropped;
+  auto kept = std::remove_if(dict.begin(), dict.end(), [&](const auto& entry) {
+    if (!net.ignoresCheckpointKey(entry.first)) return false;
+    dropped.push_back(entry.first);
+    return true;
+  });
+  dict.erase(kept, dict.end());
+  return dropped;
 }
 
 std::vector<torch::Tensor> packPathways(const Config& cfg, const torch::Tensor& clip) {

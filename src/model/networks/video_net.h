@@ -48,6 +48,11 @@ std::shared_ptr<VideoNet> buildVideoNet(const Config& cfg);
 // The MODEL.MODEL_NAME values buildVideoNet builds, in the order its error lists them.
 std::vector<std::string> supportedModelNames();
 
+// Removes from `dict` the keys `net` does not take (VideoNet::ignoresCheckpointKey: CLIP's text
+// tower) before a strict applyStateDict; returns them.
+std::vector<std::string> dropIgnoredKeys(const VideoNet& net,
+                                         std::vector<std::pair<std::string, torch::Tensor>>& dict);
+
 // PySlowFast's pack_pathway_output at test time: single-pathway archs take the clip as is;
 // SlowFast's slow pathway is index_select(linspace(0, T-1, T/ALPHA)) of the fast one.
 std::vector<torch::Tensor> packPathways(const Config& cfg, const torch::Tensor& clip);
