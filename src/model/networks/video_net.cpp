@@ -65,8 +65,8 @@ std::shared_ptr<VideoNet> buildVideoNet(const Config& cfg) {
   throw Error("MODEL.MODEL_NAME '" + name + "' is not supported (supported: " + known + ")");
 }
 
-std::vector<std::string> dropIgnoredKeys(
-    const VideoNet& net, std::vector<std::pair<std::string, torch::Tensor>>& dict) {
+std::vector<std::string> dropIgnoredKeys(const VideoNet& net,
+                                         std::vector<std::pair<std::string, torch::Tensor>>& dict) {
   std::vector<std::string> dropped;
   auto kept = std::remove_if(dict.begin(), dict.end(), [&](const auto& entry) {
     if (!net.ignoresCheckpointKey(entry.first)) return false;
