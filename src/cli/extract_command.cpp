@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
+#include <set>
 #include <thread>
 #include <tuple>
 
@@ -51,8 +53,11 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ExtractArgs {
-  std::string model, config, manifest, output, checkpoint, device = "auto",
-                                                           decodePriority = "normal";
+  // --model / --config / --checkpoint: once each for one model; several models (one decode,
+  // their features side by side) repeat --model (or --config) once per model, with one
+  // --checkpoint per model or none.
+  std::vector<std::string> models, configs, checkpoints;
+  std::string manifest, output, device = "auto", decodePriority = "normal";
   std::vector<std::string> sets;
   long long randomWeights = -1;
   int batch = 1, queue = 0, threads = 0, wave = 256;
@@ -65,15 +70,18 @@ struct ExtractArgs {
 
 void declareOptions(CommandOptions& opts, ExtractArgs& a) {
   opts.add()(
-      "model", po::value(&a.model),
+      "model", po::value(&a.models)->composing(),
       "a published model by name (`vidfeat models`): its config from configs/ and its checkpoint, "
-      "downloaded once into the cache")(
-      "config", po::value(&a.config),
-      "PySlowFast YAML config of the model (default with --model: its own)")(
+      "downloaded once into the cache; repeat it for several models from one decode (each row: "
+      "their features side by side; needs --clip-seconds)")(
+      "config", po::value(&a.configs)->composing(),
+      "PySlowFast YAML config of the model (default with --model: its own); repeatable, one per "
+      "model, instead of --model")(
       "manifest", po::value(&a.manifest)->required(),
       "videos: a text file of paths, or a CSV with a `path` (and optional `video_id`) column")(
       "output", po::value(&a.output)->required(), "HDF5 file to write")(
-      "checkpoint", po::value(&a.checkpoint), "model weights (.pyth/.pth/.pkl/.pt)")(
+      "checkpoint", po::value(&a.checkpoints)->composing(),
+      "model weights (.pyth/.pth/.pkl/.pt); with several models, one per model in their order")(
       "random-weights", po::value(&a.randomWeights),
       "use seeded random weights instead of a checkpoint (UNTRAINED: for tests and demos)")(
       "device", po::value(&a.device)->default_value("auto"), "cpu, cuda, cuda:N or auto")(
@@ -132,27 +140,71 @@ std::pair<int, int> parseShard(const std::string& text) {
   }
 }
 
+// One model of the run: its name in the output, its config and its checkpoint (empty with
+// --random-weights).
+struct ModelChoice {
+  std::string name, config, checkpoint;
+};
+
 // --model NAME: its config (unless --config) and, unless weights are given, its checkpoint, which
-// rank 0 fetches (or finds in the cache) and the others then use. Returns the model's name for
-// the output: the published name, or the config file's stem.
-std::string chooseModel(ExtractArgs& a, MPI_Comm comm) {
-  if (a.model.empty()) return fs::path(a.config).stem().string();
-  const ZooModel zoo = findZooModel(a.model);
-  if (a.config.empty()) a.config = zoo.config;
-  if (a.checkpoint.empty() && a.randomWeights < 0) {
-    std::string error;
-    if (commRank(comm) == 0) {
-      try {
-        a.checkpoint = ensureCheckpoint(zoo, checkpointCacheDir()).path;
-      } catch (const std::exception& e) {
-        error = e.what();
+// rank 0 fetches (or finds in the cache) and the others then use. The name for the output: the
+// published name, or the config file's stem. Several models: one --model (or --config) each, and
+// one --checkpoint each or none.
+std::vector<ModelChoice> chooseModels(const ExtractArgs& a, MPI_Comm comm) {
+  const size_t n = std::max(a.models.size(), a.configs.size());
+  if (n == 0) throw Error("give --config FILE or --model NAME");
+  if (n > 1 && !a.models.empty() && !a.configs.empty()) {
+    throw Error(
+        "several models: give --model NAME for each, or --config FILE for each (with one "
+        "--checkpoint each), not both");
+  }
+  if (a.models.size() > 1 || a.configs.size() > 1 || a.checkpoints.size() > 1) {
+    if (!a.checkpoints.empty() && a.checkpoints.size() != n) {
+      throw Error("several models: " + std::to_string(n) + " models but " +
+                  std::to_string(a.checkpoints.size()) +
+                  " --checkpoint files (give one per model, in the models' order, or none)");
+    }
+  }
+  if (!a.checkpoints.empty() && a.randomWeights >= 0) {
+    throw Error(
+        "give exactly one of --checkpoint FILE or --random-weights SEED (weights are never chosen "
+        "silently)");
+  }
+  std::vector<ModelChoice> out(n);
+  std::set<std::string> names;
+  for (size_t i = 0; i < n; ++i) {
+    ModelChoice& m = out[i];
+    if (i < a.checkpoints.size()) m.checkpoint = a.checkpoints[i];
+    if (a.models.empty()) {
+      m.config = a.configs[i];
+      m.name = fs::path(m.config).stem().string();
+    } else {
+      const ZooModel zoo = findZooModel(a.models[i]);
+      m.name = zoo.name;
+      m.config = a.configs.empty() ? zoo.config : a.configs[0];
+      if (m.checkpoint.empty() && a.randomWeights < 0) {
+        std::string error;
+        if (commRank(comm) == 0) {
+          try {
+            m.checkpoint = ensureCheckpoint(zoo, checkpointCacheDir()).path;
+          } catch (const std::exception& e) {
+            error = e.what();
+          }
+        }
+        broadcastString(error, 0, comm);
+        broadcastString(m.checkpoint, 0, comm);
+        if (!error.empty()) throw CollectiveError(error);
       }
     }
-    broadcastString(error, 0, comm);
-    broadcastString(a.checkpoint, 0, comm);
-    if (!error.empty()) throw CollectiveError(error);
+    if (!names.insert(m.name).second)
+      throw Error("model '" + m.name + "' is named twice: each model of a run once");
   }
-  return zoo.name;
+  if (out[0].checkpoint.empty() && a.randomWeights < 0) {
+    throw Error(
+        "give exactly one of --checkpoint FILE or --random-weights SEED (weights are never chosen "
+        "silently)");
+  }
+  return out;
 }
 
 // The run's settings from the arguments and the config, checked once (ExtractOptions::validate)
@@ -224,17 +276,18 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   // second job is refused at once; held (rank 0, with its heartbeat) until this command returns.
   const std::unique_ptr<OutputLock> lock = lockOutput(a.output, comm);
 
-  const std::string modelName = chooseModel(a, comm);
-  if (a.config.empty()) throw Error("give --config FILE or --model NAME");
-  if (a.checkpoint.empty() == (a.randomWeights < 0)) {
-    throw Error(
-        "give exactly one of --checkpoint FILE or --random-weights SEED (weights are never chosen "
-        "silently)");
-  }
+  const std::vector<ModelChoice> choices = chooseModels(a, comm);
   const Precision precision = parsePrecision(a.precision);
   checkDecodeDevice(a.decodeDevice);
-  const Config cfg = Config::load(a.config, a.sets);
-  ExtractionPlan plan = planRun(a, cfg);
+  std::vector<Config> cfgs;
+  for (const auto& c : choices) cfgs.push_back(Config::load(c.config, a.sets));
+  ExtractionPlan plan = planRun(a, cfgs[0]);
+  // The other models' clips from the same windows: their own frames and geometry.
+  for (size_t i = 1; i < cfgs.size(); ++i) {
+    const ExtractOptions other = clipOptions(a.clip, cfgs[i]);
+    plan.extract.moreStreams.push_back({other.buckets, other.preprocess});
+  }
+  plan.extract.validate();
 
   // One device and a fair share of the node's cores per rank.
   const NodeRanks node = nodeRanks(comm);
@@ -244,12 +297,27 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
   setComputeThreads(threads);
   warnIfFewerCores(threads, rank);
   const std::string device = resolveDevice(a.device, node.localRank);
-  auto model = FeatureModel::build(cfg, device, precision);
+  std::vector<std::unique_ptr<FeatureModel>> models;
+  std::vector<FeatureModel*> modelPtrs;
+  std::vector<FileMetadata> metas;
+  bool untrained = false;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    models.push_back(FeatureModel::build(cfgs[i], device, precision));
+    modelPtrs.push_back(models.back().get());
+    const LoadedWeights weights =
+        setWeights(*models.back(), cfgs[i], {choices[i].checkpoint, a.randomWeights}, rank == 0);
+    untrained |= weights.untrained();
+    ExtractOptions own = plan.extract;  // model i's clip settings, for its metadata
+    if (i > 0) {
+      own.buckets = plan.extract.moreStreams[i - 1].buckets;
+      own.preprocess = plan.extract.moreStreams[i - 1].preprocess;
+    }
+    metas.push_back(runMetadata(choices[i].name, cfgs[i], *models.back(), weights, own));
+  }
   // NVDEC on the model's GPU: "cuda" follows the rank's device when that is a GPU.
   plan.extract.decodeDevice =
       a.decodeDevice == "cuda" && device.rfind("cuda:", 0) == 0 ? device : a.decodeDevice;
-  const LoadedWeights weights = setWeights(*model, cfg, {a.checkpoint, a.randomWeights}, rank == 0);
-  plan.meta = runMetadata(modelName, cfg, *model, weights, plan.extract);
+  plan.meta = combinedMetadata(metas);
   if (rank == 0) {
     const BucketSpec& b = plan.extract.buckets;
     const std::string clips = b.byTime()
@@ -259,17 +327,22 @@ int extractCommand(const std::vector<std::string>& argv, MPI_Comm comm) {
     spdlog::info("{} rank(s), model {} ({}), feature dim {}, {} at {}px", size, plan.meta.modelName,
                  plan.meta.modelArch, plan.meta.featureDim, clips,
                  plan.extract.preprocess.cropSize);
+    for (size_t i = 1; i < choices.size(); ++i) {
+      const StreamSpec& st = plan.extract.moreStreams[i - 1];
+      spdlog::info("model {} of the same decode: {} ({}-d), {}-frame clips at {}px", i + 1,
+                   metas[i].modelName, metas[i].featureDim, st.buckets.numFrames,
+                   st.preprocess.cropSize);
+    }
   }
   spdlog::info("device {}, {} LibTorch thread(s)", device, threads);
 
-  const ExtractionSummary s = runExtraction(plan, *model, comm);
+  const ExtractionSummary s = runExtraction(plan, modelPtrs, comm);
   const bool someFailed = s.failed + s.failedBefore > 0;
   if (rank == 0) {
     logSummary(s, size, a.output);
     if (someFailed)
       reportFailures(readStoreSummary(a.output), fmt::format("exit code {}", kSomeVideosFailed));
-    if (weights.untrained())
-      spdlog::warn("reminder: {} holds features of an UNTRAINED model", a.output);
+    if (untrained) spdlog::warn("reminder: {} holds features of an UNTRAINED model", a.output);
   }
   if (s.interrupted) return kInterrupted;
   return someFailed ? kSomeVideosFailed : 0;

@@ -41,6 +41,11 @@ int inspectCommand(const std::vector<std::string>& argv) {
   fmt::print("format:         vidfeat {} (format {}), created {}\n", s.vidfeatVersion,
              s.formatVersion, s.createdUtc);
   fmt::print("model:          {} (arch {})\n", s.meta.modelName, s.meta.modelArch);
+  int64_t column = 0;
+  for (const auto& [name, dim] : s.meta.parts) {  // several models, side by side in each row
+    fmt::print("  columns {}-{}: {} ({}-d)\n", column, column + dim - 1, name, dim);
+    column += dim;
+  }
   fmt::print("weights:        {}\n", s.meta.weights);
   if (!s.meta.checkpointPath.empty()) {
     fmt::print("checkpoint:     {} (sha256 {})\n", s.meta.checkpointPath, s.meta.checkpointSha256);

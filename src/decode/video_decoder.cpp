@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <stdexcept>
@@ -142,6 +143,8 @@ struct VideoDecoder::Impl {
   int64_t lastReceivedDuration = 0;
   int64_t lastEmittedPts = AV_NOPTS_VALUE;
   ffmpeg::UniqueAVFrame current;  // frame last returned by next(), for convert()
+  ffmpeg::UniqueAVFrame previous;  // the one before, with keepPrevious (convertPreviousTo)
+  bool keepPrevious = false;
 
   Nvdec nvdec;  // DecodeOptions::device cuda; idle on the CPU
 
@@ -149,6 +152,12 @@ struct VideoDecoder::Impl {
   ResizeFilter resizeFilter = ResizeFilter::TorchBilinear;
   int outHeight = 0;
   FrameConverter converter;
+  struct OtherSize {  // convertTo's converters, one per size and filter
+    int width, height;
+    ResizeFilter filter;
+    std::unique_ptr<FrameConverter> converter;
+  };
+  std::vector<OtherSize> otherSizes;
 
   [[noreturn]] void fail(const std::string& what, int rc) const {
     throw InputError(path, what + ": " + errorString(rc));
@@ -386,6 +395,7 @@ struct VideoDecoder::Impl {
     window.erase(window.begin());
     if (lastEmittedPts != AV_NOPTS_VALUE && first.pts < lastEmittedPts) ++stats.framesLate;
     lastEmittedPts = first.pts;
+    if (keepPrevious) previous = std::move(current);
     current = std::move(first.frame);
     if (nvdec.holds(current.get())) ++stats.framesOnDevice;
     out.index = stats.framesDecoded++;
@@ -406,6 +416,34 @@ struct VideoDecoder::Impl {
       outHeight = swap ? f->width : f->height;
     }
     converter.convert(f, info.rotation, outWidth, outHeight, rgb, resizeFilter);
+    ++stats.framesConverted;
+  }
+
+  void convertTo(uint8_t* rgb, int width, int height, ResizeFilter filter) {
+    if (!current) throw std::logic_error("VideoDecoder::convertTo() called without a current frame");
+    convertFrame(current.get(), rgb, width, height, filter);
+  }
+
+  void convertPreviousTo(uint8_t* rgb, int width, int height, ResizeFilter filter) {
+    if (!previous) throw std::logic_error("VideoDecoder: no previous frame kept to convert");
+    convertFrame(previous.get(), rgb, width, height, filter);
+  }
+
+  // `frame` at `width` x `height` with `filter`: the output size's converter, or one of its own.
+  void convertFrame(const AVFrame* f, uint8_t* rgb, int width, int height, ResizeFilter filter) {
+    if (width <= 0 || height <= 0)
+      throw std::invalid_argument("VideoDecoder::convertTo: size must be positive");
+    if (nvdec.holds(f)) f = nvdec.hostCopy(f);
+    FrameConverter* c = nullptr;
+    if (width == outWidth && height == outHeight && filter == resizeFilter) c = &converter;
+    for (auto& e : otherSizes) {
+      if (!c && e.width == width && e.height == height && e.filter == filter) c = e.converter.get();
+    }
+    if (!c) {
+      otherSizes.push_back({width, height, filter, std::make_unique<FrameConverter>(path)});
+      c = otherSizes.back().converter.get();
+    }
+    c->convert(f, info.rotation, width, height, rgb, filter);
     ++stats.framesConverted;
   }
 };
@@ -441,5 +479,15 @@ int VideoDecoder::outputHeight() const { return impl_->outHeight; }
 bool VideoDecoder::next(DecodedFrame& frame) { return impl_->next(frame); }
 
 void VideoDecoder::convert(uint8_t* rgb) { impl_->convert(rgb); }
+void VideoDecoder::convertTo(uint8_t* rgb, int width, int height, ResizeFilter filter) {
+  impl_->convertTo(rgb, width, height, filter);
+}
+void VideoDecoder::setKeepPrevious(bool on) {
+  impl_->keepPrevious = on;
+  if (!on) impl_->previous.reset();
+}
+void VideoDecoder::convertPreviousTo(uint8_t* rgb, int width, int height, ResizeFilter filter) {
+  impl_->convertPreviousTo(rgb, width, height, filter);
+}
 
 }  // namespace vidfeat

@@ -18,7 +18,7 @@ DecodeRate measureDecodeRate(const ExtractOptions& options, const VideoEntry& vi
   const size_t queueClips =
       options.queueClips > 0 ? size_t(options.queueClips) : size_t(2 * options.batch);
   const auto t0 = std::chrono::steady_clock::now();
-  DecodeWorker worker(options, cropValues, false, std::move(spatial), queueClips,
+  DecodeWorker worker(options, {cropValues}, false, std::move(spatial), queueClips,
                       options.decodePriority == ExtractOptions::DecodePriority::Idle);
   worker.submit(0, video);
   DecodeRate rate;

@@ -4,8 +4,10 @@
 #include <sched.h>
 
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "vidfeat/clip/bucket_plan.h"
@@ -39,10 +41,10 @@ void lowerToIdlePriority() {
 
 }  // namespace
 
-DecodeWorker::DecodeWorker(const ExtractOptions& opt, size_t clipValues, bool bytes,
+DecodeWorker::DecodeWorker(const ExtractOptions& opt, std::vector<size_t> clipValues, bool bytes,
                            std::vector<int> spatial, size_t queueClips, bool idlePriority)
     : opt_(opt),
-      clipValues_(clipValues),
+      clipValues_(std::move(clipValues)),
       bytes_(bytes),
       spatial_(std::move(spatial)),
       out_(queueClips),
@@ -57,6 +59,12 @@ DecodeWorker::~DecodeWorker() {
   wake_.notify_all();
   out_.close();
   thread_.join();
+}
+
+size_t DecodeWorker::itemBytes() const {
+  size_t total = 0;
+  for (size_t i = 0; i < clipValues_.size(); ++i) total += cropBytes(i) * spatial_.size();
+  return total;
 }
 
 void DecodeWorker::submit(int64_t ticket, const VideoEntry& video) {
@@ -84,7 +92,7 @@ void DecodeWorker::recycle(std::vector<unsigned char> buffer) {
 
 std::vector<unsigned char> DecodeWorker::takeBuffer() {
   std::lock_guard<std::mutex> lock(poolMutex_);
-  if (pool_.empty()) return std::vector<unsigned char>(clipBytes() * spatial_.size());
+  if (pool_.empty()) return std::vector<unsigned char>(itemBytes());
   std::vector<unsigned char> b = std::move(pool_.back());
   pool_.pop_back();
   return b;
@@ -186,48 +194,98 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
       throw DecodeAgainSingleThreaded{};
     };
     const StreamInfo& info = dec.info();
-    auto [w, h] = opt_.preprocess.scaledSize(info.displayWidth, info.displayHeight);
-    dec.setOutputSize(w, h, opt_.preprocess.resize);
-    const size_t frameBytes = size_t(w) * size_t(h) * 3;
-    auto convertCurrent = [&]() -> FramePixels {
-      auto px = std::make_shared<std::vector<uint8_t>>(frameBytes);
-      dec.convert(px->data());
+    // One stream per model (the first is the decoder's own output size): its frame size and
+    // filter, its clip sequence and assembler, its --fps / clips-by-time resampler, and its clips
+    // waiting for the other streams' clips of the same window.
+    struct Stream {
+      const BucketSpec* buckets;
+      const PreprocessSpec* preprocess;
+      int w = 0, h = 0;
+      ClipSequence sequence;
+      std::optional<ClipAssembler> assembler;
+      std::optional<FpsResampler> resampler;
+      FramePixels previous;  // a frame's slots are known only when the next frame arrives
+      std::deque<AssembledClip> ready;
+    };
+    std::vector<Stream> streams(1 + opt_.moreStreams.size());
+    for (size_t i = 0; i < streams.size(); ++i) {
+      Stream& st = streams[i];
+      st.buckets = i == 0 ? &opt_.buckets : &opt_.moreStreams[i - 1].buckets;
+      st.preprocess = i == 0 ? &opt_.preprocess : &opt_.moreStreams[i - 1].preprocess;
+      std::tie(st.w, st.h) = st.preprocess->scaledSize(info.displayWidth, info.displayHeight);
+      // The sequence clips are cut from: the decoded frames, or a time grid (--fps,
+      // --clip-seconds).
+      st.sequence = clipSequence(*st.buckets, opt_.targetFps);
+      st.assembler.emplace(st.sequence.buckets, tailSeedFor(opt_.tailSeed, video.videoId));
+      if (st.sequence.fps > 0) {
+        st.resampler.emplace(
+            st.sequence.fps, st.sequence.phase,
+            st.sequence.byTime ? FpsResampler::Gaps::Fail : FpsResampler::Gaps::Break);
+      }
+    }
+    dec.setOutputSize(streams[0].w, streams[0].h, opt_.preprocess.resize);
+    auto convertCurrent = [&](size_t i) -> FramePixels {
+      const Stream& st = streams[i];
+      auto px = std::make_shared<std::vector<uint8_t>>(size_t(st.w) * size_t(st.h) * 3);
+      if (i == 0) {
+        dec.convert(px->data());
+      } else {
+        dec.convertTo(px->data(), st.w, st.h, st.preprocess->resize);
+      }
+      return px;
+    };
+    // Clips on a time grid learn which frames they take one frame late (a frame is on screen
+    // until the next one's time). On the CPU the decoder keeps the frame before the current one,
+    // so only the frames a slot takes are converted; NVDEC's frames are surfaces of a bounded
+    // pool, so there every frame is converted as it comes (the same pixels either way).
+    bool anyGrid = false;
+    for (const Stream& st : streams) anyGrid |= st.resampler.has_value();
+    const bool lateConvert = anyGrid && opt_.decodeDevice == "cpu";
+    if (lateConvert) dec.setKeepPrevious(true);
+    auto convertPrevious = [&](size_t i) -> FramePixels {
+      const Stream& st = streams[i];
+      auto px = std::make_shared<std::vector<uint8_t>>(size_t(st.w) * size_t(st.h) * 3);
+      dec.convertPreviousTo(px->data(), st.w, st.h, st.preprocess->resize);
       return px;
     };
 
-    // The sequence clips are cut from: the decoded frames, or a time grid (--fps, --clip-seconds).
-    const ClipSequence sequence = clipSequence(opt_.buckets, opt_.targetFps);
-    ClipAssembler assembler(sequence.buckets, tailSeedFor(opt_.tailSeed, video.videoId));
-    auto drain = [&](const std::vector<AssembledClip>& clips) {
-      for (const auto& c : clips) {
+    // A window goes out once every stream has its clip: the first stream's segment, each
+    // stream's crops one after the other in the item's pixels.
+    auto drain = [&]() {
+      for (;;) {
+        for (const Stream& st : streams)
+          if (st.ready.empty()) return;
         WorkerItem item;
         item.ticket = job.ticket;
         item.isClip = true;
-        item.segment = c.segment;
+        item.segment = streams[0].ready.front().segment;
         item.pixels = takeBuffer();
-        std::vector<const uint8_t*> frames;
-        frames.reserve(c.frames.size());
-        for (const auto& f : c.frames) frames.push_back(f->data());
-        for (size_t k = 0; k < spatial_.size(); ++k) {
-          PreprocessSpec crop = opt_.preprocess;
-          crop.spatialIndex = spatial_[k];
-          unsigned char* at = item.pixels.data() + k * clipBytes();
-          if (bytes_) {
-            cropClip(frames, w, h, crop, at);
-          } else {
-            packClip(frames, w, h, crop, reinterpret_cast<float*>(at));
+        size_t offset = 0;
+        for (size_t i = 0; i < streams.size(); ++i) {
+          Stream& st = streams[i];
+          const AssembledClip& c = st.ready.front();
+          std::vector<const uint8_t*> frames;
+          frames.reserve(c.frames.size());
+          for (const auto& f : c.frames) frames.push_back(f->data());
+          for (size_t k = 0; k < spatial_.size(); ++k) {
+            PreprocessSpec crop = *st.preprocess;
+            crop.spatialIndex = spatial_[k];
+            unsigned char* at = item.pixels.data() + offset;
+            if (bytes_) {
+              cropClip(frames, st.w, st.h, crop, at);
+            } else {
+              packClip(frames, st.w, st.h, crop, reinterpret_cast<float*>(at));
+            }
+            offset += cropBytes(i);
           }
+          st.ready.pop_front();
         }
         emit(std::move(item));
       }
     };
-
-    std::optional<FpsResampler> resampler;
-    if (sequence.fps > 0) {
-      resampler.emplace(sequence.fps, sequence.phase,
-                        sequence.byTime ? FpsResampler::Gaps::Fail : FpsResampler::Gaps::Break);
-    }
-    FramePixels previous;  // --fps: a frame's slots are known only when the next frame arrives
+    auto collect = [&](Stream& st, std::vector<AssembledClip> clips) {
+      for (auto& c : clips) st.ready.push_back(std::move(c));
+    };
 
     DecodedFrame f;
     int64_t n = 0;
@@ -237,18 +295,31 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
       if (n == 0) firstPts = f.pts;
       lastPts = f.pts;
       ++n;
-      if (resampler) {
-        for (const auto& slot : resampler->push(f.index, f.pts)) {
-          assembler.push({slot.sourceIndex, slot.time},
-                         assembler.needsPixels(assembler.nextPosition()) ? previous : nullptr);
+      for (size_t i = 0; i < streams.size(); ++i) {
+        Stream& st = streams[i];
+        ClipAssembler& assembler = *st.assembler;
+        if (st.resampler && lateConvert) {
+          // The slots of the frame before this one: converted once, if a clip takes it.
+          FramePixels taken;
+          for (const auto& slot : st.resampler->push(f.index, f.pts)) {
+            const bool need = assembler.needsPixels(assembler.nextPosition());
+            if (need && !taken) taken = convertPrevious(i);
+            assembler.push({slot.sourceIndex, slot.time}, need ? taken : nullptr);
+          }
+        } else if (st.resampler) {
+          for (const auto& slot : st.resampler->push(f.index, f.pts)) {
+            assembler.push({slot.sourceIndex, slot.time},
+                           assembler.needsPixels(assembler.nextPosition()) ? st.previous : nullptr);
+          }
+          // Which slots this frame gets is known only later, so it is converted now.
+          st.previous = convertCurrent(i);
+        } else {
+          const bool need = assembler.needsPixels(assembler.nextPosition());
+          assembler.push({f.index, f.pts}, need ? convertCurrent(i) : nullptr);
         }
-        // Which slots this frame gets is known only later, so it is converted now.
-        previous = convertCurrent();
-      } else {
-        const bool need = assembler.needsPixels(assembler.nextPosition());
-        assembler.push({f.index, f.pts}, need ? convertCurrent() : nullptr);
+        collect(st, assembler.takeReady());
       }
-      drain(assembler.takeReady());
+      drain();
     }
     checkDamage();
     if (n == 0) throw InputError(video.path, "no frame could be decoded");
@@ -256,17 +327,36 @@ VideoResult DecodeWorker::decodeOnce(const Job& job, int codecThreads, bool mayR
     // Duration of the last frame: the mean frame interval, or the stream's rate for one frame.
     double frameDuration =
         n > 1 ? (lastPts - firstPts) / double(n - 1) : (info.avgFps > 0 ? 1.0 / info.avgFps : 0.0);
-    double sequenceStep = frameDuration;
-    if (resampler) {
-      for (const auto& slot : resampler->finish(frameDuration)) {
-        assembler.push({slot.sourceIndex, slot.time},
-                       assembler.needsPixels(assembler.nextPosition()) ? previous : nullptr);
+    for (size_t i = 0; i < streams.size(); ++i) {
+      Stream& st = streams[i];
+      ClipAssembler& assembler = *st.assembler;
+      double sequenceStep = frameDuration;
+      if (st.resampler) {
+        // The last frame's slots: the decoder's current frame (converted once, when taken).
+        FramePixels last = lateConvert ? nullptr : st.previous;
+        for (const auto& slot : st.resampler->finish(frameDuration)) {
+          const bool need = assembler.needsPixels(assembler.nextPosition());
+          if (need && !last) last = convertCurrent(i);
+          assembler.push({slot.sourceIndex, slot.time}, need ? last : nullptr);
+        }
+        if (lateConvert) st.previous = last;  // the tail policy's last frame, if one was taken
+        collect(st, assembler.takeReady());
+        sequenceStep = 1.0 / st.sequence.fps;
       }
-      drain(assembler.takeReady());
-      sequenceStep = 1.0 / sequence.fps;
+      collect(st, assembler.finish(sequenceStep, [&]() -> FramePixels {
+        if (!st.resampler) return convertCurrent(i);
+        if (!st.previous) st.previous = convertCurrent(i);  // late conversion: not taken yet
+        return st.previous;
+      }));
     }
-    drain(assembler.finish(
-        sequenceStep, [&]() -> FramePixels { return resampler ? previous : convertCurrent(); }));
+    drain();
+    // Windows only some models have (the last, partial one, whose samples one model still has
+    // and another has not) are not kept: a row holds every model's feature.
+    for (size_t i = 1; i < streams.size(); ++i) {
+      if (streams[i].ready.size() != streams[0].ready.size()) {
+        spdlog::debug("{}: the last window is not one every model has; not kept", video.path);
+      }
+    }
 
     result.status = VideoStatus::Complete;
     result.decodedFrames = n;

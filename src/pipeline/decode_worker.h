@@ -23,7 +23,8 @@ struct WorkerItem {
   bool isClip = false;
   SegmentRecord segment;  // clip
   // clip: crops x C x T x H x W, as normalised floats (packClip), or as bytes (cropClip) when the
-  // model normalises on its device (FeatureModel::uploadsBytes)
+  // model normalises on its device (FeatureModel::uploadsBytes); with several models, each
+  // model's in turn (DecodeWorker::itemBytes)
   std::vector<unsigned char> pixels;
   VideoResult end;              // end of the video
   int64_t framesConverted = 0;  // end: of end.decodedFrames, those scaled to RGB for a clip
@@ -36,12 +37,13 @@ struct WorkerItem {
 // thread runs; the worker's own state is behind its mutexes, the queue is thread-safe.
 class DecodeWorker {
  public:
-  // `clipValues`: values of one crop of a clip (the model's input shape); `bytes`: clips as
-  // uint8 crops (cropClip) instead of normalised floats (packClip); `spatial`: the uniform_crop
-  // index of each crop; `queueClips`: the queue's capacity; `idlePriority`: the thread runs
-  // SCHED_IDLE (--decode-priority idle). The thread starts here.
-  DecodeWorker(const ExtractOptions& opt, size_t clipValues, bool bytes, std::vector<int> spatial,
-               size_t queueClips, bool idlePriority);
+  // `clipValues`: values of one crop of a clip, per model (its input shape; one entry, or one per
+  // stream of ExtractOptions::moreStreams after the first); `bytes`: clips as uint8 crops
+  // (cropClip) instead of normalised floats (packClip); `spatial`: the uniform_crop index of each
+  // crop; `queueClips`: the queue's capacity; `idlePriority`: the thread runs SCHED_IDLE
+  // (--decode-priority idle). The thread starts here.
+  DecodeWorker(const ExtractOptions& opt, std::vector<size_t> clipValues, bool bytes,
+               std::vector<int> spatial, size_t queueClips, bool idlePriority);
   ~DecodeWorker();  // stops the thread, dropping the video in flight and those not started
   DecodeWorker(const DecodeWorker&) = delete;
   DecodeWorker& operator=(const DecodeWorker&) = delete;
@@ -55,8 +57,12 @@ class DecodeWorker {
   bool drained() const;
   // Clip buffers go back to the worker once their floats are in a batch (no allocation per clip).
   void recycle(std::vector<unsigned char> buffer);
-  // Bytes of one crop of a clip.
-  size_t clipBytes() const { return clipValues_ * (bytes_ ? 1 : sizeof(float)); }
+  // Bytes of one crop of model `stream`'s clip.
+  size_t cropBytes(size_t stream) const {
+    return clipValues_[stream] * (bytes_ ? 1 : sizeof(float));
+  }
+  // Bytes of an item's pixels: for each model in order, its crops one after the other.
+  size_t itemBytes() const;
   BoundedQueue<WorkerItem>& queue() { return out_; }
 
  private:
@@ -74,7 +80,7 @@ class DecodeWorker {
                          int64_t& framesConverted);
 
   const ExtractOptions opt_;
-  const size_t clipValues_;  // per crop
+  const std::vector<size_t> clipValues_;  // per crop, per model
   const bool bytes_;
   const std::vector<int> spatial_;
   BoundedQueue<WorkerItem> out_;

@@ -12,6 +12,22 @@ void ExtractOptions::validate() const {
   if (batch < 1) throw Error("--batch must be at least 1");
   if (queueClips < 0) throw Error("--queue must be >= 0");
   if (crops != 1 && crops != 3) throw Error("--crops must be 1 or 3");
+  if (moreStreams.empty()) return;
+  if (!buckets.byTime()) {
+    throw Error(
+        "several models need clips by time (--clip-seconds): their windows must be the same, and "
+        "frame-based clips of models with other NUM_FRAMES x SAMPLING_RATE are not");
+  }
+  if (crops != 1) throw Error("--crops 3 takes one model; several models use the centre crop");
+  for (const auto& s : moreStreams) {
+    s.buckets.validate();
+    if (s.buckets.clipSeconds != buckets.clipSeconds ||
+        s.buckets.windowStride() != buckets.windowStride() || s.buckets.tail != buckets.tail) {
+      throw Error(
+          "internal: the models of one run must share --clip-seconds, its stride and --tail");
+    }
+    (void)clipSequence(s.buckets, targetFps);
+  }
 }
 
 ExtractOptions::DecodePriority parseDecodePriority(const std::string& name) {

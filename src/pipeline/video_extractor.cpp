@@ -2,6 +2,7 @@
 // into batches of --batch clips through the model, and each video's result completed.
 #include "vidfeat/pipeline/video_extractor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -23,23 +24,38 @@ double secondsSince(Clock::time_point t0) {
 }  // namespace
 
 VideoExtractor::VideoExtractor(FeatureModel& model, const ExtractOptions& options)
-    : model_(model), opt_(options) {
+    : VideoExtractor(std::vector<FeatureModel*>{&model}, options) {}
+
+VideoExtractor::VideoExtractor(const std::vector<FeatureModel*>& models,
+                               const ExtractOptions& options)
+    : models_(models), opt_(options) {
   opt_.validate();
-  const ClipShape shape = model.inputShape();
-  if (shape.height != opt_.preprocess.cropSize || shape.width != opt_.preprocess.cropSize) {
-    throw Error("internal: model input " + std::to_string(shape.height) + " but crop " +
-                std::to_string(opt_.preprocess.cropSize));
+  if (models_.size() != 1 + opt_.moreStreams.size()) {
+    throw Error("internal: " + std::to_string(models_.size()) + " models for " +
+                std::to_string(1 + opt_.moreStreams.size()) + " clip streams");
+  }
+  std::vector<size_t> clipValues;
+  for (size_t i = 0; i < models_.size(); ++i) {
+    const ClipShape shape = models_[i]->inputShape();
+    const int crop =
+        i == 0 ? opt_.preprocess.cropSize : opt_.moreStreams[i - 1].preprocess.cropSize;
+    if (shape.height != crop || shape.width != crop) {
+      throw Error("internal: model input " + std::to_string(shape.height) + " but crop " +
+                  std::to_string(crop));
+    }
+    clipValues.push_back(size_t(shape.numel()));
   }
   // PySlowFast's three test crops are uniform_crop's left/top, centre, right/bottom.
   std::vector<int> spatial = opt_.crops == 3 ? std::vector<int>{0, 1, 2} : std::vector<int>{1};
   const size_t queueClips = opt_.queueClips > 0 ? size_t(opt_.queueClips) : size_t(2 * opt_.batch);
+  // One rank's models share its device, so they agree on uploadsBytes().
   bytes_ = opt_.normaliseOnDevice == ExtractOptions::Normalise::Auto
-               ? model.uploadsBytes()
+               ? models_[0]->uploadsBytes()
                : opt_.normaliseOnDevice == ExtractOptions::Normalise::Model;
   const bool idle = opt_.decodePriority == ExtractOptions::DecodePriority::Idle;
-  worker_ = std::make_unique<DecodeWorker>(opt_, size_t(shape.numel()), bytes_, std::move(spatial),
+  worker_ = std::make_unique<DecodeWorker>(opt_, std::move(clipValues), bytes_, std::move(spatial),
                                            queueClips, idle);
-  input_.resize(size_t(opt_.batch) * size_t(opt_.crops) * worker_->clipBytes());
+  input_.resize(size_t(opt_.batch) * worker_->itemBytes());
 }
 
 VideoExtractor::~VideoExtractor() = default;
@@ -70,16 +86,45 @@ void VideoExtractor::finishIfDone(int64_t ticket, std::vector<VideoResult>& fini
 void VideoExtractor::runBatch(std::vector<VideoResult>& finished) {
   const int64_t n = int64_t(batchTickets_.size());
   if (n == 0) return;
-  const int64_t dim = model_.featureDim();
+  int64_t dim = 0;  // of a row: the models' features side by side
+  for (const FeatureModel* m : models_) dim += m->featureDim();
   const int64_t rows = n * opt_.crops;  // rows [clip][crop] in the output
   std::vector<float> features(size_t(rows * dim));
   std::string error;
   const auto t0 = Clock::now();
-  try {
+  // Runs `model` on `rows` clips at `in` (for model `i`), into `out`.
+  auto forward = [&](FeatureModel& model, size_t i, const unsigned char* in, float* out) {
     if (bytes_) {
-      model_.extractBytes(input_.data(), rows, normalisationOf(opt_.preprocess), features.data());
+      const PreprocessSpec& p = i == 0 ? opt_.preprocess : opt_.moreStreams[i - 1].preprocess;
+      model.extractBytes(in, rows, normalisationOf(p), out);
     } else {
-      model_.extract(reinterpret_cast<const float*>(input_.data()), rows, features.data());
+      model.extract(reinterpret_cast<const float*>(in), rows, out);
+    }
+  };
+  try {
+    if (models_.size() == 1) {
+      forward(*models_[0], 0, input_.data(), features.data());
+    } else {
+      // Each model's part of every clip into one batch of its own, then its features into
+      // their columns (crops is 1 here).
+      const size_t item = worker_->itemBytes();
+      size_t offset = 0;
+      int64_t column = 0;
+      std::vector<float> part;
+      for (size_t i = 0; i < models_.size(); ++i) {
+        const size_t bytes = worker_->cropBytes(i);
+        gathered_.resize(size_t(n) * bytes);
+        for (int64_t c = 0; c < n; ++c)
+          std::memcpy(gathered_.data() + size_t(c) * bytes,
+                      input_.data() + size_t(c) * item + offset, bytes);
+        const int64_t d = models_[i]->featureDim();
+        part.resize(size_t(n * d));
+        forward(*models_[i], i, gathered_.data(), part.data());
+        for (int64_t c = 0; c < n; ++c)
+          std::copy_n(part.data() + c * d, d, features.data() + c * dim + column);
+        offset += bytes;
+        column += d;
+      }
     }
   } catch (const std::exception& e) {
     error = e.what();

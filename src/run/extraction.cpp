@@ -105,6 +105,11 @@ SharedManifest readAndShare(const ExtractionPlan& plan, MPI_Comm comm) {
 }  // namespace
 
 ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model, MPI_Comm comm) {
+  return runExtraction(plan, std::vector<FeatureModel*>{&model}, comm);
+}
+
+ExtractionSummary runExtraction(const ExtractionPlan& plan,
+                                const std::vector<FeatureModel*>& models, MPI_Comm comm) {
   const auto t0 = Clock::now();
   const int rank = commRank(comm), size = commSize(comm);
   if (plan.shardCount < 1 || plan.shardIndex < 0 || plan.shardIndex >= plan.shardCount) {
@@ -215,7 +220,7 @@ ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model,
   // From here on every rank takes part in a collective step (a WaveSync round) between two forward
   // passes: a silence of plan.watchdogSeconds means a rank is stuck, and the job is aborted.
   Watchdog watchdog(plan.watchdogSeconds);
-  VideoExtractor extractor(model, plan.extract);
+  VideoExtractor extractor(models, plan.extract);
   auto lastWave = Clock::now();
   int64_t complete = 0, failed = 0, segments = 0, done = 0;
   size_t bufferedBytes = 0;  // feature bytes in `buffer`

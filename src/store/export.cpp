@@ -219,34 +219,49 @@ void writeNpz(const std::string& path, const std::vector<NpyArray>& arrays) {
 
 namespace {
 
-// The features an export joins, by model name. A file holds one model today (its model_name);
-// a file with /features/<name> per model would list each here, with the rows to read.
+// The features an export joins, by model name: a file of one model holds one source (its whole
+// row); a file of several (model_parts) holds one per model, its columns of the row.
 struct FeatureSource {
   std::string name;
   int64_t dim = 0;
+  int64_t column = 0;  // first column of the stored row
 };
 
 std::vector<FeatureSource> resolveSources(const std::string& file, const StoreSummary& s,
                                           const std::vector<std::string>& names) {
-  const FeatureSource only{s.meta.modelName, s.meta.featureDim};
-  if (names.empty()) return {only};
+  std::vector<FeatureSource> held;
+  if (s.meta.parts.empty()) {
+    held.push_back({s.meta.modelName, s.meta.featureDim, 0});
+  } else {
+    int64_t column = 0;
+    for (const auto& [name, dim] : s.meta.parts) {
+      held.push_back({name, dim, column});
+      column += dim;
+    }
+  }
+  if (names.empty()) {
+    if (held.size() == 1) return held;
+    return {{s.meta.modelName, s.meta.featureDim, 0}};  // the whole row: every model, in order
+  }
   std::vector<FeatureSource> out;
   std::set<std::string> seen;
   std::vector<std::string> missing;
   for (const auto& name : names) {
     if (!seen.insert(name).second) throw Error("export: --concat names '" + name + "' twice");
-    if (name == only.name) {
-      out.push_back(only);
+    auto it = std::find_if(held.begin(), held.end(),
+                           [&](const FeatureSource& h) { return h.name == name; });
+    if (it != held.end()) {
+      out.push_back(*it);
     } else {
       missing.push_back(name);
     }
   }
   if (!missing.empty()) {
-    std::string list;
+    std::string list, have;
     for (const auto& m : missing) list += (list.empty() ? "'" : ", '") + m + "'";
-    throw Error("export --concat: " + file + " holds the features of one model, '" + only.name +
-                "'; " + list + (missing.size() > 1 ? " are" : " is") +
-                " not in it (one output holding several models is not supported yet)");
+    for (const auto& h : held) have += (have.empty() ? "'" : ", '") + h.name + "'";
+    throw Error("export --concat: " + file + " holds the features of " + have + "; " + list +
+                (missing.size() > 1 ? " are" : " is") + " not in it");
   }
   return out;
 }
@@ -424,22 +439,21 @@ int64_t exportFeatures(const std::string& file, const ExportRequest& request) {
   std::vector<float> features, joined;
   for (const StoredVideo* v : chosen) {
     const int64_t n = v->segmentCount;
-    // Each source's rows, joined along D per segment and crop. With one model per file every
-    // source reads the same rows; a file with several would read each model's own rows here and
-    // refuse windows that differ.
+    // Each source's columns of the stored rows, joined along D per segment and crop.
     joined.assign(size_t(n * crops * joinedDim), 0.0f);
+    reader.readRows(v->firstRow, n, segments, features);
+    const int64_t rowDim = s.meta.featureDim;
+    if (features.size() != size_t(n) * size_t(crops) * size_t(rowDim) ||
+        segments.size() != size_t(n)) {
+      throw InputError(file, "video '" + v->videoId + "': " + std::to_string(features.size()) +
+                                 " feature values read, " + std::to_string(n) + " segments x " +
+                                 std::to_string(crops) + " crops x " + std::to_string(rowDim) +
+                                 " expected");
+    }
     int64_t offset = 0;
     for (const auto& src : sources) {
-      reader.readRows(v->firstRow, n, segments, features);
-      if (features.size() != size_t(n) * size_t(crops) * size_t(src.dim) ||
-          segments.size() != size_t(n)) {
-        throw InputError(file, "video '" + v->videoId + "': " + std::to_string(features.size()) +
-                                   " feature values read, " + std::to_string(n) + " segments x " +
-                                   std::to_string(crops) + " crops x " + std::to_string(src.dim) +
-                                   " expected");
-      }
       for (int64_t row = 0; row < n * crops; ++row) {
-        std::copy_n(features.data() + row * src.dim, src.dim,
+        std::copy_n(features.data() + row * rowDim + src.column, src.dim,
                     joined.data() + row * joinedDim + offset);
       }
       offset += src.dim;

@@ -78,6 +78,7 @@ FeatureStore FeatureStore::create(const std::string& path, MPI_Comm comm,
   h5::writeAttribute(root, "stride", meta.stride);
   h5::writeAttribute(root, "target_fps", meta.targetFps);
   h5::writeAttribute(root, "created_utc", std::string(created.data()));
+  if (!meta.parts.empty()) h5::writeAttribute(root, "model_parts", modelPartsText(meta.parts));
 
   const hsize_t rowFloats = static_cast<hsize_t>(impl->dim);
   const hsize_t featureChunkRows = std::max<hsize_t>(1, kChunkBytes / sizeof(float) / rowFloats);
@@ -123,7 +124,9 @@ FeatureStore FeatureStore::resume(const std::string& path, MPI_Comm comm, const 
     try {
       StoreSummary existing = readStoreSummary(path);
       auto diffs = metadataDifferences(existing.meta, meta);
-      if (existing.formatVersion != kFormatVersion) {
+      // Format 2 is format 3 of one model (no model_parts): a run of one model continues it.
+      if (existing.formatVersion != kFormatVersion &&
+          !(existing.formatVersion == kFormatVersion2 && meta.parts.empty())) {
         refusal = "cannot resume " + path + ": it has format_version " + existing.formatVersion +
                   ", written by an older vidfeat, and this one continues only format " +
                   kFormatVersion + " files; convert it with `vidfeat merge " + path +

@@ -136,7 +136,38 @@ FileMetadata readMetadata(hid_t root) {
   meta.samplingRate = static_cast<int32_t>(h5::readIntAttribute(root, "sampling_rate"));
   meta.stride = static_cast<int32_t>(h5::readIntAttribute(root, "stride"));
   meta.targetFps = h5::readDoubleAttribute(root, "target_fps");
+  if (h5::hasAttribute(root, "model_parts"))
+    meta.parts = parseModelParts(h5::readStringAttribute(root, "model_parts"));
   return meta;
+}
+
+std::string modelPartsText(const std::vector<std::pair<std::string, int64_t>>& parts) {
+  std::string out;
+  for (const auto& [name, dim] : parts)
+    out += (out.empty() ? "" : ",") + name + ":" + std::to_string(dim);
+  return out;
+}
+
+std::vector<std::pair<std::string, int64_t>> parseModelParts(const std::string& text) {
+  std::vector<std::pair<std::string, int64_t>> parts;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t comma = text.find(',', at);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string item = text.substr(at, comma - at);
+    const size_t colon = item.rfind(':');
+    int64_t dim = 0;
+    bool ok = colon != std::string::npos && colon > 0 && colon + 1 < item.size() &&
+              item.size() - colon - 1 <= 9;
+    for (size_t i = colon + 1; ok && i < item.size(); ++i) {
+      ok = item[i] >= '0' && item[i] <= '9';
+      dim = dim * 10 + (item[i] - '0');
+    }
+    if (!ok || dim < 1) throw Error("attribute model_parts: '" + item + "' is not NAME:WIDTH");
+    parts.emplace_back(item.substr(0, colon), dim);
+    at = comma + 1;
+  }
+  return parts;
 }
 
 void writeOutcome(VideoRow& row, const VideoOutcome& outcome) {

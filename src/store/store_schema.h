@@ -17,7 +17,10 @@
 namespace vidfeat {
 
 // Layout constants; docs/FORMAT.md describes them for readers.
-constexpr const char* kFormatVersion = "2";
+constexpr const char* kFormatVersion = "3";
+// Format 2 is format 3 without the model_parts attribute (one model per file): read, and resumed
+// by a run of one model.
+constexpr const char* kFormatVersion2 = "2";
 // The one older layout readers still accept (docs/FORMAT.md, "Format 1"): the strings were
 // members of /videos. Only reading: resume refuses it (vidfeat merge converts it).
 constexpr const char* kFormatVersion1 = "1";

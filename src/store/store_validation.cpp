@@ -33,6 +33,15 @@ std::string attributesOutOfRange(const FileMetadata& meta) {
     return "attribute feature_dim = " + std::to_string(meta.featureDim) + " is out of range (1.." +
            std::to_string(kMaxStoredFeatureDim) + ")";
   }
+  if (!meta.parts.empty()) {
+    int64_t sum = 0;
+    for (const auto& part : meta.parts) sum += std::min<int64_t>(part.second, kMaxStoredFeatureDim);
+    if (sum != meta.featureDim || meta.parts.size() < 2) {
+      return "attribute model_parts '" + modelPartsText(meta.parts) +
+             "' does not split feature_dim " + std::to_string(meta.featureDim) +
+             " into two or more models";
+    }
+  }
   return "";
 }
 
@@ -86,10 +95,11 @@ StoreSummary readStoreSummary(const std::string& path) {
     StoreSummary summary;
     summary.formatVersion = h5::readStringAttribute(root, "format_version");
     const bool format1 = summary.formatVersion == kFormatVersion1;
-    if (summary.formatVersion != kFormatVersion && !format1) {
+    if (summary.formatVersion != kFormatVersion && summary.formatVersion != kFormatVersion2 &&
+        !format1) {
       throw InputError(path, "format_version " + summary.formatVersion +
                                  " is not supported by this vidfeat (it reads versions " +
-                                 kFormatVersion1 + " and " + kFormatVersion + ")");
+                                 kFormatVersion1 + " to " + kFormatVersion + ")");
     }
     if (!format1 && !h5::linkExists(root, "/manifest")) throw notOurs("no /manifest dataset");
     summary.vidfeatVersion = h5::readStringAttribute(root, "vidfeat_version");

@@ -1,6 +1,6 @@
 """Clips by time and the grounding layouts, end to end (issue 19).
 
-  test_clip_seconds.py MODE VIDFEAT SOURCE_DIR      MODE: windows | export
+  test_clip_seconds.py MODE VIDFEAT SOURCE_DIR      MODE: windows | export | models
 
 windows: videos generated here with Debian's ffmpeg at 24, 25, 29.97 (30000/1001), 30 and 60 fps
 and one with a variable frame rate, extracted with --clip-seconds 2 (and --clip-stride-seconds 1,
@@ -10,6 +10,12 @@ window) against the plan computed here from the frame times the videos were made
 refused.
 export: --npz / --h5-per-video read back with numpy and h5py equal the output's /features rows;
 --concat with the file's model, an unknown model named in the error, unsafe ids refused.
+models: several models from one decode (--config A --config B): a tiny SLOW (bilinear, 4 frames
+per window) and a tiny CLIP (Pillow bicubic, another size and normalisation, 1 frame per window);
+each row's columns equal, bit for bit, what each model alone writes for the same windows; the
+windows are the ones both have; model_parts and format 3; export --concat in either order;
+inspect lists the columns; a rerun resumes, a run of one of the models is refused; contradictory
+options refused; a format-2 file of one model is still resumed.
 """
 import os
 import subprocess
@@ -208,8 +214,127 @@ def mode_export(tmp):
           "ids 'a' and 'a/b' in one per-video HDF5 file are refused, nothing written")
 
 
+def tiny_configs(tmp):
+    """SLOW 8x8 scaled down as TINY does (a config file, so that --set does not reach CLIP), and a
+    tiny CLIP of its own size, frames and normalisation."""
+    text = open(CONFIG).read()
+    for key, value in [("NUM_FRAMES", "4"), ("SAMPLING_RATE", "2"), ("TRAIN_JITTER_SCALES", "[64, 80]"),
+                       ("TRAIN_CROP_SIZE", "64"), ("TEST_CROP_SIZE", "64"), ("WIDTH_PER_GROUP", "4")]:
+        lines = [ln for ln in text.splitlines() if ln.strip().startswith(key + ":")]
+        check(len(lines) == 1, f"SLOW config has one {key} line")
+        indent = lines[0][:len(lines[0]) - len(lines[0].lstrip())]
+        text = text.replace(lines[0], f"{indent}{key}: {value}")
+    slow = os.path.join(tmp, "SLOW_tiny.yaml")
+    open(slow, "w").write(text)
+    clip = os.path.join(tmp, "CLIP_tiny.yaml")
+    open(clip, "w").write("""TRAIN:
+  ENABLE: False
+DATA:
+  NUM_FRAMES: 1
+  TRAIN_JITTER_SCALES: [48, 48]
+  TRAIN_CROP_SIZE: 48
+  TEST_CROP_SIZE: 48
+  TEST_RESIZE: pil_bicubic
+  MEAN: [0.48145466, 0.4578275, 0.40821073]
+  STD: [0.26862954, 0.26130258, 0.27577711]
+CLIP: {PATCH_SIZE: 16, WIDTH: 32, LAYERS: 2, HEADS: 2, EMBED_DIM: 8}
+MODEL: {ARCH: clip, MODEL_NAME: CLIP}
+""")
+    return slow, clip
+
+
+def mode_models(tmp):
+    slow, clip = tiny_configs(tmp)
+    path, _ = constant_rate(tmp, "r25.mp4", Fraction(25), 131)  # 5.24 s: windows 0-2, 2-4, 4-6 (partial)
+    # 4.8 s: SLOW has a partial last window (its first sample, 4.25 s, is before the end), CLIP has
+    # none (its one sample, 5 s, is past it): the window only one model has is not kept.
+    other, _ = constant_rate(tmp, "r25b.mp4", Fraction(25), 120)
+    manifest = vftest.write_manifest(tmp, [("a", path), ("b", other)])
+
+    def ex(out, configs, *extra):
+        args = []
+        for c in configs:
+            args += ["--config", c]
+        return run("extract", *args, "--random-weights", "1", "--threads", "1", "--manifest", manifest,
+                   "--output", out, "--clip-seconds", "2", *extra)
+
+    both, one_slow, one_clip = (os.path.join(tmp, n) for n in ("both.h5", "slow.h5", "clip.h5"))
+    r = ex(both, [slow, clip])
+    check(r.returncode == 0, f"extract with two models: {r.stderr[-800:]}")
+    check(ex(one_slow, [slow]).returncode == 0 and ex(one_clip, [clip]).returncode == 0,
+          "each model alone")
+    with h5py.File(both) as f, h5py.File(one_slow) as g, h5py.File(one_clip) as h:
+        parts = f.attrs["model_parts"]
+        parts = parts.decode() if isinstance(parts, bytes) else str(parts)
+        version = f.attrs["format_version"]
+        version = version.decode() if isinstance(version, bytes) else str(version)
+        check(version == "3", f"format_version 3 ({version})")
+        ds, dc = g["features"].shape[1], h["features"].shape[1]
+        check(parts == f"SLOW_tiny:{ds},CLIP_tiny:{dc}" and f["features"].shape[1] == ds + dc,
+              f"model_parts {parts}, rows of {ds} + {dc} floats")
+        check("model_parts" not in g.attrs, "a one-model file has no model_parts")
+        vb, vs, vc = (vftest.video_table(x) for x in (f, g, h))
+        for i, vid in enumerate(("a", "b")):
+            a, n = int(vb[i]["first_row"]), int(vb[i]["segment_count"])
+            sa, sn = int(vs[i]["first_row"]), int(vs[i]["segment_count"])
+            ca, cn = int(vc[i]["first_row"]), int(vc[i]["segment_count"])
+            check(n == min(sn, cn) and n > 0, f"{vid}: {n} windows, the ones both models have ({sn}, {cn})")
+            if vid == "b":
+                check((sn, cn) == (3, 2), f"b: SLOW alone has 3 windows, CLIP alone 2 ({sn}, {cn})")
+            fb = f["features"][a:a + n]
+            check((fb[:, :ds] == g["features"][sa:sa + n]).all(), f"{vid}: SLOW's columns equal SLOW alone, bit for bit")
+            check((fb[:, ds:] == h["features"][ca:ca + n]).all(), f"{vid}: CLIP's columns equal CLIP alone, bit for bit")
+            check((f["segments"][a:a + n] == g["segments"][sa:sa + n]).all(), f"{vid}: the windows are SLOW's")
+    npz = os.path.join(tmp, "npz")
+    r = run("export", both, "--npz", npz, "--concat", "CLIP_tiny,SLOW_tiny")
+    check(r.returncode == 0, f"export --concat CLIP_tiny,SLOW_tiny: {r.stderr[-300:]}")
+    with h5py.File(both) as f:
+        a, n = int(vftest.video_table(f)[0]["first_row"]), int(vftest.video_table(f)[0]["segment_count"])
+        rows = f["features"][a:a + n]
+    z = np.load(os.path.join(npz, "a.npz"))["features"]
+    check(z.shape == (n, ds + dc) and (z[:, :dc] == rows[:, ds:]).all() and (z[:, dc:] == rows[:, :ds]).all(),
+          "the .npz holds CLIP's columns, then SLOW's")
+    r = run("export", both, "--npz", os.path.join(tmp, "npz_clip"), "--concat", "CLIP_tiny")
+    z = np.load(os.path.join(tmp, "npz_clip", "a.npz"))["features"]
+    check(r.returncode == 0 and z.shape == (n, dc) and (z == rows[:, ds:]).all(), "--concat CLIP_tiny: its columns alone")
+    r = run("export", both, "--npz", os.path.join(tmp, "npz_x"), "--concat", "X3D_S")
+    check(r.returncode != 0 and "X3D_S" in r.stderr and "CLIP_tiny" in r.stderr, "--concat of a model not in the file names both")
+    r = run("inspect", both)
+    check(r.returncode == 0 and f"columns 0-{ds - 1}: SLOW_tiny" in r.stdout
+          and f"columns {ds}-{ds + dc - 1}: CLIP_tiny" in r.stdout, "inspect lists each model's columns")
+    before = open(both, "rb").read()
+    r = ex(both, [slow, clip])
+    check(r.returncode == 0 and "2 already complete" in r.stderr, "the same command again resumes: nothing to do")
+    r = ex(both, [slow])
+    check(r.returncode != 0 and "model" in r.stderr, "resuming it with one of the models is refused")
+    check(open(both, "rb").read() == before, "neither rerun changed the file")
+    for args, word in [([slow, clip], "--clip-seconds"), ]:
+        bad = os.path.join(tmp, "bad.h5")
+        rr = run("extract", "--config", slow, "--config", clip, "--random-weights", "1", "--manifest", manifest,
+                 "--output", bad)
+        check(rr.returncode != 0 and word in rr.stderr and not os.path.exists(bad),
+              "two models with frame-based clips are refused naming --clip-seconds, nothing written")
+    bad = os.path.join(tmp, "bad2.h5")
+    rr = run("extract", "--config", slow, "--config", clip, "--checkpoint", "x.pyth", "--manifest", manifest,
+             "--output", bad, "--clip-seconds", "2")
+    check(rr.returncode != 0 and "--checkpoint" in rr.stderr and not os.path.exists(bad),
+          "two models with one --checkpoint are refused")
+    rr = ex(os.path.join(tmp, "bad3.h5"), [slow, clip], "--crops", "3")
+    check(rr.returncode != 0 and "--crops" in rr.stderr, "two models with --crops 3 are refused")
+    # A format-2 file (one model; 2 is 3 without model_parts) is still resumed by a run of one model.
+    old = os.path.join(tmp, "old.h5")
+    vftest.write_manifest(tmp, [("a", path)], name="m_old.csv")
+    r = run("extract", "--config", slow, "--random-weights", "1", "--threads", "1",
+            "--manifest", os.path.join(tmp, "m_old.csv"), "--output", old, "--clip-seconds", "2")
+    with h5py.File(old, "r+") as f:
+        f.attrs.modify("format_version", "2")
+    r = run("extract", "--config", slow, "--random-weights", "1", "--threads", "1",
+            "--manifest", manifest, "--output", old, "--clip-seconds", "2")
+    check(r.returncode == 0 and "1 already complete" in r.stderr, f"a format-2 file resumes: {r.stderr[-300:]}")
+
+
 tmp = tempfile.mkdtemp(prefix="vidfeat_clip_seconds_")
 try:
-    {"windows": mode_windows, "export": mode_export}[MODE](tmp)
+    {"windows": mode_windows, "export": mode_export, "models": mode_models}[MODE](tmp)
 finally:
     vftest.finish(tmp)

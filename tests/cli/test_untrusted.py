@@ -188,7 +188,9 @@ def mode_hdf5(tmp):
 
     cases = [
         ("other_program.h5", other_program, "not a vidfeat output file"),
-        ("version3.h5", lambda f: f.attrs.modify("format_version", "3"), "format_version 3"),
+        ("version4.h5", lambda f: f.attrs.modify("format_version", "4"), "format_version 4"),
+        ("parts_wrong_sum.h5", lambda f: f.attrs.create("model_parts", "A:1,B:2"), "model_parts"),
+        ("parts_garbage.h5", lambda f: f.attrs.create("model_parts", "A:1,B"), "model_parts"),
         ("no_segments.h5", lambda f: f.__delitem__("segments"), "/segments"),
         ("no_videos.h5", lambda f: f.__delitem__("videos"), "/videos"),
         ("features_int.h5", replace("features", lambda a: a.astype(np.int32)), "/features"),

@@ -317,7 +317,7 @@ TEST(Store, SingleRankRoundTrip) {
 
   StoreSummary sum = readStoreSummary(path);
   FileMetadata want = testMeta();
-  EXPECT_EQ(sum.formatVersion, "2");
+  EXPECT_EQ(sum.formatVersion, "3");
   EXPECT_EQ(sum.vidfeatVersion, VIDFEAT_VERSION);
   EXPECT_TRUE(std::regex_match(sum.createdUtc, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")))
       << sum.createdUtc;

@@ -136,6 +136,17 @@ class VideoDecoder {
   // the decoded size, then a bilinear resize matching torch's interpolate(mode="bilinear",
   // align_corners=False).
   void convert(uint8_t* rgb);
+  // The same frame at another size and filter than setOutputSize's (a run of several models, each
+  // with its own geometry, from one decode): `width` x `height` in display orientation. Each
+  // size keeps its own converter state.
+  void convertTo(uint8_t* rgb, int width, int height, ResizeFilter filter);
+  // Keeps the frame before the current one as well (a reference: no copy), so that it can still be
+  // converted once the next frame has shown whether a clip takes it (clips by time, --fps: a
+  // frame is on screen until the next one's time). Off by default.
+  void setKeepPrevious(bool on);
+  // convertTo of the frame before the current one; throws std::logic_error without one (or
+  // without setKeepPrevious).
+  void convertPreviousTo(uint8_t* rgb, int width, int height, ResizeFilter filter);
 
  private:
   struct Impl;

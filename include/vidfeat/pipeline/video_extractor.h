@@ -19,9 +19,20 @@ namespace vidfeat {
 class DecodeWorker;
 class FeatureModel;
 
-struct ExtractOptions {
+// The clips one model takes from a video: its frames per window and its geometry.
+struct StreamSpec {
   BucketSpec buckets;
   PreprocessSpec preprocess;
+};
+
+struct ExtractOptions {
+  BucketSpec buckets;  // the first (or only) model's clips
+  PreprocessSpec preprocess;
+  // The other models of a run of several (--model A --model B), each with its own frames,
+  // geometry and normalisation from the same decode. Their windows must be the first model's
+  // (clips by time, the same --clip-seconds and stride): a window is kept when every model has
+  // it, and its feature row is the models' features side by side, in this order.
+  std::vector<StreamSpec> moreStreams;
   double targetFps = 0.0;  // --fps: resample by presentation time first; 0 = native rate
   uint64_t tailSeed = 0;   // seeds the sample tail policy (mixed with the video id)
   int batch = 1;           // clips per forward (of one or several videos)
@@ -59,6 +70,9 @@ ExtractOptions::DecodePriority parseDecodePriority(const std::string& name);
 class VideoExtractor {
  public:
   VideoExtractor(FeatureModel& model, const ExtractOptions& options);
+  // Several models from one decode: models[0] takes options.buckets / preprocess, models[i]
+  // options.moreStreams[i - 1]; a result's feature row is their features side by side.
+  VideoExtractor(const std::vector<FeatureModel*>& models, const ExtractOptions& options);
   ~VideoExtractor();  // stops the worker, dropping unfinished videos
   VideoExtractor(const VideoExtractor&) = delete;
   VideoExtractor& operator=(const VideoExtractor&) = delete;
@@ -99,7 +113,7 @@ class VideoExtractor {
   void runBatch(std::vector<VideoResult>& finished);
   void finishIfDone(int64_t ticket, std::vector<VideoResult>& finished);
 
-  FeatureModel& model_;
+  std::vector<FeatureModel*> models_;
   ExtractOptions opt_;
   std::unique_ptr<DecodeWorker> worker_;  // src/pipeline/decode_worker.h
   std::map<int64_t, Open> open_;          // by ticket: submitted, not yet returned
@@ -107,6 +121,7 @@ class VideoExtractor {
   // The batch being filled: all crops of a clip per entry, and whose clip each entry is.
   bool bytes_ = false;  // clips travel as uint8 crops, normalised by the model (extractBytes)
   std::vector<unsigned char> input_;
+  std::vector<unsigned char> gathered_;  // several models: one model's part of the batch
   std::vector<int64_t> batchTickets_;
   int64_t clips_ = 0;
   Timing timing_;

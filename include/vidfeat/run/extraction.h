@@ -59,6 +59,10 @@ struct ExtractionSummary {
 // with other settings, output locked by a live job); a bad video only fails itself. A stop signal
 // (installStopHandlers) ends the run early with summary.interrupted set.
 ExtractionSummary runExtraction(const ExtractionPlan& plan, FeatureModel& model, MPI_Comm comm);
+// Several models from one decode (plan.extract.moreStreams: one per model after the first); each
+// feature row is the models' features side by side, as plan.meta describes.
+ExtractionSummary runExtraction(const ExtractionPlan& plan,
+                                const std::vector<FeatureModel*>& models, MPI_Comm comm);
 
 // Exit code of `vidfeat extract`: 0 when every video of the manifest is complete,
 // kSomeVideosFailed when some are recorded as failed (in this run or an earlier one).

@@ -3,6 +3,7 @@
 // place from the config, the model as built and its weights; and setting those weights.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "vidfeat/store/feature_store.h"
 
@@ -39,5 +40,11 @@ LoadedWeights setWeights(FeatureModel& model, const Config& cfg, const WeightsSo
 // resume with another --precision is refused rather than mixing the two in one file).
 FileMetadata runMetadata(const std::string& modelName, const Config& cfg, const FeatureModel& model,
                          const LoadedWeights& weights, const ExtractOptions& options);
+
+// The file metadata of a run of several models (each one's runMetadata, in column order): names,
+// archs, checkpoints and weights joined with "+", the configs as one YAML document each, feature
+// rows described column range by column range, feature_dim the sum, model_parts the list; the
+// first model's tail, crop and frame settings. One model: its own metadata unchanged.
+FileMetadata combinedMetadata(const std::vector<FileMetadata>& models);
 
 }  // namespace vidfeat

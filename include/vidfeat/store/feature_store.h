@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vidfeat/common/video_record.h"
@@ -35,7 +36,15 @@ struct FileMetadata {
   int32_t samplingRate = 0;  // DATA.SAMPLING_RATE
   int32_t stride = 0;        // frames between consecutive clip starts
   double targetFps = 0.0;    // --fps, 0 = native frame rate
+  // A file of several models (format 3; extract --model A --model B): each model's name and
+  // feature width, in the order their features sit side by side in a row (featureDim is their
+  // sum). Empty for one model. Stored as the attribute model_parts ("A:2304,B:512").
+  std::vector<std::pair<std::string, int64_t>> parts;
 };
+
+// model_parts' text for `parts`, and back (InputError-free: Error naming the problem, "" -> {}).
+std::string modelPartsText(const std::vector<std::pair<std::string, int64_t>>& parts);
+std::vector<std::pair<std::string, int64_t>> parseModelParts(const std::string& text);
 
 // One row of /failures: every failed attempt, with where and on which rank it failed.
 struct StoredFailure {
