@@ -688,11 +688,12 @@ def main():
           f"{(ceiling.get('openblas') or {}).get('corename')}", flush=True)
     results, flat = [], None
 
-    # The sections of tools/bench/decode.py and scale.py (between their markers) are kept as they are.
+    # The sections of tools/bench/decode.py, scale.py and multi_model.py (between their markers)
+    # are kept as they are.
     kept = ""
     if os.path.exists(a.out):
         old = open(a.out, encoding="utf-8").read()
-        for tool in ("decode.py", "scale.py"):
+        for tool in ("decode.py", "scale.py", "multi_model.py"):
             begin, end = f"<!-- tools/bench/{tool}: begin -->", f"<!-- tools/bench/{tool}: end -->"
             if begin in old and end in old:
                 kept += "\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
