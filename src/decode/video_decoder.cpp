@@ -142,7 +142,7 @@ struct VideoDecoder::Impl {
   int64_t lastReceivedPts = AV_NOPTS_VALUE;
   int64_t lastReceivedDuration = 0;
   int64_t lastEmittedPts = AV_NOPTS_VALUE;
-  ffmpeg::UniqueAVFrame current;  // frame last returned by next(), for convert()
+  ffmpeg::UniqueAVFrame current;   // frame last returned by next(), for convert()
   ffmpeg::UniqueAVFrame previous;  // the one before, with keepPrevious (convertPreviousTo)
   bool keepPrevious = false;
 
@@ -420,7 +420,8 @@ struct VideoDecoder::Impl {
   }
 
   void convertTo(uint8_t* rgb, int width, int height, ResizeFilter filter) {
-    if (!current) throw std::logic_error("VideoDecoder::convertTo() called without a current frame");
+    if (!current)
+      throw std::logic_error("VideoDecoder::convertTo() called without a current frame");
     convertFrame(current.get(), rgb, width, height, filter);
   }
 
