@@ -15,6 +15,7 @@
 
 #include "cuda_probe.h"
 #include "decode_helpers.h"
+#include "pillow.h"
 #include "test_support.h"
 #include "vidfeat/decode/video_decoder.h"
 
@@ -105,6 +106,30 @@ TEST_P(SharedVideoFrames, CountsFramesByDecodingInIncreasingPtsOrder) {
   VideoDecoder decoder(sharedVideo(name).string());
   EXPECT_EQ(decoder.info().codedWidth, row(name).width);
   EXPECT_EQ(decoder.info().codedHeight, row(name).height);
+}
+
+// CLIP's scale (ResizeFilter::PilBicubic) on real frames equals Pillow's on the same frame decoded
+// at display size (rotated files upright first; the 1x1 file scaled up): every fifth frame, up to
+// 6 per file, 0 bytes differ.
+TEST_P(SharedVideoFrames, PilBicubicEqualsPillowOnRealFrames) {
+  const std::string name = GetParam();
+  VideoDecoder full(sharedVideo(name).string()), scaled(sharedVideo(name).string());
+  const int dw = full.info().displayWidth, dh = full.info().displayHeight;
+  const int w = dw > dh ? int(int64_t(224) * dw / dh) : 224;
+  const int h = dw > dh ? 224 : int(int64_t(224) * dh / dw);
+  scaled.setOutputSize(w, h, ResizeFilter::PilBicubic);
+  std::vector<decodetest::Image> upright;
+  std::vector<std::vector<uint8_t>> ours;
+  DecodedFrame f, g;
+  for (int64_t i = 0; full.next(f) && scaled.next(g) && upright.size() < 6; ++i) {
+    if (i % 5) continue;
+    upright.push_back({full.outputWidth(), full.outputHeight(), convertFrame(full)});
+    ours.push_back(convertFrame(scaled));
+  }
+  ASSERT_FALSE(upright.empty());
+  const auto ref = decodetest::pillowResize(upright, w, h, "shared_" + name);
+  for (size_t i = 0; i < ref.size(); ++i)
+    EXPECT_EQ(decodetest::differing(ours[i], ref[i].rgb), 0u) << "frame " << 5 * i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Shared, SharedVideoFrames,
