@@ -214,6 +214,11 @@ def mode_export(tmp):
           "ids 'a' and 'a/b' in one per-video HDF5 file are refused, nothing written")
 
 
+def parts_text(f):
+    p = f.attrs["model_parts"]
+    return p.decode() if isinstance(p, bytes) else str(p)
+
+
 def tiny_configs(tmp):
     """SLOW 8x8 scaled down as TINY does (a config file, so that --set does not reach CLIP), and a
     tiny CLIP of its own size, frames and normalisation."""
@@ -302,6 +307,21 @@ def mode_models(tmp):
     r = run("inspect", both)
     check(r.returncode == 0 and f"columns 0-{ds - 1}: SLOW_tiny" in r.stdout
           and f"columns {ds}-{ds + dc - 1}: CLIP_tiny" in r.stdout, "inspect lists each model's columns")
+    # Job-array parts of the same two models merge into the same rows.
+    parts = [os.path.join(tmp, f"part{k}.h5") for k in range(2)]
+    for k, part in enumerate(parts):
+        check(ex(part, [slow, clip], "--shard", f"{k}/2").returncode == 0, f"shard {k}/2 with two models")
+    merged = os.path.join(tmp, "merged.h5")
+    r = run("merge", *parts, "-o", merged)
+    check(r.returncode == 0, f"merge of two-model parts: {r.stderr[-300:]}")
+    with h5py.File(both) as f, h5py.File(merged) as m:
+        mp = m.attrs["model_parts"]
+        mp = mp.decode() if isinstance(mp, bytes) else str(mp)
+        same = mp == parts_text(f) and all(
+            (m["features"][int(x["first_row"]):int(x["first_row"]) + int(x["segment_count"])]
+             == f["features"][int(y["first_row"]):int(y["first_row"]) + int(y["segment_count"])]).all()
+            for x, y in zip(vftest.video_table(m), vftest.video_table(f)))
+        check(same, f"the merged file has model_parts {mp} and the one-file run's rows")
     before = open(both, "rb").read()
     r = ex(both, [slow, clip])
     check(r.returncode == 0 and "2 already complete" in r.stderr, "the same command again resumes: nothing to do")
