@@ -15,6 +15,15 @@ std::vector<std::string> metadataDifferences(const FileMetadata& stored,
     if (a != b)
       out.push_back(std::string(what) + ": file has '" + a + "', this run has '" + b + "'");
   };
+  if (modelPartsText(stored.parts) != modelPartsText(wanted.parts)) {
+    // Another set of models (one file holds the models it was made with).
+    auto names = [](const FileMetadata& m) {
+      return m.parts.empty() ? m.modelName : modelPartsText(m.parts);
+    };
+    out.push_back("models: file has '" + names(stored) + "', this run has '" + names(wanted) +
+                  "' (a file keeps the models it was made with; adding a model to an existing "
+                  "file is not supported yet: write another output)");
+  }
   cmp("model arch", stored.modelArch, wanted.modelArch);
   cmp("checkpoint sha256", stored.checkpointSha256, wanted.checkpointSha256);
   cmp("weights", stored.weights, wanted.weights);

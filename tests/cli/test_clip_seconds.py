@@ -326,7 +326,7 @@ def mode_models(tmp):
     r = ex(both, [slow, clip])
     check(r.returncode == 0 and "2 already complete" in r.stderr, "the same command again resumes: nothing to do")
     r = ex(both, [slow])
-    check(r.returncode != 0 and "model" in r.stderr, "resuming it with one of the models is refused")
+    check(r.returncode != 0 and "models: file has" in r.stderr, "resuming it with one of the models is refused, naming the models")
     check(open(both, "rb").read() == before, "neither rerun changed the file")
     for args, word in [([slow, clip], "--clip-seconds"), ]:
         bad = os.path.join(tmp, "bad.h5")
