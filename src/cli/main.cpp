@@ -22,6 +22,7 @@ const char* kUsage =
     "  verify    compare the model's features with a PySlowFast reference (.io.pt)\n"
     "  inspect   describe an output file: model, provenance, videos, segments\n"
     "  merge     join the part files of a job array into one file\n"
+    "  join      put files of other models over the same windows side by side (add a model)\n"
     "  models    list the published models known by name (--model NAME)\n"
     "  locate    the segments of a video covering a time span\n"
     "  export    features per video: .npy, .npz or one HDF5 file (grounding layouts)\n"
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
     if (command == "inspect") return mpi.rank() == 0 ? vidfeat::cli::inspectCommand(args) : 0;
     if (command == "verify") return mpi.rank() == 0 ? vidfeat::cli::verifyCommand(args) : 0;
     if (command == "merge") return mpi.rank() == 0 ? vidfeat::cli::mergeCommand(args) : 0;
+    if (command == "join") return mpi.rank() == 0 ? vidfeat::cli::joinCommand(args) : 0;
     if (command == "models") return mpi.rank() == 0 ? vidfeat::cli::modelsCommand(args) : 0;
     if (command == "locate") return mpi.rank() == 0 ? vidfeat::cli::locateCommand(args) : 0;
     if (command == "export") return mpi.rank() == 0 ? vidfeat::cli::exportCommand(args) : 0;

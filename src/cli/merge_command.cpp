@@ -28,4 +28,25 @@ int mergeCommand(const std::vector<std::string>& argv) {
   return 0;
 }
 
+int joinCommand(const std::vector<std::string>& argv) {
+  std::vector<std::string> files;
+  std::string output;
+  bool overwrite = false;
+  CommandOptions opts(
+      "join",
+      "vidfeat join FILE... -o OUT: files of other models over the same videos and windows (each\n"
+      "extracted with the same --clip-seconds) into one file whose rows hold their features side\n"
+      "by side, as `extract --model A --model B` writes it: how a model is added to a file.");
+  opts.add()("output,o", po::value(&output)->required(), "joined file")(
+      "file", po::value(&files)->composing(), "files to join, in column order")(
+      "overwrite", po::bool_switch(&overwrite), "replace an existing output");
+  opts.positional("file", -1);
+  if (!opts.parse(argv)) return 0;
+  MergeSummary s = joinStores(files, output, overwrite);
+  spdlog::info("joined {} file(s): {} videos, {} windows, {} failed, {} pending -> {}",
+               files.size(), s.videos, s.segments, s.failed, s.pending, output);
+  if (s.failed > 0) reportFailures(readStoreSummary(output), "recorded in " + output);
+  return 0;
+}
+
 }  // namespace vidfeat::cli

@@ -62,41 +62,4 @@ FileMetadata runMetadata(const std::string& modelName, const Config& cfg, const 
   return meta;
 }
 
-FileMetadata combinedMetadata(const std::vector<FileMetadata>& models) {
-  if (models.size() == 1) return models.front();
-  FileMetadata meta = models.front();  // tail, crops, the first model's frame settings
-  auto join = [&](std::string FileMetadata::*field, const char* sep) {
-    std::string out;
-    bool any = false;
-    for (size_t i = 0; i < models.size(); ++i) {
-      out += (i ? sep : "") + models[i].*field;
-      any |= !(models[i].*field).empty();
-    }
-    return any ? out : std::string();  // random weights: no checkpoint at all
-  };
-  meta.modelName = join(&FileMetadata::modelName, "+");
-  meta.modelArch = join(&FileMetadata::modelArch, "+");
-  meta.checkpointPath = join(&FileMetadata::checkpointPath, " + ");
-  meta.checkpointSha256 = join(&FileMetadata::checkpointSha256, " + ");
-  meta.weights = join(&FileMetadata::weights, " + ");
-  // One YAML document per model, each headed by its name.
-  meta.configYaml.clear();
-  meta.featureName.clear();
-  meta.featureDim = 0;
-  meta.parts.clear();
-  for (size_t i = 0; i < models.size(); ++i) {
-    const FileMetadata& m = models[i];
-    meta.configYaml += (i ? "---\n" : "") + std::string("# model ") + std::to_string(i + 1) +
-                       " of " + std::to_string(models.size()) + ": " + m.modelName + "\n" +
-                       m.configYaml;
-    if (!meta.configYaml.empty() && meta.configYaml.back() != '\n') meta.configYaml += '\n';
-    meta.featureName +=
-        (i ? "; " : "") + std::string("columns [") + std::to_string(meta.featureDim) + ", " +
-        std::to_string(meta.featureDim + m.featureDim) + ") " + m.modelName + ": " + m.featureName;
-    meta.featureDim += m.featureDim;
-    meta.parts.emplace_back(m.modelName, m.featureDim);
-  }
-  return meta;
-}
-
 }  // namespace vidfeat

@@ -1,7 +1,9 @@
 #include "vidfeat/store/merge.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
+#include <memory>
 
 #include "vidfeat/common/error.h"
 #include "vidfeat/store/feature_store.h"
@@ -114,6 +116,147 @@ MergeSummary mergeStores(const std::vector<std::string>& parts, const std::strin
     }
     writeWave();
   }
+  out.close();
+  fs::rename(temporary, output);
+  cleanup.done = true;
+  return summary;
+}
+
+MergeSummary joinStores(const std::vector<std::string>& files, const std::string& output,
+                        bool overwrite) {
+  namespace fs = std::filesystem;
+  if (files.size() < 2) throw Error("join: give two or more files");
+  if (fs::exists(output) && !overwrite) {
+    throw Error(output + ": exists; pass --overwrite to replace it");
+  }
+  std::vector<std::unique_ptr<StoreReader>> readers;
+  std::vector<FileMetadata> metas;
+  for (const auto& file : files) {
+    std::error_code ec;
+    if (fs::exists(output) && fs::equivalent(file, output, ec))
+      throw Error("join refused: the output " + output + " is the input " + file);
+    readers.push_back(std::make_unique<StoreReader>(file));
+    const StoreSummary& s = readers.back()->summary();
+    const FileMetadata& m = s.meta;
+    if (m.stride != 0 || m.featureName.find("--clip-seconds") == std::string::npos ||
+        m.targetFps != 0) {
+      throw Error("join refused: " + file +
+                  " has frame-based clips (or --fps); files join only when their windows are the "
+                  "same: extract each with the same --clip-seconds");
+    }
+    if (m.crops != 1)
+      throw Error("join refused: " + file + " has --crops " + std::to_string(m.crops));
+    if (m.tailPolicy != readers.front()->summary().meta.tailPolicy) {
+      throw Error("join refused: " + file + " has tail policy " + m.tailPolicy + ", " +
+                  files.front() + " has " + readers.front()->summary().meta.tailPolicy);
+    }
+    metas.push_back(m);
+  }
+  // The same videos in every file (by id), in the first file's order.
+  const auto& first = readers.front()->summary().videos;
+  std::vector<std::map<std::string, size_t>> rowOf(readers.size());
+  for (size_t f = 0; f < readers.size(); ++f) {
+    const auto& videos = readers[f]->summary().videos;
+    for (size_t i = 0; i < videos.size(); ++i) rowOf[f][videos[i].videoId] = i;
+    if (videos.size() != first.size()) {
+      throw Error("join refused: " + files[f] + " holds " + std::to_string(videos.size()) +
+                  " videos, " + files.front() + " " + std::to_string(first.size()));
+    }
+    for (const auto& v : first) {
+      if (!rowOf[f].count(v.videoId))
+        throw Error("join refused: video '" + v.videoId + "' is not in " + files[f]);
+    }
+  }
+  // Every video's rows, checked before anything is written: the windows all files have, with
+  // the same times.
+  struct Joined {
+    VideoResult result;
+    bool pending = false;
+  };
+  std::vector<Joined> joined(first.size());
+  FileMetadata meta = combinedMetadata(metas);
+  MergeSummary summary;
+  for (size_t i = 0; i < first.size(); ++i) {
+    Joined& j = joined[i];
+    static_cast<VideoOutcome&>(j.result) = first[i];
+    j.result.videoRow = int64_t(i);
+    j.result.error.clear();
+    j.result.status = VideoStatus::Complete;
+    std::vector<const StoredVideo*> rows;
+    for (size_t f = 0; f < readers.size(); ++f) {
+      const StoredVideo& v = readers[f]->summary().videos[rowOf[f].at(first[i].videoId)];
+      rows.push_back(&v);
+      if (v.status == VideoStatus::Pending) j.pending = true;
+      if (v.status == VideoStatus::Failed && j.result.status != VideoStatus::Failed) {
+        j.result.status = VideoStatus::Failed;
+        j.result.error = v.error.empty() ? "failed in " + files[f] : v.error;
+        j.result.failureStage = "joined";
+      }
+    }
+    ++summary.videos;
+    if (j.pending) {
+      ++summary.pending;
+      continue;
+    }
+    if (j.result.status == VideoStatus::Failed) {
+      ++summary.failed;
+      continue;
+    }
+    int64_t n = rows.front()->segmentCount;
+    for (const StoredVideo* v : rows) n = std::min(n, v->segmentCount);
+    std::vector<std::vector<SegmentRecord>> segs(rows.size());
+    std::vector<std::vector<float>> feats(rows.size());
+    for (size_t f = 0; f < rows.size(); ++f)
+      readers[f]->readRows(rows[f]->firstRow, n, segs[f], feats[f]);
+    for (size_t f = 1; f < rows.size(); ++f) {
+      for (int64_t k = 0; k < n; ++k) {
+        const SegmentRecord &a = segs[0][size_t(k)], &b = segs[f][size_t(k)];
+        // A window is known by its start; the partial last one may end where each model's
+        // samples end (the first file's end is kept, as one extract of several models does).
+        if (a.startTime != b.startTime || (k + 1 < n && a.endTime != b.endTime)) {
+          throw Error("join refused: video '" + first[i].videoId + "' window " + std::to_string(k) +
+                      " is [" + std::to_string(a.startTime) + ", " + std::to_string(a.endTime) +
+                      ") s in " + files.front() + " and [" + std::to_string(b.startTime) + ", " +
+                      std::to_string(b.endTime) + ") s in " + files[f] +
+                      " (other --clip-seconds?)");
+        }
+      }
+    }
+    j.result.segments = segs.front();
+    j.result.features.resize(size_t(n * meta.featureDim));
+    int64_t column = 0;
+    for (size_t f = 0; f < rows.size(); ++f) {
+      const int64_t d = metas[f].featureDim;
+      for (int64_t k = 0; k < n; ++k)
+        std::copy_n(feats[f].data() + k * d, d,
+                    j.result.features.data() + k * meta.featureDim + column);
+      column += d;
+    }
+    summary.segments += n;
+  }
+
+  const std::string temporary = output + ".joining";
+  struct RemoveUnlessDone {
+    const std::string& path;
+    bool done = false;
+    ~RemoveUnlessDone() {
+      std::error_code ec;
+      if (!done) fs::remove(path, ec);
+    }
+  } cleanup{temporary};
+  FeatureStore out = FeatureStore::create(temporary, MPI_COMM_SELF, meta);
+  std::vector<VideoEntry> entries(first.begin(), first.end());
+  out.addVideos(entries);
+  std::vector<VideoResult> wave;
+  for (auto& j : joined) {
+    if (j.pending) continue;  // stays pending: extract the model it lacks, then join again
+    wave.push_back(std::move(j.result));
+    if (wave.size() >= 256) {
+      out.writeWave(wave);
+      wave.clear();
+    }
+  }
+  out.writeWave(wave);
   out.close();
   fs::rename(temporary, output);
   cleanup.done = true;

@@ -322,6 +322,24 @@ def mode_models(tmp):
              == f["features"][int(y["first_row"]):int(y["first_row"]) + int(y["segment_count"])]).all()
             for x, y in zip(vftest.video_table(m), vftest.video_table(f)))
         check(same, f"the merged file has model_parts {mp} and the one-file run's rows")
+    # Adding a model to a file: the model alone, then join: the one pass's rows.
+    joined = os.path.join(tmp, "joined.h5")
+    r = run("join", one_slow, one_clip, "-o", joined)
+    check(r.returncode == 0, f"join of SLOW's and CLIP's files: {r.stderr[-300:]}")
+    with h5py.File(both) as f, h5py.File(joined) as j:
+        check(parts_text(j) == parts_text(f) and (j["features"][:] == f["features"][:]).all()
+              and (j["segments"][:] == f["segments"][:]).all(),
+              "the joined file has the one pass's model_parts, rows and windows (b: the 2 both have)")
+    other = os.path.join(tmp, "clip1s.h5")
+    r = run("extract", "--config", clip, "--random-weights", "1", "--threads", "1", "--manifest", manifest,
+            "--output", other, "--clip-seconds", "1")
+    check(r.returncode == 0, f"CLIP with 1 s windows: {r.stderr[-300:]}")
+    bad = os.path.join(tmp, "badjoin.h5")
+    r = run("join", one_slow, other, "-o", bad)
+    check(r.returncode != 0 and "window" in r.stderr and not os.path.exists(bad),
+          "joining files of other windows is refused naming the window, nothing written")
+    r = run("join", one_slow, one_clip, "-o", joined)
+    check(r.returncode != 0 and "--overwrite" in r.stderr, "join does not replace an output unasked")
     before = open(both, "rb").read()
     r = ex(both, [slow, clip])
     check(r.returncode == 0 and "2 already complete" in r.stderr, "the same command again resumes: nothing to do")

@@ -12,6 +12,7 @@ int extractCommand(const std::vector<std::string>& args, MPI_Comm comm);
 int inspectCommand(const std::vector<std::string>& args);
 int verifyCommand(const std::vector<std::string>& args);  // serial (rank 0)
 int mergeCommand(const std::vector<std::string>& args);   // serial (rank 0)
+int joinCommand(const std::vector<std::string>& args);    // serial (rank 0)
 int modelsCommand(const std::vector<std::string>& args);
 int locateCommand(const std::vector<std::string>& args);
 int exportCommand(const std::vector<std::string>& args);

@@ -41,10 +41,4 @@ LoadedWeights setWeights(FeatureModel& model, const Config& cfg, const WeightsSo
 FileMetadata runMetadata(const std::string& modelName, const Config& cfg, const FeatureModel& model,
                          const LoadedWeights& weights, const ExtractOptions& options);
 
-// The file metadata of a run of several models (each one's runMetadata, in column order): names,
-// archs, checkpoints and weights joined with "+", the configs as one YAML document each, feature
-// rows described column range by column range, feature_dim the sum, model_parts the list; the
-// first model's tail, crop and frame settings. One model: its own metadata unchanged.
-FileMetadata combinedMetadata(const std::vector<FileMetadata>& models);
-
 }  // namespace vidfeat

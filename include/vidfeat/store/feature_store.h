@@ -146,6 +146,13 @@ class StoreReader {
 std::vector<std::string> metadataDifferences(const FileMetadata& stored,
                                              const FileMetadata& wanted);
 
+// The metadata of a file holding several models' features side by side (each one's metadata, in
+// column order; a file's own model_parts are kept in turn): names, archs, checkpoints and weights
+// joined with "+", the configs as one YAML document each, feature rows described column range by
+// column range, feature_dim the sum, model_parts the list; the first's tail, crop and frame
+// settings. One model: its own metadata unchanged.
+FileMetadata combinedMetadata(const std::vector<FileMetadata>& models);
+
 // The message for a failed write of the output `path` (HDF5's `details`): "disk full: cannot write
 // <path> (N bytes free on its file system); free space, then rerun ..." when the file system is
 // full or the error says so, else "I/O error on <path>: <details>".
