@@ -174,6 +174,8 @@ MergeSummary joinStores(const std::vector<std::string>& files, const std::string
     bool pending = false;
   };
   std::vector<Joined> joined(first.size());
+  std::vector<std::vector<std::string>> stages;  // where each file's failed videos failed
+  for (const auto& r : readers) stages.push_back(r->summary().lastFailureStages());
   FileMetadata meta = combinedMetadata(metas);
   MergeSummary summary;
   for (size_t i = 0; i < first.size(); ++i) {
@@ -190,7 +192,7 @@ MergeSummary joinStores(const std::vector<std::string>& files, const std::string
       if (v.status == VideoStatus::Failed && j.result.status != VideoStatus::Failed) {
         j.result.status = VideoStatus::Failed;
         j.result.error = v.error.empty() ? "failed in " + files[f] : v.error;
-        j.result.failureStage = "joined";
+        j.result.failureStage = stages[f][rowOf[f].at(first[i].videoId)];
       }
     }
     ++summary.videos;
