@@ -16,6 +16,7 @@ checked against the single runs' (columns equal bit for bit).
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -104,6 +105,16 @@ def measure(a, vidfeat, d, manifest, videos, models):
     return L
 
 
+def make_heavy(d):
+    """Two 8 s 1080p60 H.264 files of ~130 Mbit/s (noise): decoding dominates a light model's run."""
+    a, b = os.path.join(d, "heavy_a.mp4"), os.path.join(d, "heavy_b.mp4")
+    sh(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+        "testsrc2=size=1920x1080:rate=60,noise=alls=12:allf=t", "-t", "8", "-c:v", "libx264",
+        "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", a])
+    shutil.copyfile(a, b)
+    return [a, b]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build")
@@ -115,6 +126,8 @@ def main():
     ap.add_argument("--videos", nargs="*")
     ap.add_argument("--out", default=os.path.join(REPO, "BENCHMARKS.md"))
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--heavy-sets", default="X3D_S,CLIP_ViT_B32",
+                    help="sets also run on two decode-heavy 1080p60 files ('' = none)")
     a = ap.parse_args()
     vidfeat = os.path.join(a.build, "vidfeat")
     d = tempfile.mkdtemp(prefix="vidfeat_multi_")
@@ -131,6 +144,14 @@ def main():
          "The one pass's columns equal each single run's features bit for bit (checked).", ""]
     for spec in a.sets.split(";"):
         L += measure(a, vidfeat, d, manifest, videos, spec.split(",")) + [""]
+    if a.heavy_sets:
+        heavy = make_heavy(d)
+        hm = os.path.join(d, "heavy.txt")
+        with open(hm, "w") as f:
+            f.write("\n".join(heavy) + "\n")
+        L += ["Decoding a large share: two 8 s 1080p60 H.264 files of ~130 Mbit/s (noise), same settings:", ""]
+        for spec in a.heavy_sets.split(";"):
+            L += measure(a, vidfeat, d, hm, heavy, spec.split(",")) + [""]
     L += [f"Command: `/usr/bin/python3 tools/bench/multi_model.py {' '.join(sys.argv[1:])}`", "", END, ""]
     section = "\n".join(L)
     print(section)
