@@ -10,6 +10,21 @@
 
 namespace vidfeat {
 
+namespace {
+
+// An output written under a temporary name and renamed at the end: removed unless done, so a
+// merge or join that fails midway leaves neither a partial output nor a damaged earlier one.
+struct RemoveUnlessDone {
+  const std::string& path;
+  bool done = false;
+  ~RemoveUnlessDone() {
+    std::error_code ec;
+    if (!done) std::filesystem::remove(path, ec);
+  }
+};
+
+}  // namespace
+
 MergeSummary mergeStores(const std::vector<std::string>& parts, const std::string& output,
                          bool overwrite) {
   if (parts.empty()) throw Error("merge: no part files given");
@@ -57,14 +72,7 @@ MergeSummary mergeStores(const std::vector<std::string>& parts, const std::strin
   // Written under a temporary name and renamed at the end, so a merge that fails midway leaves
   // neither a partial output nor a damaged earlier one.
   const std::string temporary = output + ".merging";
-  struct RemoveUnlessDone {
-    const std::string& path;
-    bool done = false;
-    ~RemoveUnlessDone() {
-      std::error_code ec;
-      if (!done) fs::remove(path, ec);
-    }
-  } cleanup{temporary};
+  RemoveUnlessDone cleanup{temporary};
   FeatureStore out =
       FeatureStore::create(temporary, MPI_COMM_SELF, readers.front()->summary().meta);
   std::vector<VideoEntry> entries;
@@ -238,14 +246,7 @@ MergeSummary joinStores(const std::vector<std::string>& files, const std::string
   }
 
   const std::string temporary = output + ".joining";
-  struct RemoveUnlessDone {
-    const std::string& path;
-    bool done = false;
-    ~RemoveUnlessDone() {
-      std::error_code ec;
-      if (!done) fs::remove(path, ec);
-    }
-  } cleanup{temporary};
+  RemoveUnlessDone cleanup{temporary};
   FeatureStore out = FeatureStore::create(temporary, MPI_COMM_SELF, meta);
   std::vector<VideoEntry> entries(first.begin(), first.end());
   out.addVideos(entries);
